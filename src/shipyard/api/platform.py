@@ -1,0 +1,224 @@
+"""The control plane's core: turns the store's desired state into running releases.
+
+`deploy` is the one way through the system (build → release → run → route);
+`reconcile` re-creates what the store says after a restart; the edge is kept
+in step with the supervisor by one background task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from shipyard.build.builder import build_slug
+from shipyard.build.manifest import Manifest
+from shipyard.edge.caddy import Edge
+from shipyard.edge.routes import AppRoute
+from shipyard.errors import DeployError, ShipyardError
+from shipyard.git.repos import Repos
+from shipyard.release.plan import ReleaseTarget, instance_specs
+from shipyard.runtime.supervisor import Supervisor, stop_all
+from shipyard.settings import Settings
+from shipyard.store import records
+from shipyard.store.store import Store
+
+Log = Callable[[str], Awaitable[None]]
+# Settings an app's config may carry that the builder reads (the rest stay out of the build).
+BUILD_KNOBS = ("APP_RUN", "PIP_INDEX_URL")
+
+
+@dataclass(frozen=True)
+class InstanceStatus:
+    name: str
+    release: int
+    state: str
+    port: int
+    pid: int | None
+    exit_code: int | None
+    restarts: int
+
+
+class Platform:
+    def __init__(self, settings: Settings, store: Store, edge: Edge) -> None:
+        self.settings = settings
+        self.store = store
+        self.edge = edge
+        self.repos = Repos(settings.repos_dir)
+        self.supervisor = Supervisor(settings.logs_dir, settings.tmp_dir / "instances", self._routes_changed)
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._edge_dirty = asyncio.Event()
+        self._edge_task: asyncio.Task[None] | None = None
+        self._retry_tasks: dict[str, asyncio.Task[None]] = {}
+
+    # Lifecycle
+
+    async def start(self) -> None:
+        await self.edge.start()
+        self._edge_task = asyncio.create_task(self._edge_loop())
+        await self.sync_edge()
+        for app in self.store.list_apps():
+            if app.current_release is not None:
+                self._retry_tasks[app.name] = asyncio.create_task(self._restore(app))
+
+    async def shutdown(self) -> None:
+        for task in self._retry_tasks.values():
+            task.cancel()
+        await self.supervisor.shutdown(self.settings.drain_grace)
+        if self._edge_task:
+            self._edge_task.cancel()
+        await self.edge.stop()
+
+    async def _restore(self, app: records.App) -> None:
+        """Bring an app back at its current release after a platform restart, retrying while it fails."""
+        delay = 2.0
+        while True:
+            try:
+                release = self.store.get_release(app.name, app.current_release or 0)
+                instances = [await self.supervisor.boot(s) for s in instance_specs(self._target(release))]
+                self.supervisor.activate(app.name, instances)
+                self.supervisor.app_log(app.name).write("shipyard[api]", f"Restored v{release.version}")
+                return
+            except ShipyardError as exc:
+                self.supervisor.app_log(app.name).write("shipyard[api]", f"Could not restore: {exc.message}")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 60)
+
+    # Apps
+
+    def create_app(self, name: str, branch: str = "main", boot_timeout: int = 240) -> records.App:
+        app = self.store.create_app(name, branch=branch, boot_timeout=boot_timeout)
+        self.repos.create(name)
+        self._routes_changed()
+        return app
+
+    async def destroy_app(self, name: str) -> None:
+        self.store.get_app(name)
+        async with self._lock(name):
+            if task := self._retry_tasks.pop(name, None):
+                task.cancel()
+            await self.supervisor.stop_app(name, self.settings.drain_grace)
+            self.store.delete_app(name)
+            await self.sync_edge()
+            self.repos.delete(name)
+            for folder in (self.settings.slugs_dir / name, self.settings.logs_dir / name):
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def instance_status(self, name: str) -> list[InstanceStatus]:
+        return [InstanceStatus(name=i.spec.name, release=i.spec.release, state=i.state, port=i.port, pid=i.pid,
+                               exit_code=i.exit_code, restarts=i.restarts) for i in self.supervisor.instances(name)]
+
+    def app_state(self, app: records.App) -> str:
+        states = {i.state for i in self.supervisor.instances(app.name)}
+        if app.current_release is None:
+            return "new"
+        for state in ("up", "crashed", "starting"):
+            if state in states:
+                return state
+        return "down"
+
+    # Deploys
+
+    async def deploy(self, name: str, source_dir: Path, commit: str, log: Log) -> records.Release:
+        """Build the pushed source into a slug, make release vN, and roll it out."""
+        async with self._lock(name):
+            app = self.store.get_app(name)
+            config = self.store.get_config(name)
+            slug_dir = self.settings.slugs_dir / name / f"{int(time.time() * 1000)}-{commit[:12]}"
+            slug = await build_slug(source_dir, slug_dir, uv_cache_dir=self.settings.uv_cache_dir,
+                                    env={k: v for k, v in config.items() if k in BUILD_KNOBS}, log=log)
+            build = self.store.add_build(name, commit, str(slug.path), slug.manifest.to_json())
+            release = self.store.add_release(name, build.id, config, f"Deploy {commit[:7]}")
+            await self._roll_out(app, release, log)
+            return release
+
+    async def update_config(self, name: str, set_vars: dict[str, str], unset: list[str],
+                            log: Log) -> records.Release | None:
+        """Store the new config; if the app runs, release it with the same slug (a restart with the new env)."""
+        async with self._lock(name):
+            app = self.store.get_app(name)
+            config = self.store.update_config(name, set_vars, unset)
+            if app.current_release is None:
+                return None
+            current = self.store.get_release(name, app.current_release)
+            changed = ", ".join([*set_vars, *unset])
+            verb = "Set" if set_vars else "Unset"
+            release = self.store.add_release(name, current.build.id, config, f"{verb} {changed} config vars")
+            await self._roll_out(app, release, log)
+            return release
+
+    async def _roll_out(self, app: records.App, release: records.Release, log: Log) -> None:
+        """Health-gated switch: start the new instances, route to them, then drain the old ones."""
+        applog = self.supervisor.app_log(app.name)
+        await log(f"-----> Releasing v{release.version}: starting web process (waiting up to {app.boot_timeout} s "
+                  "for it to listen on $PORT)")
+        started = []
+        try:
+            for spec in instance_specs(self._target(release)):
+                started.append(await self.supervisor.boot(spec))
+        except DeployError as exc:
+            await stop_all(started, grace=1)
+            self.store.mark_release(app.name, release.version, "failed")
+            applog.write("shipyard[api]", f"Release v{release.version} failed: {exc.message.splitlines()[0]}")
+            raise DeployError(f"Release v{release.version} failed: {exc.message}", hint=exc.hint) from None
+        if task := self._retry_tasks.pop(app.name, None):
+            task.cancel()
+        old = self.supervisor.activate(app.name, started)
+        await self.sync_edge()
+        self.store.set_current_release(app.name, release.version)
+        applog.write("shipyard[api]", f"Release v{release.version} is live ({release.description})")
+        await log(f"-----> v{release.version} is live at {self.settings.app_url(app.name)}")
+        if old:
+            asyncio.create_task(self._drain(old))
+
+    async def _drain(self, old: list) -> None:  # type: ignore[type-arg]
+        """Wait for in-flight requests to the old instances to finish (bounded), then stop them."""
+        addresses = {i.address for i in old}
+        deadline = time.monotonic() + self.settings.drain_grace
+        while time.monotonic() < deadline:
+            try:
+                busy = await self.edge.upstream_requests()
+            except ShipyardError:
+                break
+            if not any(busy.get(a, 0) for a in addresses):
+                break
+            await asyncio.sleep(0.1)
+        await self.supervisor.retire(old, self.settings.drain_grace)
+
+    def _target(self, release: records.Release) -> ReleaseTarget:
+        app = self.store.get_app(release.app)
+        manifest = Manifest.from_json(release.build.manifest)
+        concurrency = int(release.config.get("WEB_CONCURRENCY") or self.settings.default_web_concurrency)
+        return ReleaseTarget(app=release.app, version=release.version, slug_path=Path(release.build.slug_path),
+                             process_types=manifest.process_types, config=release.config,
+                             hostname=self.settings.app_hostname(release.app),
+                             external_url=self.settings.app_url(release.app),
+                             boot_timeout=float(app.boot_timeout), web_concurrency=concurrency)
+
+    def _lock(self, name: str) -> asyncio.Lock:
+        return self._locks.setdefault(name, asyncio.Lock())
+
+    # Edge reconciliation
+
+    def _routes_changed(self) -> None:
+        self._edge_dirty.set()
+
+    def route_inputs(self) -> list[AppRoute]:
+        return [AppRoute(app=a.name, hostname=self.settings.app_hostname(a.name),
+                         upstreams=self.supervisor.routable_addresses(a.name)) for a in self.store.list_apps()]
+
+    async def sync_edge(self) -> None:
+        self._edge_dirty.clear()
+        await self.edge.apply(self.route_inputs())
+
+    async def _edge_loop(self) -> None:
+        while True:
+            await self._edge_dirty.wait()
+            try:
+                await self.sync_edge()
+            except ShipyardError:
+                await asyncio.sleep(1)
+                self._edge_dirty.set()

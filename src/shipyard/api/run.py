@@ -1,0 +1,119 @@
+"""`shipyard up`: the platform process. One asyncio loop runs the API, the supervisor and the edge."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+import uvicorn
+
+from shipyard.api.auth import load_or_create_token
+from shipyard.api.platform import Platform
+from shipyard.api.server import create_api
+from shipyard.edge.caddy import Edge
+from shipyard.errors import AlreadyRunning, PlatformError
+from shipyard.settings import Settings
+from shipyard.store.secrets import Cipher, load_or_create_key
+from shipyard.store.store import Store
+
+
+def prepare_data_dir(settings: Settings) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(settings.data_dir, 0o700)
+    for folder in (settings.repos_dir, settings.slugs_dir, settings.logs_dir, settings.uv_cache_dir,
+                   settings.tmp_dir, settings.caddy_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+
+
+def acquire_lock(settings: Settings) -> IO[str]:
+    """Hold an exclusive lock on the data directory for the platform's lifetime."""
+    handle = open(settings.lock_file, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        running = read_state(settings.state_file)
+        where = f" (pid {running.get('pid')}, API {running.get('api_url')})" if running else ""
+        raise AlreadyRunning(
+            f"Shipyard is already running on {settings.data_dir}{where}.",
+            hint="Stop that one first (Ctrl-C in its terminal), or start another with a different --data-dir.")
+    return handle
+
+
+def read_state(path: Path) -> dict[str, object]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def write_state(settings: Settings) -> None:
+    state = {"pid": os.getpid(), "api_url": settings.api_url, "edge_url": settings.edge_url,
+             "base_domain": settings.base_domain, "edge_port": settings.edge_port}
+    tmp = settings.state_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state))
+    os.replace(tmp, settings.state_file)
+
+
+class PlatformServer:
+    """Start (edge, reconcile, API), serve until a signal, then stop everything in reverse order."""
+
+    def __init__(self, settings: Settings, announce: Callable[[str], None]) -> None:
+        self.settings = settings
+        self.announce = announce
+
+    async def serve(self) -> None:
+        settings = self.settings
+        store = Store(settings.db_file, Cipher(load_or_create_key(settings.secret_key_file)))
+        token = load_or_create_token(settings.token_file)
+        edge = Edge(config_dir=settings.caddy_dir, admin_socket=settings.edge_admin_socket,
+                    listen=f"{settings.edge_host}:{settings.edge_port}", log_file=settings.logs_dir / "edge.log")
+        platform = Platform(settings, store, edge)
+        config = uvicorn.Config(create_api(platform, token), host=settings.api_host, port=settings.api_port,
+                                log_level="warning", lifespan="off", timeout_graceful_shutdown=5)
+        server = uvicorn.Server(config)
+        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await platform.start()
+            serving = asyncio.create_task(server.serve())
+            while not server.started:
+                if serving.done():
+                    serving.result()
+                    raise PlatformError(f"The API could not listen on {settings.api_url}.",
+                                        hint="Is the port in use? Pick another with --api-port.")
+                await asyncio.sleep(0.05)
+            write_state(settings)
+            self.announce_ready(token)
+            await stop.wait()
+            self.announce("Stopping: draining apps, stopping the edge …")
+            server.should_exit = True
+            await serving
+        finally:
+            await platform.shutdown()
+            store.close()
+            settings.state_file.unlink(missing_ok=True)
+
+    def announce_ready(self, token: str) -> None:
+        s = self.settings
+        self.announce(f"Shipyard is up.\n  API:   {s.api_url}  (OpenAPI: {s.api_url}/docs)\n"
+                      f"  Edge:  {s.edge_url}  (apps at http://<app>.{s.base_domain}:{s.edge_port}/)\n"
+                      f"  Token: {s.token_file}\n  Data:  {s.data_dir}\nPress Ctrl-C to stop.")
+
+
+def run_platform(settings: Settings, announce: Callable[[str], None]) -> None:
+    prepare_data_dir(settings)
+    lock = acquire_lock(settings)
+    try:
+        asyncio.run(PlatformServer(settings, announce).serve())
+    finally:
+        lock.close()

@@ -1,0 +1,164 @@
+"""The control-plane HTTP API (FastAPI) with git smart HTTP on the same server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+
+from shipyard import __version__
+from shipyard.api.auth import check_token
+from shipyard.api.platform import Platform
+from shipyard.api.schemas import (AppCreate, AppOut, AppUpdate, ConfigOut, ConfigUpdate, DeployRequest,
+                                  InstanceOut, ReleaseOut)
+from shipyard.errors import InvalidInput, NotFound, ShipyardError, Unauthorized
+from shipyard.git.http_backend import cgi_env, run_http_backend
+from shipyard.runtime.logs import follow as follow_log
+from shipyard.store import records
+from shipyard.store.names import validate_branch, validate_config_key
+
+
+def git_error(message: str, service: str) -> StreamingResponse:
+    """An `ERR` pkt-line: git prints it as `fatal: remote error: <message>` instead of a bare 404."""
+    line = f"ERR {message}\n".encode()
+    body = f"{len(line) + 4:04x}".encode() + line
+    media = f"application/x-{service}-advertisement" if service.startswith("git-") else "text/plain"
+    return StreamingResponse(iter([body]), status_code=200 if service else 404, media_type=media)
+
+
+def create_api(platform: Platform, token: str) -> FastAPI:
+    api = FastAPI(title="Shipyard", version=__version__,
+                  description="Control plane of Shipyard. Every endpoint but /health needs the platform token "
+                              "as `Authorization: Bearer <token>`.")
+    settings = platform.settings
+
+    @api.exception_handler(ShipyardError)
+    async def _user_error(request: Request, exc: ShipyardError) -> JSONResponse:
+        headers = {"WWW-Authenticate": 'Basic realm="Shipyard"'} if isinstance(exc, Unauthorized) else None
+        return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=exc.status_code, headers=headers)
+
+    def authorized(request: Request) -> None:
+        check_token(request.headers.get("authorization"), token)
+
+    def app_out(app: records.App) -> AppOut:
+        return AppOut(name=app.name, branch=app.branch, boot_timeout=app.boot_timeout, release=app.current_release,
+                      state=platform.app_state(app), url=settings.app_url(app.name),
+                      git_url=f"{settings.api_url}/git/{app.name}.git", created_at=app.created_at,
+                      instances=[InstanceOut(**vars(i)) for i in platform.instance_status(app.name)])
+
+    @api.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @api.get("/apps", dependencies=[Depends(authorized)])
+    async def list_apps() -> list[AppOut]:
+        return [app_out(a) for a in platform.store.list_apps()]
+
+    @api.post("/apps", status_code=201, dependencies=[Depends(authorized)])
+    async def create_app(body: AppCreate) -> AppOut:
+        return app_out(platform.create_app(body.name, validate_branch(body.branch), body.boot_timeout))
+
+    @api.get("/apps/{name}", dependencies=[Depends(authorized)])
+    async def get_app(name: str) -> AppOut:
+        return app_out(platform.store.get_app(name))
+
+    @api.patch("/apps/{name}", dependencies=[Depends(authorized)])
+    async def update_app(name: str, body: AppUpdate) -> AppOut:
+        branch = validate_branch(body.branch) if body.branch is not None else None
+        return app_out(platform.store.update_app(name, branch=branch, boot_timeout=body.boot_timeout))
+
+    @api.delete("/apps/{name}", status_code=204, dependencies=[Depends(authorized)])
+    async def destroy_app(name: str, confirm: str = "") -> None:
+        platform.store.get_app(name)
+        if confirm != name:
+            raise InvalidInput(f"Destroying '{name}' deletes its code, releases and logs.",
+                               hint=f"Confirm with `--confirm {name}`.")
+        await platform.destroy_app(name)
+
+    @api.get("/apps/{name}/config", dependencies=[Depends(authorized)])
+    async def get_config(name: str) -> ConfigOut:
+        return ConfigOut(config=platform.store.get_config(name))
+
+    @api.patch("/apps/{name}/config", dependencies=[Depends(authorized)])
+    async def update_config(name: str, body: ConfigUpdate) -> ConfigOut:
+        for key in [*body.set, *body.unset]:
+            validate_config_key(key)
+        lines: list[str] = []
+
+        async def log(line: str) -> None:
+            lines.append(line)
+
+        release = await platform.update_config(name, body.set, body.unset, log)
+        return ConfigOut(config=platform.store.get_config(name), release=release.version if release else None)
+
+    @api.get("/apps/{name}/releases", dependencies=[Depends(authorized)])
+    async def list_releases(name: str) -> list[ReleaseOut]:
+        current = platform.store.get_app(name).current_release
+        return [ReleaseOut(version=r.version, description=r.description, status=r.status, commit=r.build.commit,
+                           current=r.version == current, created_at=r.created_at)
+                for r in platform.store.list_releases(name)]
+
+    @api.get("/apps/{name}/logs", dependencies=[Depends(authorized)], response_class=PlainTextResponse)
+    async def logs(name: str, lines: int = 100, follow: bool = False) -> StreamingResponse:
+        platform.store.get_app(name)
+        path = platform.supervisor.app_log(name).path
+        if follow:
+            return StreamingResponse(follow_log(path, lines), media_type="text/plain")
+        text = "".join(line + "\n" for line in platform.supervisor.app_log(name).tail(lines))
+        return StreamingResponse(iter([text]), media_type="text/plain")
+
+    @api.post("/apps/{name}/deploys", dependencies=[Depends(authorized)])
+    async def deploy(name: str, body: DeployRequest) -> StreamingResponse:
+        """Build and release a source tree (used by the git hook); streams NDJSON events."""
+        platform.store.get_app(name)
+        source = Path(body.source_dir)
+        if not source.resolve().is_relative_to(settings.tmp_dir.resolve()) or not source.is_dir():
+            raise InvalidInput("The source directory must be one the git hook exported.")
+        events: asyncio.Queue[dict | None] = asyncio.Queue()
+
+        async def log(line: str) -> None:
+            await events.put({"log": line})
+
+        async def run() -> None:
+            try:
+                release = await platform.deploy(name, source, body.commit, log)
+                await events.put({"release": release.version})
+            except ShipyardError as exc:
+                await events.put({"error": exc.message, "hint": exc.hint})
+            finally:
+                await events.put(None)
+
+        task = asyncio.create_task(run())
+
+        async def stream() -> AsyncIterator[str]:
+            while (event := await events.get()) is not None:
+                yield json.dumps(event) + "\n"
+            await task
+
+        return StreamingResponse(stream(), media_type="application/x-ndjson")
+
+    @api.api_route("/git/{repo}/{path:path}", methods=["GET", "POST"], include_in_schema=False)
+    async def git(repo: str, path: str, request: Request) -> StreamingResponse:
+        check_token(request.headers.get("authorization"), token)
+        name = repo.removesuffix(".git")
+        if not repo.endswith(".git"):
+            raise NotFound(f"Git remotes end in .git: use {settings.api_url}/git/{name}.git")
+        try:
+            app = platform.store.get_app(name)
+        except NotFound as exc:
+            return git_error(f"{exc.message} {exc.hint}", request.query_params.get("service", ""))
+        platform.repos.create(name)  # a repo lost from disk comes back empty rather than failing every push
+        env = cgi_env(repos_root=platform.repos.root, path_info=f"/{name}.git/{path}", method=request.method,
+                      query=request.url.query, headers=request.headers,
+                      remote_addr=request.client.host if request.client else "",
+                      extra={"SHIPYARD_API_URL": settings.api_url, "SHIPYARD_HOOK_TOKEN": token,
+                             "SHIPYARD_APP": name, "SHIPYARD_BRANCH": app.branch,
+                             "SHIPYARD_TMP": str(settings.tmp_dir), "HOME": str(settings.data_dir)})
+        response = await run_http_backend(env, request.stream())
+        return StreamingResponse(response.body, status_code=response.status, headers=dict(response.headers))
+
+    return api

@@ -1,0 +1,235 @@
+"""The `shipyard` command line (Typer + Rich)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from typer.core import TyperGroup
+
+from shipyard.cli.client import Client, find_target
+from shipyard.errors import ShipyardError
+from shipyard.settings import DEFAULT_API_PORT, DEFAULT_EDGE_PORT, Settings, default_data_dir
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class DefaultCommandGroup(TyperGroup):
+    """`shipyard config todo` means `shipyard config show todo`: an unknown word is the app name."""
+
+    default_command = "show"
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(help="Shipyard: git push your Python web app to your own machine.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+apps_cli = typer.Typer(help="Create, list, inspect and destroy apps.", cls=DefaultCommandGroup)
+config_cli = typer.Typer(help="Config vars: the app's environment.", cls=DefaultCommandGroup)
+app.add_typer(apps_cli, name="apps")
+app.add_typer(config_cli, name="config")
+
+DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Data directory of a local platform "
+                                                 "(default: $SHIPYARD_DATA_DIR or ~/.local/share/shipyard).")]
+
+
+class State:
+    data_dir: Path | None = None
+
+
+state = State()
+
+
+@app.callback()
+def _root(data_dir: DataDir = None) -> None:
+    state.data_dir = data_dir
+
+
+def client() -> Client:
+    return Client(find_target(state.data_dir))
+
+
+# Platform
+
+@app.command()
+def up(
+    data_dir: DataDir = None,
+    api_port: Annotated[int, typer.Option(help="Port of the API and git server.")] = DEFAULT_API_PORT,
+    edge_port: Annotated[int, typer.Option(help="Port apps are served on.")] = DEFAULT_EDGE_PORT,
+    api_host: Annotated[str, typer.Option(help="Address the API listens on.")] = "127.0.0.1",
+    edge_host: Annotated[str, typer.Option(help="Address the edge listens on (0.0.0.0 for all).")] = "127.0.0.1",
+    base_domain: Annotated[str, typer.Option(help="Apps are served at <app>.<base-domain>.")] = "localhost",
+) -> None:
+    """Start the platform in the foreground (API, git, edge, apps). Ctrl-C stops it all."""
+    from shipyard.api.run import run_platform
+
+    settings = Settings(data_dir=(data_dir or state.data_dir or default_data_dir()).resolve(), api_host=api_host,
+                        api_port=api_port, edge_host=edge_host, edge_port=edge_port, base_domain=base_domain)
+    run_platform(settings, lambda text: out.print(text))
+
+
+# Apps
+
+@apps_cli.command("list")
+def apps_list() -> None:
+    """List apps: name, release, state, URL."""
+    rows = client().request("GET", "/apps")
+    if not rows:
+        out.print("No apps yet. Create one with `shipyard apps create NAME`.")
+        return
+    table = Table("name", "release", "state", "url", box=None)
+    for a in rows:
+        table.add_row(a["name"], f"v{a['release']}" if a["release"] else "-", a["state"], a["url"])
+    out.print(table)
+
+
+@apps_cli.callback(invoke_without_command=True)
+def _apps(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand is None:
+        apps_list()
+
+
+@apps_cli.command("create")
+def apps_create(
+    name: str,
+    branch: Annotated[str, typer.Option(help="The branch whose pushes deploy.")] = "main",
+    boot_timeout: Annotated[int, typer.Option(help="Seconds a release gets to listen on $PORT.")] = 240,
+) -> None:
+    """Create an app: prints its git remote and URL."""
+    c = client()
+    created = c.request("POST", "/apps", json={"name": name, "branch": branch, "boot_timeout": boot_timeout})
+    helper = install_credential_helper(c.target.api_url)
+    out.print(f"Created [bold]{name}[/bold]\n  URL:        {created['url']}\n  Git remote: {created['git_url']}\n")
+    out.print(f"Deploy it:\n  git remote add shipyard {created['git_url']}\n  git push shipyard {branch}")
+    if helper:
+        out.print(f"\n(git gets the platform token from a credential helper set up in {helper})")
+
+
+@apps_cli.command("info")
+def apps_info(name: str) -> None:
+    """Show an app, its release and its processes."""
+    a = client().request("GET", f"/apps/{name}")
+    out.print(f"[bold]{a['name']}[/bold]  release {('v' + str(a['release'])) if a['release'] else '-'}  {a['state']}")
+    out.print(f"  URL:          {a['url']}\n  Git remote:   {a['git_url']}\n  Branch:       {a['branch']}\n"
+              f"  Boot timeout: {a['boot_timeout']} s")
+    for i in a["instances"]:
+        code = f" (exit {i['exit_code']})" if i["state"] == "crashed" else ""
+        out.print(f"  {i['name']}: {i['state']}{code}  v{i['release']}  port {i['port']}  restarts {i['restarts']}")
+
+
+@apps_cli.command("set")
+def apps_set(
+    name: str,
+    branch: Annotated[Optional[str], typer.Option(help="The branch whose pushes deploy.")] = None,
+    boot_timeout: Annotated[Optional[int], typer.Option(help="Seconds a release gets to listen on $PORT.")] = None,
+) -> None:
+    """Change an app's settings."""
+    client().request("PATCH", f"/apps/{name}", json={"branch": branch, "boot_timeout": boot_timeout})
+    out.print(f"Updated {name}.")
+
+
+@apps_cli.command("destroy")
+def apps_destroy(name: str, confirm: Annotated[str, typer.Option(help="The app's name, again.")] = "") -> None:
+    """Stop an app and delete its code, releases and logs."""
+    if confirm != name:
+        raise ShipyardError(f"Destroying '{name}' deletes its code, releases and logs.",
+                            hint=f"Run `shipyard apps destroy {name} --confirm {name}`.")
+    client().request("DELETE", f"/apps/{name}", params={"confirm": confirm})
+    out.print(f"Destroyed {name}.")
+
+
+# Config
+
+@config_cli.command("show")
+def config_show(name: str) -> None:
+    """Show an app's config vars."""
+    config = client().request("GET", f"/apps/{name}/config")["config"]
+    if not config:
+        out.print(f"{name} has no config vars.")
+    for key, value in config.items():
+        out.print(f"{key}={shlex.quote(value)}")
+
+
+@config_cli.command("set")
+def config_set(name: str, pairs: Annotated[list[str], typer.Argument(help="KEY=VALUE …")]) -> None:
+    """Set config vars; a running app restarts with them as a new release."""
+    values: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ShipyardError(f"'{pair}' is not KEY=VALUE.", hint="e.g. `shipyard config set todo GREETING=hi`")
+        values[key] = value
+    result = client().request("PATCH", f"/apps/{name}/config", json={"set": values})
+    released = f" and restarted as v{result['release']}" if result.get("release") else ""
+    out.print(f"Set {', '.join(values)} on {name}{released}.")
+
+
+@config_cli.command("unset")
+def config_unset(name: str, keys: list[str]) -> None:
+    """Remove config vars; a running app restarts without them."""
+    result = client().request("PATCH", f"/apps/{name}/config", json={"unset": keys})
+    released = f" and restarted as v{result['release']}" if result.get("release") else ""
+    out.print(f"Unset {', '.join(keys)} on {name}{released}.")
+
+
+# Releases and logs
+
+@app.command()
+def releases(name: str) -> None:
+    """List an app's releases, newest first."""
+    rows = client().request("GET", f"/apps/{name}/releases")
+    table = Table("version", "status", "commit", "description", "created", box=None)
+    for r in rows:
+        marker = " (current)" if r["current"] else ""
+        table.add_row(f"v{r['version']}{marker}", r["status"], r["commit"][:7], r["description"], r["created_at"][:19])
+    out.print(table if rows else f"{name} has no releases yet: `git push` it.")
+
+
+@app.command()
+def logs(name: str, follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new lines.")] = False,
+         lines: Annotated[int, typer.Option("-n", "--lines", help="How many past lines.")] = 100) -> None:
+    """Print an app's logs (its processes and the platform's events about it)."""
+    try:
+        for line in client().stream_lines(f"/apps/{name}/logs", lines=lines, follow=follow):
+            print(line, flush=True)
+    except KeyboardInterrupt:
+        pass
+
+
+def install_credential_helper(api_url: str) -> str | None:
+    """Point git at the platform token for this API URL, in the user's global git config.
+
+    The helper is a shell function, not a Python command, so it adds nothing to a push's time:
+    for a local platform it reads the token file (so a new token is picked up), for a remote
+    one it hands over $SHIPYARD_TOKEN as it is at push time.
+    """
+    if os.environ.get("SHIPYARD_API_URL") and not state.data_dir:
+        password = '"$SHIPYARD_TOKEN"'
+    else:
+        settings = Settings(data_dir=state.data_dir.resolve()) if state.data_dir else Settings()
+        password = f"$(cat {shlex.quote(str(settings.token_file))})"
+    helper = f'!f() {{ test "$1" = get && echo username=shipyard && echo "password={password}"; }}; f'
+    key = f"credential.{api_url}.helper"
+    done = subprocess.run(["git", "config", "--global", "--replace-all", key, helper], capture_output=True)
+    return "your global git config" if done.returncode == 0 else None
+
+
+def main() -> None:
+    try:
+        app()
+    except ShipyardError as exc:
+        err.print(f"[red]Error:[/red] {exc.message}")
+        if exc.hint:
+            err.print(exc.hint)
+        sys.exit(1)

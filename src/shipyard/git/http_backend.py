@@ -1,0 +1,103 @@
+"""git smart HTTP through `git http-backend` (CGI), streamed both ways.
+
+The response is streamed as git writes it, so the pusher sees the build log
+(`remote:` lines) while the pre-receive hook is still deploying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from shipyard.proc import die_with_parent
+
+
+@dataclass
+class CgiResponse:
+    status: int
+    headers: list[tuple[str, str]]
+    body: AsyncIterator[bytes]
+
+
+def cgi_env(*, repos_root: Path, path_info: str, method: str, query: str,
+            headers: Mapping[str, str], remote_addr: str, extra: Mapping[str, str]) -> dict[str, str]:
+    env = {
+        "GIT_PROJECT_ROOT": str(repos_root),
+        "GIT_HTTP_EXPORT_ALL": "1",
+        "PATH_INFO": path_info,
+        "REQUEST_METHOD": method,
+        "QUERY_STRING": query,
+        "REMOTE_USER": "shipyard",
+        "REMOTE_ADDR": remote_addr,
+        "CONTENT_TYPE": headers.get("content-type", ""),
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        **extra,
+    }
+    # Without CONTENT_LENGTH http-backend reads to EOF, which is what a chunked push needs.
+    if "content-length" in headers:
+        env["CONTENT_LENGTH"] = headers["content-length"]
+    if "content-encoding" in headers:
+        env["HTTP_CONTENT_ENCODING"] = headers["content-encoding"]
+    if "git-protocol" in headers:
+        env["GIT_PROTOCOL"] = headers["git-protocol"]
+    return env
+
+
+def parse_cgi_headers(raw: bytes) -> tuple[int, list[tuple[str, str]]]:
+    status = 200
+    headers: list[tuple[str, str]] = []
+    for line in raw.decode("latin-1").splitlines():
+        if not line.strip():
+            continue
+        name, _, value = line.partition(":")
+        if name.lower() == "status":
+            status = int(value.strip().split()[0])
+        else:
+            headers.append((name.strip(), value.strip()))
+    return status, headers
+
+
+async def run_http_backend(env: dict[str, str], body: AsyncIterator[bytes]) -> CgiResponse:
+    proc = await asyncio.create_subprocess_exec(
+        "git", "http-backend", env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent)
+    assert proc.stdin is not None and proc.stdout is not None
+    stdin, stdout = proc.stdin, proc.stdout
+
+    async def feed() -> None:
+        try:
+            async for chunk in body:
+                stdin.write(chunk)
+                await stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        finally:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                stdin.close()
+
+    feeder = asyncio.create_task(feed())
+    head = b""
+    while b"\r\n\r\n" not in head and b"\n\n" not in head:
+        chunk = await stdout.read(65536)
+        if not chunk:
+            break
+        head += chunk
+    sep = b"\r\n\r\n" if b"\r\n\r\n" in head else b"\n\n"
+    raw_headers, _, rest = head.partition(sep)
+    status, headers = parse_cgi_headers(raw_headers)
+
+    async def stream() -> AsyncIterator[bytes]:
+        try:
+            if rest:
+                yield rest
+            while chunk := await stdout.read(65536):
+                yield chunk
+        finally:
+            await feeder
+            if proc.returncode is None:
+                await proc.wait()
+
+    return CgiResponse(status=status, headers=headers, body=stream())

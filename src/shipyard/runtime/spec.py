@@ -1,0 +1,27 @@
+"""What to run: the plain values the supervisor needs for one instance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    app: str
+    release: int
+    process_type: str  # "web", "worker", …
+    index: int  # web.1, web.2, …
+    command: str  # run through bash so $PORT and ${PORT:-8000} expand
+    cwd: Path
+    env: dict[str, str] = field(default_factory=dict)  # PORT is added by the supervisor
+    boot_timeout: float = 240.0
+
+    @property
+    def name(self) -> str:
+        return f"{self.process_type}.{self.index}"
+
+
+def next_backoff(previous: float, initial: float = 1.0, maximum: float = 60.0) -> float:
+    """Exponential restart backoff for a crashing instance: 1, 2, 4 … 60 s."""
+    return initial if previous <= 0 else min(previous * 2, maximum)

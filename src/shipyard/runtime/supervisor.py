@@ -1,0 +1,80 @@
+"""The supervisor: which instances run for each app, and their lifecycle.
+
+It only runs what it is told to (by the deployer and the reconciler) and
+reports state changes through `on_change`, from which the edge's route table
+is recomputed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from shipyard.runtime.instance import Instance
+from shipyard.runtime.logs import AppLog
+from shipyard.runtime.spec import InstanceSpec
+
+
+class Supervisor:
+    def __init__(self, logs_dir: Path, scratch_dir: Path, on_change: Callable[[], None]) -> None:
+        self._logs_dir = logs_dir
+        self._scratch_dir = scratch_dir
+        self._on_change = on_change
+        self._active: dict[str, list[Instance]] = {}
+        self._booting: set[Instance] = set()
+        self._draining: set[Instance] = set()
+
+    def app_log(self, app: str) -> AppLog:
+        return AppLog(self._logs_dir / app / "app.log")
+
+    async def boot(self, spec: InstanceSpec) -> Instance:
+        """Start an instance that is not routed yet; DeployError if it never listens."""
+        instance = Instance(spec, self.app_log(spec.app), self._scratch_dir, self._on_change)
+        self._booting.add(instance)
+        try:
+            await instance.boot()
+        except BaseException:
+            await instance.stop(grace=1)
+            raise
+        finally:
+            self._booting.discard(instance)
+        return instance
+
+    def activate(self, app: str, instances: list[Instance]) -> list[Instance]:
+        """Make `instances` the app's running set; returns the ones they replace (to be drained)."""
+        old = self._active.get(app, [])
+        self._active[app] = instances
+        self._draining.update(old)
+        self._on_change()
+        return old
+
+    async def retire(self, instances: list[Instance], grace: float) -> None:
+        """Stop instances replaced by `activate` once the edge no longer sends them requests."""
+        await stop_all(instances, grace)
+        self._draining.difference_update(instances)
+
+    def instances(self, app: str) -> list[Instance]:
+        return list(self._active.get(app, []))
+
+    def apps(self) -> list[str]:
+        return sorted(self._active)
+
+    def routable_addresses(self, app: str) -> tuple[str, ...]:
+        return tuple(i.address for i in self._active.get(app, []) if i.routable)
+
+    async def stop_app(self, app: str, grace: float) -> None:
+        old = self._active.pop(app, [])
+        self._on_change()
+        await stop_all(old, grace)
+
+    async def shutdown(self, grace: float) -> None:
+        everything = [i for group in self._active.values() for i in group] + list(self._booting)
+        everything += [i for i in self._draining if i.state != "stopped"]
+        self._active.clear()
+        await stop_all(everything, grace)
+
+
+async def stop_all(instances: list[Instance], grace: float) -> None:
+    if instances:
+        await asyncio.gather(*(i.stop(grace) for i in instances))

@@ -1,0 +1,95 @@
+"""The one typed settings object: where the platform keeps things and where it listens."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_API_PORT = 8470
+DEFAULT_EDGE_PORT = 8480
+
+
+def default_data_dir() -> Path:
+    if env := os.environ.get("SHIPYARD_DATA_DIR"):
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    return Path(xdg) / "shipyard"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default_factory=default_data_dir)
+    api_host: str = "127.0.0.1"
+    api_port: int = DEFAULT_API_PORT
+    edge_host: str = "127.0.0.1"
+    edge_port: int = DEFAULT_EDGE_PORT
+    base_domain: str = "localhost"
+    # Seconds an old instance gets between SIGTERM and SIGKILL when drained.
+    drain_grace: float = 10.0
+    default_web_concurrency: int = 2
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def edge_url(self) -> str:
+        return f"http://{self.edge_host}:{self.edge_port}"
+
+    def app_hostname(self, app: str) -> str:
+        return f"{app}.{self.base_domain}"
+
+    def app_url(self, app: str) -> str:
+        port = "" if self.edge_port == 80 else f":{self.edge_port}"
+        return f"http://{self.app_hostname(app)}{port}/"
+
+    # Files and folders inside the data directory.
+    @property
+    def lock_file(self) -> Path:
+        return self.data_dir / "shipyard.lock"
+
+    @property
+    def state_file(self) -> Path:
+        """Where a running platform says how to reach it (read by the CLI)."""
+        return self.data_dir / "platform.json"
+
+    @property
+    def token_file(self) -> Path:
+        return self.data_dir / "token"
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.data_dir / "secret.key"
+
+    @property
+    def db_file(self) -> Path:
+        return self.data_dir / "shipyard.db"
+
+    @property
+    def repos_dir(self) -> Path:
+        return self.data_dir / "repos"
+
+    @property
+    def slugs_dir(self) -> Path:
+        return self.data_dir / "slugs"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def uv_cache_dir(self) -> Path:
+        return self.data_dir / "cache" / "uv"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.data_dir / "tmp"
+
+    @property
+    def caddy_dir(self) -> Path:
+        return self.data_dir / "caddy"
+
+    @property
+    def edge_admin_socket(self) -> Path:
+        return self.data_dir / "caddy" / "admin.sock"

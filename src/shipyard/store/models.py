@@ -1,0 +1,64 @@
+"""The desired state, as SQLAlchemy 2 tables: apps, builds (slugs), releases, config vars."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class AppRow(Base):
+    __tablename__ = "apps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    branch: Mapped[str] = mapped_column(String(255), default="main")
+    boot_timeout: Mapped[int] = mapped_column(default=240)
+    # The release version that is live (desired). Only promoted after it passed its health gate.
+    current_release: Mapped[int | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BuildRow(Base):
+    __tablename__ = "builds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    commit: Mapped[str] = mapped_column(String(64))
+    slug_path: Mapped[str] = mapped_column(Text)
+    manifest: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReleaseRow(Base):
+    __tablename__ = "releases"
+    __table_args__ = (UniqueConstraint("app_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    version: Mapped[int]
+    build_id: Mapped[int] = mapped_column(ForeignKey("builds.id"))
+    # Encrypted JSON of the config vars this release runs with: releases are immutable.
+    config: Mapped[bytes]
+    description: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="deploying")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConfigVarRow(Base):
+    __tablename__ = "config_vars"
+    __table_args__ = (UniqueConstraint("app_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    value: Mapped[bytes]  # encrypted

@@ -1,0 +1,36 @@
+"""Plain immutable values the store hands out, so no caller holds an ORM session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class App:
+    name: str
+    branch: str
+    boot_timeout: int
+    current_release: int | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Build:
+    id: int
+    app: str
+    commit: str
+    slug_path: str
+    manifest: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Release:
+    app: str
+    version: int
+    build: Build
+    config: dict[str, str]
+    description: str
+    status: str  # deploying | succeeded | failed
+    created_at: datetime

@@ -1,0 +1,172 @@
+"""The README's quickstart, as a new user runs it: up, create, git push, curl, logs, config, apps, destroy."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import stat
+import subprocess
+import threading
+import time
+
+import httpx
+
+from .harness import SHIPYARD, Shipyard
+
+
+def test_up_announces_where_things_are(shipyard: Shipyard) -> None:
+    log = shipyard.up_log()
+    assert f"API:   http://127.0.0.1:{shipyard.api_port}" in log
+    assert f"Edge:  http://127.0.0.1:{shipyard.edge_port}" in log
+    assert f"Token: {shipyard.data_dir / 'token'}" in log
+    assert stat.S_IMODE(os.stat(shipyard.data_dir / "token").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(shipyard.data_dir / "caddy" / "admin.sock").st_mode) == 0o600
+    assert shipyard.api("GET", "/openapi.json").json()["info"]["title"] == "Shipyard"
+
+
+def test_second_up_on_same_data_dir_refuses(shipyard: Shipyard) -> None:
+    done = subprocess.run([*SHIPYARD, "up", "--api-port", "1", "--edge-port", "2"], env=shipyard.env,
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1
+    assert f"Shipyard is already running on {shipyard.data_dir}" in done.stderr
+    assert "--data-dir" in done.stderr
+
+
+def test_api_needs_the_token(shipyard: Shipyard) -> None:
+    base = f"http://127.0.0.1:{shipyard.api_port}"
+    assert httpx.get(f"{base}/apps").status_code == 401
+    wrong = httpx.get(f"{base}/apps", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and "not valid" in wrong.json()["error"]
+    assert httpx.get(f"{base}/health").status_code == 200
+
+
+def test_edge_pages_for_unknown_host_and_app_without_release(shipyard: Shipyard) -> None:
+    unknown = shipyard.get("nothing-here")
+    assert unknown.status_code == 404 and "No application" in unknown.text
+    shipyard.cli("apps", "create", "empty")
+    empty = shipyard.get("empty")
+    assert empty.status_code == 503
+    assert "shipyard logs empty" in empty.text
+
+
+def test_push_to_live_then_redeploy_config_logs_and_destroy(shipyard: Shipyard) -> None:
+    created = shipyard.cli("apps", "create", "todo").out
+    assert shipyard.git_url("todo") in created
+    assert f"http://todo.localhost:{shipyard.edge_port}/" in created
+
+    work = shipyard.checkout("flask-hello", "todo")
+    pushed = shipyard.push(work)
+    assert "remote: -----> Python app detected" in pushed.err
+    assert "remote: -----> Using start command from app.py: gunicorn --bind 127.0.0.1:$PORT app:app" in pushed.err
+    assert "remote: -----> Adding gunicorn (not in requirements.txt)" in pushed.err
+    assert "remote: -----> v1 is live" in pushed.err
+    response = shipyard.get("todo")
+    assert response.status_code == 200 and response.text == "Hello from flask-hello v1\n"
+
+    env = shipyard.get("todo", "/env").json()
+    assert env["EXTERNAL_URL"] == f"http://todo.localhost:{shipyard.edge_port}/"
+    assert env["EXTERNAL_HOSTNAME"] == "todo.localhost"
+    assert env["WEB_CONCURRENCY"] == "2" and env["FORWARDED_ALLOW_IPS"] == "127.0.0.1"
+    assert env["DYNO"] == "web.1" and env["PORT"].isdigit()
+    headers = shipyard.get("todo", "/headers").json()
+    assert headers["X-Forwarded-For"] == "127.0.0.1"
+    assert headers["X-Forwarded-Proto"] == "http"
+    assert headers["X-Forwarded-Host"] == f"todo.localhost:{shipyard.edge_port}"
+
+    # Redeploy a code change while a client keeps requesting: no request may fail.
+    failures: list[str] = []
+    bodies: set[str] = set()
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            try:
+                r = shipyard.get("todo")
+                bodies.add(r.text)
+                if r.status_code != 200:
+                    failures.append(f"{r.status_code} {r.text[:80]}")
+            except httpx.HTTPError as exc:
+                failures.append(repr(exc))
+
+    (work / "app.py").write_text((work / "app.py").read_text().replace('VERSION = "1"', 'VERSION = "2"'))
+    shipyard.commit(work, "v2")
+    client = threading.Thread(target=hammer)
+    client.start()
+    try:
+        redeploy = shipyard.push(work)
+    finally:
+        time.sleep(1.0)
+        stop.set()
+        client.join()
+    assert "remote: -----> v2 is live" in redeploy.err
+    assert failures == []
+    assert bodies == {"Hello from flask-hello v1\n", "Hello from flask-hello v2\n"}
+    assert shipyard.get("todo").text == "Hello from flask-hello v2\n"
+
+    set_out = shipyard.cli("config", "set", "todo", "GREETING=hi").out
+    assert "restarted as v3" in set_out
+    assert shipyard.get("todo").text == "hi from flask-hello v2\n"
+    assert "GREETING=hi" in shipyard.cli("config", "todo").out
+
+    releases = shipyard.cli("releases", "todo").out
+    assert re.search(r"v3 \(current\)\s+succeeded", releases)
+    assert "Set GREETING config vars" in releases and "Deploy" in releases
+
+    listing = shipyard.cli("apps").out
+    assert re.search(rf"todo\s+v3\s+up\s+http://todo.localhost:{shipyard.edge_port}/", listing)
+
+    logs = shipyard.cli("logs", "todo").out
+    assert re.search(r"^\S+ app\[web\.1\]: .*Listening at", logs, re.MULTILINE)
+    assert "shipyard[api]: Release v3 is live" in logs
+
+    follower = subprocess.Popen([*SHIPYARD, "logs", "todo", "-f", "-n", "0"], env=shipyard.env,
+                                stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1)
+        shipyard.cli("config", "set", "todo", "GREETING=hey")
+        seen = ""
+        deadline = time.monotonic() + 20
+        while "Release v4 is live" not in seen and time.monotonic() < deadline:
+            seen += follower.stdout.readline()
+        assert "Release v4 is live" in seen
+    finally:
+        follower.send_signal(signal.SIGINT)
+        follower.wait(timeout=10)
+
+    refused = shipyard.cli("apps", "destroy", "todo", check=False)
+    assert refused.code == 1 and "--confirm todo" in refused.err
+    shipyard.cli("apps", "destroy", "todo", "--confirm", "todo")
+    assert shipyard.get("todo").status_code == 404
+    assert "todo" not in shipyard.cli("apps").out
+    assert not (shipyard.data_dir / "repos" / "todo.git").exists()
+
+
+def test_adaptable_start_command_with_an_app_factory(shipyard: Shipyard) -> None:
+    shipyard.cli("apps", "create", "factory")
+    work = shipyard.checkout("flask-factory", "factory")
+    pushed = shipyard.push(work)
+    assert 'Using start command from Procfile: gunicorn --bind=0.0.0.0:$PORT --threads=4 "myapp:start_app()"' \
+        in pushed.err
+    assert "Adding gunicorn" not in pushed.err
+    assert shipyard.get("factory").text == "Hello from an app factory\n"
+
+
+def test_crashed_instance_restarts_with_backoff(shipyard: Shipyard) -> None:
+    shipyard.cli("apps", "create", "crashy")
+    shipyard.push(shipyard.checkout("flask-hello", "crashy"))
+    [instance] = shipyard.app_info("crashy")["instances"]
+    os.kill(instance["pid"], signal.SIGKILL)
+
+    def crashed() -> dict | None:
+        [i] = shipyard.app_info("crashy")["instances"]
+        return i if i["state"] == "crashed" else None
+
+    state = shipyard.wait_for(crashed, timeout=10, interval=0.02)
+    assert state["exit_code"] == -9
+    shipyard.wait_for(lambda: shipyard.app_info("crashy")["instances"][0]["state"] == "up", timeout=20)
+    info = shipyard.app_info("crashy")
+    assert info["instances"][0]["restarts"] == 1
+    assert shipyard.get("crashy").status_code == 200
+    assert "Process exited with status -9" in shipyard.cli("logs", "crashy").out

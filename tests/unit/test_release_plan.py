@@ -1,0 +1,37 @@
+from pathlib import Path
+
+from shipyard.release.plan import ReleaseTarget, instance_specs, runtime_env
+
+
+def target(**overrides):
+    values = dict(app="todo", version=3, slug_path=Path("/slugs/todo/1"),
+                  process_types={"web": "gunicorn app:app", "worker": "python w.py", "release": "flask db upgrade"},
+                  config={"GREETING": "hi", "EXTERNAL_URL": "http://evil/"}, hostname="todo.localhost",
+                  external_url="http://todo.localhost:8480/", boot_timeout=30.0, web_concurrency=2)
+    values.update(overrides)
+    return ReleaseTarget(**values)
+
+
+def test_env_contract_and_platform_values_win():
+    env = runtime_env(target())
+    assert env["GREETING"] == "hi"
+    assert env["EXTERNAL_URL"] == "http://todo.localhost:8480/"
+    assert env["EXTERNAL_HOSTNAME"] == "todo.localhost"
+    assert env["WEB_CONCURRENCY"] == "2"
+    assert env["FORWARDED_ALLOW_IPS"] == "127.0.0.1"
+    assert env["PATH"].startswith("/slugs/todo/1/venv/bin:")
+
+
+def test_user_web_concurrency_wins():
+    assert runtime_env(target(config={"WEB_CONCURRENCY": "5"}))["WEB_CONCURRENCY"] == "5"
+
+
+def test_one_web_instance_by_default_and_no_release_instance():
+    specs = instance_specs(target())
+    assert [(s.name, s.command, s.cwd) for s in specs] == [("web.1", "gunicorn app:app", Path("/slugs/todo/1/app"))]
+    assert specs[0].boot_timeout == 30.0
+
+
+def test_formation_scales():
+    specs = instance_specs(target(formation={"web": 2, "worker": 1}))
+    assert [s.name for s in specs] == ["web.1", "web.2", "worker.1"]
