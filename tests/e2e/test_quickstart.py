@@ -170,3 +170,24 @@ def test_crashed_instance_restarts_with_backoff(shipyard: Shipyard) -> None:
     assert info["instances"][0]["restarts"] == 1
     assert shipyard.get("crashy").status_code == 200
     assert "Process exited with status -9" in shipyard.cli("logs", "crashy").out
+
+
+def test_only_the_apps_branch_deploys(shipyard: Shipyard) -> None:
+    shipyard.cli("apps", "create", "branchy", "--branch", "production")
+    work = shipyard.checkout("flask-hello", "branchy")
+    pushed = shipyard.push(work)
+    assert "remote: -----> Pushed refs/heads/main: only production is deployed" in pushed.err
+    assert shipyard.app_info("branchy")["release"] is None
+    deployed = shipyard.git(work, "push", "shipyard", "main:production")
+    assert "remote: -----> v1 is live" in deployed.err
+    assert shipyard.get("branchy").text == "Hello from flask-hello v1\n"
+
+
+def test_large_push_arrives_whole(shipyard: Shipyard) -> None:
+    """Over 1 MiB git switches to a chunked upload (after a probe request)."""
+    shipyard.cli("apps", "create", "large")
+    work = shipyard.checkout("flask-hello", "large")
+    (work / "static.bin").write_bytes(os.urandom(3_000_000))
+    shipyard.commit(work, "a large file")
+    assert "remote: -----> v1 is live" in shipyard.push(work).err
+    assert shipyard.get("large").status_code == 200

@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import signal
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -110,9 +111,25 @@ class PlatformServer:
                       f"  Token: {s.token_file}\n  Data:  {s.data_dir}\nPress Ctrl-C to stop.")
 
 
+def ensure_port_free(host: str, port: int, what: str, flag: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise PlatformError(f"Cannot listen on {host}:{port} for the {what}: {exc.strerror}.",
+                                hint=f"Another program uses that port; start Shipyard with another {flag}.") from None
+
+
 def run_platform(settings: Settings, announce: Callable[[str], None]) -> None:
     prepare_data_dir(settings)
     lock = acquire_lock(settings)
+    try:
+        ensure_port_free(settings.api_host, settings.api_port, "API", "--api-port")
+        ensure_port_free(settings.edge_host, settings.edge_port, "edge", "--edge-port")
+    except PlatformError:
+        lock.close()
+        raise
     try:
         asyncio.run(PlatformServer(settings, announce).serve())
     finally:

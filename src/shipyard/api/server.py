@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from shipyard.api.platform import Platform
 from shipyard.api.schemas import (AppCreate, AppOut, AppUpdate, ConfigOut, ConfigUpdate, DeployRequest,
                                   InstanceOut, ReleaseOut)
 from shipyard.errors import InvalidInput, NotFound, ShipyardError, Unauthorized
-from shipyard.git.http_backend import cgi_env, run_http_backend
+from shipyard.git.http_backend import cgi_env, run_http_backend, spool_body
 from shipyard.runtime.logs import follow as follow_log
 from shipyard.store import records
 from shipyard.store.names import validate_branch, validate_config_key
@@ -158,7 +160,14 @@ def create_api(platform: Platform, token: str) -> FastAPI:
                       extra={"SHIPYARD_API_URL": settings.api_url, "SHIPYARD_HOOK_TOKEN": token,
                              "SHIPYARD_APP": name, "SHIPYARD_BRANCH": app.branch,
                              "SHIPYARD_TMP": str(settings.tmp_dir), "HOME": str(settings.data_dir)})
-        response = await run_http_backend(env, request.stream())
+        fd, name = tempfile.mkstemp(prefix="git-body-", dir=settings.tmp_dir)
+        os.close(fd)
+        body_file = Path(name)
+        try:
+            await spool_body(request.stream(), body_file)
+            response = await run_http_backend(env, body_file, settings.logs_dir / "git.log")
+        finally:
+            body_file.unlink()  # git holds its own open handle on it
         return StreamingResponse(response.body, status_code=response.status, headers=dict(response.headers))
 
     return api

