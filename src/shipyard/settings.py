@@ -17,6 +17,11 @@ def default_data_dir() -> Path:
     return Path(xdg) / "shipyard"
 
 
+def reachable(host: str) -> str:
+    """An address to connect to for a listen address (a wildcard is reached on loopback)."""
+    return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = field(default_factory=default_data_dir)
@@ -31,11 +36,11 @@ class Settings:
 
     @property
     def api_url(self) -> str:
-        return f"http://{self.api_host}:{self.api_port}"
+        return f"http://{reachable(self.api_host)}:{self.api_port}"
 
     @property
     def edge_url(self) -> str:
-        return f"http://{self.edge_host}:{self.edge_port}"
+        return f"http://{reachable(self.edge_host)}:{self.edge_port}"
 
     def app_hostname(self, app: str) -> str:
         return f"{app}.{self.base_domain}"
