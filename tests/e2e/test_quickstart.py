@@ -58,9 +58,9 @@ def test_push_to_live_then_redeploy_config_logs_and_destroy(shipyard: Shipyard) 
 
     work = shipyard.checkout("flask-hello", "todo")
     pushed = shipyard.push(work)
-    assert "remote: -----> Python app detected" in pushed.err
+    assert "remote: -----> Python app detected (requirements.txt)" in pushed.err
     assert "remote: -----> Using start command from app.py: gunicorn --bind 127.0.0.1:$PORT app:app" in pushed.err
-    assert "remote: -----> Adding gunicorn (not in requirements.txt)" in pushed.err
+    assert "remote: -----> Adding gunicorn (your start command needs it" in pushed.err
     assert "remote: -----> v1 is live" in pushed.err
     response = shipyard.get("todo")
     assert response.status_code == 200 and response.text == "Hello from flask-hello v1\n"

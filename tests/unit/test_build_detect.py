@@ -1,7 +1,7 @@
 import pytest
 
-from shipyard.build.builder import summarize_uv_failure
-from shipyard.build.detect import StartCommand, needs_gunicorn, parse_procfile, resolve_start_command, wsgi_callable
+from shipyard.build.install import summarize_uv_failure
+from shipyard.build.detect import StartCommand, parse_procfile, resolve_start_command, wsgi_callable
 from shipyard.errors import BuildError
 
 
@@ -19,7 +19,7 @@ def test_procfile_web_before_wsgi():
 
 def test_procfile_without_web_falls_through_to_wsgi():
     files = {"Procfile": "worker: python work.py\n", "wsgi.py": "from app import app\n"}
-    assert resolve_start_command(files, {}) == StartCommand("gunicorn --bind 127.0.0.1:$PORT wsgi:app", "wsgi.py")
+    assert resolve_start_command(files, {}) == StartCommand("gunicorn --bind 127.0.0.1:$PORT wsgi:app", "wsgi.py", "wsgi")
 
 
 def test_app_py_with_flask_app_and_without():
@@ -45,14 +45,6 @@ def test_procfile_syntax_error_names_the_line():
     with pytest.raises(BuildError) as info:
         parse_procfile("web: gunicorn app:app\nthis line is wrong\n")
     assert info.value.message == "Procfile line 2 is not `name: command`: 'this line is wrong'"
-
-
-@pytest.mark.parametrize("text,expected", [
-    ("flask\n", True), ("flask\ngunicorn==21.2\n", False), ("Gunicorn >=20\n", False),
-    ("gunicorn[gevent]\n", False), ("# gunicorn\nflask\n", True), ("gunicorn-extra\n", True),
-])
-def test_needs_gunicorn(text, expected):
-    assert needs_gunicorn(text) is expected
 
 
 def test_uv_failure_summary_is_the_cause_line():

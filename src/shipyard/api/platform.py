@@ -14,8 +14,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from shipyard.build.builder import build_slug
+from shipyard.build.builder import BuildRequest, build_slug
 from shipyard.build.manifest import Manifest
+from shipyard.build.python import discover_interpreters
 from shipyard.edge.caddy import Edge
 from shipyard.edge.routes import AppRoute
 from shipyard.errors import DeployError, ShipyardError
@@ -27,8 +28,9 @@ from shipyard.store import records
 from shipyard.store.store import Store
 
 Log = Callable[[str], Awaitable[None]]
-# Settings an app's config may carry that the builder reads (the rest stay out of the build).
-BUILD_KNOBS = ("APP_RUN", "PIP_INDEX_URL")
+# Config vars the builder reads (the rest stay out of the build, as on the seeds' platforms).
+BUILD_KNOBS = ("APP_RUN", "APP_MODULE", "GUNICORN_APP_MODULE", "GUNICORN_CONFIG", "PIP_INDEX_URL", "PIP_UPGRADE",
+               "DISABLE_COLLECTSTATIC")
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class Platform:
         self._edge_dirty = asyncio.Event()
         self._edge_task: asyncio.Task[None] | None = None
         self._retry_tasks: dict[str, asyncio.Task[None]] = {}
+        self.interpreters = discover_interpreters()
 
     # Lifecycle
 
@@ -127,9 +130,12 @@ class Platform:
         async with self._lock(name):
             app = self.store.get_app(name)
             config = self.store.get_config(name)
-            slug_dir = self.settings.slugs_dir / name / f"{int(time.time() * 1000)}-{commit[:12]}"
-            slug = await build_slug(source_dir, slug_dir, uv_cache_dir=self.settings.uv_cache_dir,
-                                    env={k: v for k, v in config.items() if k in BUILD_KNOBS}, log=log)
+            request = BuildRequest(
+                source_dir=source_dir, slug_dir=self.settings.slugs_dir / name / f"{int(time.time() * 1000)}-{commit[:12]}",
+                venvs_dir=self.settings.slugs_dir / name / "venvs", uv_cache_dir=self.settings.uv_cache_dir,
+                interpreters=self.interpreters, env={k: v for k, v in config.items() if k in BUILD_KNOBS},
+                start_command=app.start_command, build_command=app.build_command, fixed_port=app.port)
+            slug = await build_slug(request, log)
             build = self.store.add_build(name, commit, str(slug.path), slug.manifest.to_json())
             release = self.store.add_release(name, build.id, config, f"Deploy {commit[:7]}")
             await self._roll_out(app, release, log)
@@ -155,6 +161,11 @@ class Platform:
         applog = self.supervisor.app_log(app.name)
         await log(f"-----> Releasing v{release.version}: starting web process (waiting up to {app.boot_timeout} s "
                   "for it to listen on $PORT)")
+        if app.port and self.supervisor.instances(app.name):
+            # Two instances cannot share a fixed port: this one switch has a gap instead of an overlap.
+            await log(f"-----> The app listens on fixed port {app.port}: stopping the running release first")
+            await self.supervisor.retire(self.supervisor.activate(app.name, []), self.settings.drain_grace)
+            await self.sync_edge()
         started = []
         try:
             for spec in instance_specs(self._target(release)):
@@ -163,6 +174,8 @@ class Platform:
             await stop_all(started, grace=1)
             self.store.mark_release(app.name, release.version, "failed")
             applog.write("shipyard[api]", f"Release v{release.version} failed: {exc.message.splitlines()[0]}")
+            if app.port and app.current_release and not self.supervisor.instances(app.name):
+                self._retry_tasks[app.name] = asyncio.create_task(self._restore(self.store.get_app(app.name)))
             raise DeployError(f"Release v{release.version} failed: {exc.message}", hint=exc.hint) from None
         if task := self._retry_tasks.pop(app.name, None):
             task.cancel()
@@ -193,10 +206,10 @@ class Platform:
         manifest = Manifest.from_json(release.build.manifest)
         concurrency = int(release.config.get("WEB_CONCURRENCY") or self.settings.default_web_concurrency)
         return ReleaseTarget(app=release.app, version=release.version, slug_path=Path(release.build.slug_path),
-                             process_types=manifest.process_types, config=release.config,
+                             process_types=manifest.process_types, config={**manifest.env, **release.config},
                              hostname=self.settings.app_hostname(release.app),
                              external_url=self.settings.app_url(release.app),
-                             boot_timeout=float(app.boot_timeout), web_concurrency=concurrency)
+                             boot_timeout=float(app.boot_timeout), web_concurrency=concurrency, fixed_port=app.port)
 
     def _lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())

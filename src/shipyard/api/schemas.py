@@ -16,6 +16,9 @@ class AppCreate(BaseModel):
 class AppUpdate(BaseModel):
     branch: str | None = None
     boot_timeout: int | None = Field(None, ge=1, le=3600)
+    start_command: str | None = Field(None, description="Overrides the detected start command; \"\" clears it")
+    build_command: str | None = Field(None, description="Run after the install, in the app's directory")
+    port: int | None = Field(None, ge=0, le=65535, description="Fixed port for apps that ignore $PORT; 0 clears it")
 
 
 class InstanceOut(BaseModel):
@@ -32,6 +35,9 @@ class AppOut(BaseModel):
     name: str
     branch: str
     boot_timeout: int
+    start_command: str
+    build_command: str
+    port: int | None
     release: int | None
     state: str
     url: str

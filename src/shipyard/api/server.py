@@ -47,7 +47,9 @@ def create_api(platform: Platform, token: str) -> FastAPI:
         check_token(request.headers.get("authorization"), token)
 
     def app_out(app: records.App) -> AppOut:
-        return AppOut(name=app.name, branch=app.branch, boot_timeout=app.boot_timeout, release=app.current_release,
+        return AppOut(name=app.name, branch=app.branch, boot_timeout=app.boot_timeout,
+                      start_command=app.start_command, build_command=app.build_command, port=app.port,
+                      release=app.current_release,
                       state=platform.app_state(app), url=settings.app_url(app.name),
                       git_url=f"{settings.api_url}/git/{app.name}.git", created_at=app.created_at,
                       instances=[InstanceOut(**vars(i)) for i in platform.instance_status(app.name)])
@@ -71,7 +73,12 @@ def create_api(platform: Platform, token: str) -> FastAPI:
     @api.patch("/apps/{name}", dependencies=[Depends(authorized)])
     async def update_app(name: str, body: AppUpdate) -> AppOut:
         branch = validate_branch(body.branch) if body.branch is not None else None
-        return app_out(platform.store.update_app(name, branch=branch, boot_timeout=body.boot_timeout))
+        port = None if body.port is None else (body.port or None)
+        app = platform.store.update_app(name, branch=branch, boot_timeout=body.boot_timeout,
+                                        start_command=body.start_command, build_command=body.build_command)
+        if body.port is not None:
+            app = platform.store.clear_or_set_port(name, port)
+        return app_out(app)
 
     @api.delete("/apps/{name}", status_code=204, dependencies=[Depends(authorized)])
     async def destroy_app(name: str, confirm: str = "") -> None:

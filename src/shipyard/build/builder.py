@@ -1,25 +1,28 @@
-"""The first builder: detect → copy source → venv with uv → manifest, streaming a Heroku-style log."""
+"""The buildpack: detect → pre-flight checks → install (uv, cached) → framework steps → manifest.
+
+Each step is a small function with a typed result; the build log reads like Heroku's.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import os
-import re
 import shutil
-import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from shipyard.build.detect import FILES_OF_INTEREST, StartCommand, needs_gunicorn, process_types, resolve_start_command
+from shipyard.build import preflight
+from shipyard.build.dependencies import DependencyPlan, plan_dependencies
+from shipyard.build.detect import (ASGI_WORKER, FILES_OF_INTEREST, StartCommand, django_settings_module,
+                                   django_wsgi_path, parse_procfile, resolve_start_command)
+from shipyard.build.install import (Log, Venv, add_servers, create_venv, install_argv, install_dependencies,
+                                    mark_complete, reusable_venv, uv_env, venv_digest)
 from shipyard.build.manifest import Manifest
+from shipyard.build.python import Interpreter, PythonChoice, choose_python, requested_python
+from shipyard.build.steps import (collectstatic, default_assemble_script, django_static_root_missing,
+                                  parse_s2i_environment, run_step, step_env)
 from shipyard.errors import BuildError
-from shipyard.proc import die_with_parent, find_binary
-
-Log = Callable[[str], Awaitable[None]]
-INDENT = "       "
+from shipyard.proc import find_binary
 
 
 @dataclass(frozen=True)
@@ -29,115 +32,175 @@ class Slug:
 
 
 @dataclass(frozen=True)
+class BuildRequest:
+    source_dir: Path
+    slug_dir: Path  # final place of the slug: venvs are not relocatable
+    venvs_dir: Path  # the app's reusable virtualenvs, one per dependency digest
+    uv_cache_dir: Path  # shared by all builds, on the same filesystem so uv hardlinks
+    interpreters: Sequence[Interpreter]
+    env: Mapping[str, str] = field(default_factory=dict)  # build-time config vars and knobs
+    start_command: str = ""  # the app's start command setting
+    build_command: str = ""  # the app's build command setting
+    fixed_port: int | None = None
+
+
+@dataclass(frozen=True)
 class Detection:
     files: dict[str, str]
+    env: dict[str, str]  # request env over .s2i/environment
+    s2i_env: dict[str, str]
+    python: PythonChoice
+    python_source: str
+    dependencies: DependencyPlan
     start: StartCommand
-    add_gunicorn: bool
+    process_types: dict[str, str]
+    django_settings: tuple[str, str | None] | None  # (path, source) of the settings module
+
+    @property
+    def servers(self) -> tuple[str, ...]:
+        if not self.start.kind:
+            return ()
+        return ("gunicorn", "uvicorn_worker") if ASGI_WORKER in self.start.command else ("gunicorn",)
 
 
 def read_files(source_dir: Path) -> dict[str, str]:
-    return {name: (source_dir / name).read_text(errors="replace")
-            for name in FILES_OF_INTEREST if (source_dir / name).is_file()}
+    files = {name: (source_dir / name).read_text(errors="replace")
+             for name in FILES_OF_INTEREST if (source_dir / name).is_file()}
+    if "manage.py" in files and (wsgi := django_wsgi_path(files["manage.py"])):
+        for extra in (wsgi, settings_path(files["manage.py"])):
+            if extra and (source_dir / extra).is_file():
+                files[extra] = (source_dir / extra).read_text(errors="replace")
+    return files
 
 
-def detect(files: Mapping[str, str], env: Mapping[str, str]) -> Detection:
-    if "requirements.txt" not in files:
-        raise BuildError("No requirements.txt at the root of your repository.",
-                         hint="Add a requirements.txt listing your app's dependencies (e.g. `flask` and `gunicorn`).")
-    start = resolve_start_command(files, env)
-    return Detection(dict(files), start, needs_gunicorn(files["requirements.txt"]))
+def settings_path(manage_py: str) -> str | None:
+    module = django_settings_module(manage_py)
+    return module.replace(".", "/") + ".py" if module else None
 
 
-def base_python() -> Path:
-    """The interpreter Shipyard runs on, outside any virtualenv (uv builds app venvs from it)."""
-    return Path(getattr(sys, "_base_executable", None) or sys.executable).resolve()
+def detect(files: Mapping[str, str], request: BuildRequest) -> Detection:
+    s2i_env = parse_s2i_environment(files.get(".s2i/environment", ""))
+    env = {**s2i_env, **request.env}
+    wanted = requested_python(files)
+    python = choose_python(wanted, request.interpreters)
+    dependencies = plan_dependencies(files)
+    start = resolve_start_command(files, env, request.start_command)
+    types = parse_procfile(files["Procfile"]) if "Procfile" in files else {}
+    types["web"] = start.command
+    django = None
+    if "manage.py" in files and (path := settings_path(files["manage.py"])):
+        django = (path, files.get(path))
+    return Detection(dict(files), env, s2i_env, python, wanted.source, dependencies, start, types, django)
 
 
-def copy_source(source_dir: Path, dest: Path) -> None:
-    shutil.copytree(source_dir, dest, symlinks=True, ignore=shutil.ignore_patterns(".git"))
+def preflight_findings(detection: Detection, tree: Sequence[preflight.SourceFile], sources: Mapping[str, str],
+                       fixed_port: int | None) -> list[preflight.Finding]:
+    findings = preflight.check_files(tree)
+    findings += preflight.check_release_command(detection.process_types)
+    findings += preflight.check_port(detection.start.command, fixed_port)
+    findings += preflight.check_sqlite(sources)
+    if detection.django_settings:
+        findings += preflight.check_django_debug(detection.django_settings[1], detection.django_settings[0])
+    return findings
 
 
-async def run_logged(argv: list[str], env: dict[str, str], cwd: Path, log: Log) -> tuple[int, list[str]]:
-    proc = await asyncio.create_subprocess_exec(
-        *argv, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
-    assert proc.stdout is not None
-    lines: list[str] = []
-    async for raw in proc.stdout:
-        line = raw.decode("utf-8", errors="replace").rstrip()
-        lines.append(line)
-        await log(INDENT + line)
-    return await proc.wait(), lines
+async def report_findings(findings: Sequence[preflight.Finding], log: Log) -> None:
+    for f in findings:
+        await log(f"       {'!' if f.level == 'error' else 'Warning:'} {f.message}")
+        await log(f"         Fix: {f.fix}")
+    errors = [f for f in findings if f.level == "error"]
+    if errors:
+        others = "" if len(errors) == 1 else f" (and {len(errors) - 1} more problem(s) above)"
+        raise BuildError(errors[0].message + others, hint=errors[0].fix)
 
 
-def uv_env(uv_cache_dir: Path, env: Mapping[str, str]) -> dict[str, str]:
-    clean = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(uv_cache_dir.parent), "UV_CACHE_DIR": str(uv_cache_dir),
-             "NO_COLOR": "1", "UV_NO_PROGRESS": "1", "UV_PYTHON_DOWNLOADS": "never", "LANG": "C.UTF-8"}
-    for name in ("SSL_CERT_FILE", "UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_EXTRA_INDEX_URL"):
-        if name in os.environ:
-            clean[name] = os.environ[name]
-    if env.get("PIP_INDEX_URL"):
-        clean["UV_INDEX_URL"] = env["PIP_INDEX_URL"]
-    return clean
+async def build_venv(request: BuildRequest, detection: Detection, log: Log) -> Venv:
+    environ = uv_env(request.uv_cache_dir, detection.env)
+    app_dir = request.slug_dir / "app"
+    assemble = ".s2i/bin/assemble" in detection.files
+    digest = venv_digest(detection.dependencies, {k: v for k, v in detection.files.items()
+                                                  if k in ("requirements.txt", "pyproject.toml", "uv.lock",
+                                                           "poetry.lock", "Pipfile", "Pipfile.lock")},
+                         detection.python.interpreter, detection.servers, detection.env)
+    reusable = detection.dependencies.reusable and not assemble
+    if reusable and (existing := reusable_venv(request.venvs_dir, digest)):
+        await log("-----> Reusing the virtualenv of an earlier build (same dependencies and Python)")
+        (request.slug_dir / "venv").symlink_to(existing)
+        return Venv(existing, reused=True)
+    venv = request.venvs_dir / digest if reusable else request.slug_dir / "venv"
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    await create_venv(venv, detection.python.interpreter, environ, log, seed=assemble)
+    if assemble:
+        await log("-----> Running .s2i/bin/assemble")
+        default = default_assemble_script(request.slug_dir / ".s2i-default",
+                                          install_argv(str(find_binary("uv", "uv")), detection.dependencies,
+                                                       venv / "bin" / "python", None, detection.env))
+        env = {**step_env(venv, request.slug_dir, {**environ, **detection.env}), "STI_SCRIPTS_PATH": str(default.parent)}
+        await run_step(".s2i/bin/assemble", [str(app_dir / ".s2i/bin/assemble")], app_dir, env, log,
+                       hint="Fix .s2i/bin/assemble; it can call $STI_SCRIPTS_PATH/assemble for the default install.")
+    else:
+        await log(f"-----> Installing dependencies from {detection.dependencies.kind} with uv")
+        await install_dependencies(venv, app_dir, detection.dependencies, environ, log)
+    await add_servers(venv, app_dir, detection.servers, environ, log)
+    if reusable:
+        mark_complete(venv)
+        (request.slug_dir / "venv").symlink_to(venv)
+    return Venv(venv, reused=False)
 
 
-def summarize_uv_failure(lines: list[str]) -> str:
-    """One line naming what failed, from uv's output."""
-    text = [re.sub(r"^[\s×╰─▶│]+", "", line).strip() for line in lines]
-    for i, line in enumerate(lines):
-        if "╰─▶" in line or line.lstrip().startswith("cause:"):
-            return shorten(text[i].removeprefix("cause:").strip())
-    for i, line in enumerate(lines):
-        if line.lstrip().startswith(("error:", "×")):
-            following = next((t for t in text[i + 1:] if t), "")
-            base = text[i].removeprefix("error:").strip()
-            return shorten(f"{base} {following}" if base.endswith(":") else base)
-    return shorten(next((t for t in reversed(text) if t), "uv failed without saying why"))
+async def framework_steps(request: BuildRequest, detection: Detection, venv: Path, log: Log) -> None:
+    app_dir = request.slug_dir / "app"
+    env = step_env(venv, request.slug_dir, detection.env)
+    if detection.django_settings and (venv / "bin" / "django-admin").exists():
+        path, source = detection.django_settings
+        if detection.env.get("DISABLE_COLLECTSTATIC"):
+            await log("-----> Skipping collectstatic (DISABLE_COLLECTSTATIC is set)")
+        else:
+            if django_static_root_missing(source):
+                await log(f"       Warning: {path} has no STATIC_ROOT, so collectstatic has nowhere to put files.")
+                await log("         Fix: add `STATIC_ROOT = BASE_DIR / \"staticfiles\"` and serve it with WhiteNoise.")
+            await collectstatic(app_dir, env, log)
+    if request.build_command:
+        await log(f"-----> Running the build command: {request.build_command}")
+        await run_step("The build command", ["/bin/bash", "-c", request.build_command], app_dir, env, log,
+                       hint="Fix it, or change it with `shipyard apps set <app> --build-command ...`.")
 
 
-def shorten(text: str, limit: int = 220) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-async def install(slug_dir: Path, detection: Detection, uv_cache_dir: Path, env: Mapping[str, str], log: Log) -> str:
-    uv = str(find_binary("uv", "uv"))
-    environ = uv_env(uv_cache_dir, env)
-    venv = slug_dir / "venv"
-    code, lines = await run_logged([uv, "venv", "--quiet", "--python", str(base_python()), str(venv)],
-                                   environ, slug_dir, log)
-    if code != 0:
-        raise BuildError(f"Could not create the virtualenv: {summarize_uv_failure(lines)}")
-    python = venv / "bin" / "python"
-    if detection.add_gunicorn:
-        await log("-----> Adding gunicorn (not in requirements.txt)")
-    await log("-----> Installing requirements with uv")
-    argv = [uv, "pip", "install", "--python", str(python), "-r", "requirements.txt"]
-    code, lines = await run_logged(argv + (["gunicorn"] if detection.add_gunicorn else []),
-                                   environ, slug_dir / "app", log)
-    if code != 0:
-        raise BuildError(f"Could not install requirements.txt: {summarize_uv_failure(lines)}",
-                         hint="Fix requirements.txt and push again. The full output of uv is above.")
-    version = (venv / "pyvenv.cfg").read_text()
-    match = re.search(r"^version(?:_info)?\s*=\s*(\S+)", version, re.MULTILINE)
-    return match.group(1) if match else "unknown"
-
-
-async def build_slug(source_dir: Path, slug_dir: Path, *, uv_cache_dir: Path, env: Mapping[str, str],
-                     log: Log) -> Slug:
+async def build_slug(request: BuildRequest, log: Log) -> Slug:
     started = time.monotonic()
-    detection = detect(read_files(source_dir), env)
-    await log("-----> Python app detected")
+    files = read_files(request.source_dir)
+    detection = detect(files, request)
+    tree = preflight.scan_tree(request.source_dir)
+    await log(f"-----> Python app detected ({detection.dependencies.kind})")
+    await log(f"-----> Using Python {detection.python.interpreter.version}"
+              f"{'' if detection.python_source == 'default' else f' (from {detection.python_source})'}")
+    if detection.python.note:
+        await log(f"       {detection.python.note}")
     await log(f"-----> Using start command from {detection.start.rule}: {detection.start.command}")
-    slug_dir.parent.mkdir(parents=True, exist_ok=True)
+    await log("-----> Pre-flight checks")
+    await report_findings(preflight_findings(detection, tree, preflight.python_sources(request.source_dir, tree),
+                                             request.fixed_port), log)
+    request.slug_dir.parent.mkdir(parents=True, exist_ok=True)
     try:
-        copy_source(source_dir, slug_dir / "app")
-        python = await install(slug_dir, detection, uv_cache_dir, env, log)
-        digest = hashlib.sha256(detection.files["requirements.txt"].encode() + python.encode()).hexdigest()
-        manifest = Manifest(process_types=process_types(detection.files, detection.start),
-                            start_rule=detection.start.rule, python=python, requirements_digest=digest)
-        (slug_dir / "manifest.json").write_text(manifest.to_json())
+        shutil.copytree(request.source_dir, request.slug_dir / "app", symlinks=True,
+                        ignore=shutil.ignore_patterns(".git"))
+        venv = await build_venv(request, detection, log)
+        await framework_steps(request, detection, venv.path, log)
+        manifest = Manifest(process_types=detection.process_types, start_rule=detection.start.rule,
+                            python=str(detection.python.interpreter.version),
+                            requirements_digest=venv.path.name, framework=framework(detection),
+                            env=detection.s2i_env)
+        (request.slug_dir / "manifest.json").write_text(manifest.to_json())
     except BaseException:
-        shutil.rmtree(slug_dir, ignore_errors=True)
+        shutil.rmtree(request.slug_dir, ignore_errors=True)
         raise
     await log(f"-----> Build succeeded ({time.monotonic() - started:.1f} s)")
-    return Slug(slug_dir, manifest)
+    return Slug(request.slug_dir, manifest)
+
+
+def framework(detection: Detection) -> str | None:
+    if detection.django_settings:
+        return "django"
+    if detection.start.kind == "asgi":
+        return "asgi"
+    return "wsgi" if detection.start.kind else None

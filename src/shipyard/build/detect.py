@@ -11,13 +11,17 @@ from shipyard.errors import BuildError
 
 _PROCFILE_LINE = re.compile(r"^([A-Za-z0-9_-]+)\s*:\s*(.+)$")
 _REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
-FILES_OF_INTEREST = ("Procfile", "wsgi.py", "app.py", "requirements.txt")
+FILES_OF_INTEREST = ("Procfile", "wsgi.py", "app.py", "main.py", "asgi.py", "app/main.py", "manage.py",
+                     "requirements.txt", "pyproject.toml", "uv.lock", "poetry.lock", "Pipfile", "Pipfile.lock",
+                     "setup.py", "setup.cfg", "runtime.txt", ".python-version", ".s2i/bin/run",
+                     ".s2i/bin/assemble", ".s2i/environment")
 
 
 @dataclass(frozen=True)
 class StartCommand:
     command: str
-    rule: str
+    rule: str  # which rule matched, said in the build log and kept in the manifest
+    kind: str = ""  # wsgi | asgi | django when Shipyard wrote the command itself
 
 
 def parse_procfile(text: str) -> dict[str, str]:
@@ -55,41 +59,80 @@ def wsgi_callable(source: str) -> str | None:
     return None
 
 
-def resolve_start_command(files: Mapping[str, str], env: Mapping[str, str]) -> StartCommand:
-    """design.md's order, first match wins: APP_RUN → Procfile web → wsgi.py → app.py."""
+_ASGI_IMPORT = re.compile(r"^\s*(from|import)\s+(fastapi|starlette|quart|litestar)\b", re.MULTILINE)
+_DJANGO_SETTINGS = re.compile(r"""DJANGO_SETTINGS_MODULE["']\s*,\s*["']([\w.]+)["']""")
+ASGI_WORKER = "uvicorn_worker.UvicornWorker"
+
+
+def is_asgi(source: str) -> bool:
+    return bool(_ASGI_IMPORT.search(source))
+
+
+def django_settings_module(manage_py: str) -> str | None:
+    match = _DJANGO_SETTINGS.search(manage_py)
+    return match.group(1) if match else None
+
+
+def django_wsgi_path(manage_py: str) -> str | None:
+    """The file of the Django project's WSGI module, e.g. `mysite/wsgi.py` for `mysite.settings`."""
+    settings = django_settings_module(manage_py)
+    return f"{settings.split('.')[0]}/wsgi.py" if settings else None
+
+
+def gunicorn(target: str, env: Mapping[str, str], worker: str | None = None) -> str:
+    parts = ["gunicorn", "--bind 127.0.0.1:$PORT"]
+    if worker:
+        parts.append(f"--worker-class {worker}")
+    if env.get("GUNICORN_CONFIG"):
+        parts.append('--config "$GUNICORN_CONFIG"')
+    return " ".join([*parts, target])
+
+
+def _module_rule(files: Mapping[str, str], env: Mapping[str, str], filename: str) -> StartCommand | None:
+    source = files.get(filename)
+    if source is None:
+        return None
+    module = filename.removesuffix(".py").replace("/", ".")
+    name = wsgi_callable(source)
+    if name and is_asgi(source):
+        return StartCommand(gunicorn(f"{module}:{name}", env, ASGI_WORKER), filename, "asgi")
+    if name:
+        return StartCommand(gunicorn(f"{module}:{name}", env), filename, "wsgi")
+    return None
+
+
+def resolve_start_command(files: Mapping[str, str], env: Mapping[str, str], configured: str = "") -> StartCommand:
+    """design.md's order, first match wins; `configured` is the app's start command setting."""
+    if configured.strip():
+        return StartCommand(configured.strip(), "start command setting")
     if env.get("APP_RUN", "").strip():
         return StartCommand(env["APP_RUN"].strip(), "APP_RUN")
     if "Procfile" in files:
         web = parse_procfile(files["Procfile"]).get("web")
         if web:
             return StartCommand(web, "Procfile")
-    for module in ("wsgi", "app"):
-        source = files.get(f"{module}.py")
-        if source is None:
-            continue
-        name = wsgi_callable(source)
-        if name:
-            return StartCommand(f"gunicorn --bind 127.0.0.1:$PORT {module}:{name}", f"{module}.py")
-        if module == "app":
-            return StartCommand("python app.py", "app.py")
+    if ".s2i/bin/run" in files:
+        return StartCommand("./.s2i/bin/run", ".s2i/bin/run")
+    module = env.get("GUNICORN_APP_MODULE") or env.get("APP_MODULE")
+    if module:
+        return StartCommand(gunicorn(module, env), "GUNICORN_APP_MODULE" if env.get("GUNICORN_APP_MODULE")
+                            else "APP_MODULE", "wsgi")
+    if rule := _module_rule(files, env, "wsgi.py"):
+        return rule
+    if "manage.py" in files and (wsgi := django_wsgi_path(files["manage.py"])) and wsgi in files:
+        target = wsgi.removesuffix(".py").replace("/", ".")
+        return StartCommand(gunicorn(target, env), "manage.py (Django)", "django")
+    if "app.py" in files:
+        return _module_rule(files, env, "app.py") or StartCommand("python app.py", "app.py")
+    for filename in ("main.py", "asgi.py", "app/main.py"):
+        source = files.get(filename)
+        if source is not None and is_asgi(source) and (rule := _module_rule(files, env, filename)):
+            return rule
+    if "main.py" in files:
+        return StartCommand("python main.py", "main.py")
     raise BuildError(
         "Don't know how to run your application.",
         hint="Tell Shipyard how, in one of these ways:\n"
              "  - set APP_RUN: `shipyard config set <app> APP_RUN=\"gunicorn myapp:app\"`\n"
              "  - add a Procfile with a `web:` line, e.g. `web: gunicorn myapp:app`\n"
              "  - add a wsgi.py that exposes `application` (or `app`)")
-
-
-def process_types(files: Mapping[str, str], start: StartCommand) -> dict[str, str]:
-    types = parse_procfile(files["Procfile"]) if "Procfile" in files else {}
-    types["web"] = start.command
-    return types
-
-
-def needs_gunicorn(requirements_text: str) -> bool:
-    for line in requirements_text.splitlines():
-        line = line.split("#", 1)[0]
-        match = _REQUIREMENT_NAME.match(line)
-        if match and match.group(1).lower() == "gunicorn":
-            return False
-    return True

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 
 @dataclass(frozen=True)
 class Manifest:
     process_types: dict[str, str]  # {"web": "<shell command>", "worker": …, "release": …}
-    start_rule: str  # which rule gave "web": APP_RUN | Procfile | wsgi.py | app.py
+    start_rule: str  # which rule gave "web", e.g. "Procfile" or "manage.py (Django)"
     python: str  # version of the venv's interpreter, e.g. "3.11.7"
-    requirements_digest: str  # sha256 of requirements.txt + python version (venv reuse key)
+    requirements_digest: str  # the reusable venv's key (or "venv" when it belongs to this slug alone)
+    framework: str | None = None  # django | asgi | wsgi
+    env: dict[str, str] = field(default_factory=dict)  # from .s2i/environment, set at run time too
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -123,6 +123,9 @@ def apps_info(name: str) -> None:
     out.print(f"[bold]{a['name']}[/bold]  release {('v' + str(a['release'])) if a['release'] else '-'}  {a['state']}")
     out.print(f"  URL:          {a['url']}\n  Git remote:   {a['git_url']}\n  Branch:       {a['branch']}\n"
               f"  Boot timeout: {a['boot_timeout']} s")
+    for label, key in (("Start command", "start_command"), ("Build command", "build_command"), ("Fixed port", "port")):
+        if a[key]:
+            out.print(f"  {label + ':':<14}{a[key]}")
     for i in a["instances"]:
         code = f" (exit {i['exit_code']})" if i["state"] == "crashed" else ""
         out.print(f"  {i['name']}: {i['state']}{code}  v{i['release']}  port {i['port']}  restarts {i['restarts']}")
@@ -133,9 +136,14 @@ def apps_set(
     name: str,
     branch: Annotated[Optional[str], typer.Option(help="The branch whose pushes deploy.")] = None,
     boot_timeout: Annotated[Optional[int], typer.Option(help="Seconds a release gets to listen on $PORT.")] = None,
+    start_command: Annotated[Optional[str], typer.Option(help="Command of the web process (\"\" = detect).")] = None,
+    build_command: Annotated[Optional[str], typer.Option(help="Run after installing dependencies.")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Fixed port for apps that ignore $PORT (0 = none).")] = None,
 ) -> None:
-    """Change an app's settings."""
-    client().request("PATCH", f"/apps/{name}", json={"branch": branch, "boot_timeout": boot_timeout})
+    """Change an app's settings; build and start settings apply from the next push."""
+    client().request("PATCH", f"/apps/{name}", json={"branch": branch, "boot_timeout": boot_timeout,
+                                                      "start_command": start_command,
+                                                      "build_command": build_command, "port": port})
     out.print(f"Updated {name}.")
 
 

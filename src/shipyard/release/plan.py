@@ -25,6 +25,7 @@ class ReleaseTarget:
     boot_timeout: float
     web_concurrency: int
     formation: Mapping[str, int] = None  # type: ignore[assignment]
+    fixed_port: int | None = None  # for apps that ignore $PORT: PORT is set to it and the edge routes there
 
     def scale(self, process_type: str) -> int:
         if self.formation and process_type in self.formation:
@@ -65,5 +66,6 @@ def instance_specs(target: ReleaseTarget) -> list[InstanceSpec]:
         for index in range(1, target.scale(process_type) + 1):
             specs.append(InstanceSpec(app=target.app, release=target.version, process_type=process_type,
                                       index=index, command=command, cwd=target.slug_path / "app",
-                                      env=env, boot_timeout=target.boot_timeout))
+                                      env=env, boot_timeout=target.boot_timeout,
+                                      port=target.fixed_port if process_type == "web" else None))
     return specs

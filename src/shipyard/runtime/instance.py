@@ -44,7 +44,7 @@ class Instance:
     def __init__(self, spec: InstanceSpec, log: AppLog, scratch_root: Path,
                  on_change: Callable[[], None]) -> None:
         self.spec = spec
-        self.port = free_port()
+        self.port = spec.port or free_port()
         self.state = "starting"
         self.exit_code: int | None = None
         self.restarts = 0

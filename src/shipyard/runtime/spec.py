@@ -16,6 +16,7 @@ class InstanceSpec:
     cwd: Path
     env: dict[str, str] = field(default_factory=dict)  # PORT is added by the supervisor
     boot_timeout: float = 240.0
+    port: int | None = None  # a fixed port; otherwise the supervisor picks a free one
 
     @property
     def name(self) -> str:

@@ -23,6 +23,10 @@ class AppRow(Base):
     name: Mapped[str] = mapped_column(String(63), unique=True)
     branch: Mapped[str] = mapped_column(String(255), default="main")
     boot_timeout: Mapped[int] = mapped_column(default=240)
+    # Render's "Start Command" and "Build Command"; a fixed port for apps that ignore $PORT.
+    start_command: Mapped[str] = mapped_column(Text, default="")
+    build_command: Mapped[str] = mapped_column(Text, default="")
+    port: Mapped[int | None] = mapped_column(default=None)
     # The release version that is live (desired). Only promoted after it passed its health gate.
     current_release: Mapped[int | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

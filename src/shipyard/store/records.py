@@ -12,6 +12,9 @@ class App:
     branch: str
     boot_timeout: int
     current_release: int | None
+    start_command: str
+    build_command: str
+    port: int | None
     created_at: datetime
 
 

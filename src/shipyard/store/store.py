@@ -70,13 +70,19 @@ class Store:
         with self._session() as s:
             return [self._app(r) for r in s.scalars(select(AppRow).order_by(AppRow.name))]
 
-    def update_app(self, name: str, *, branch: str | None = None, boot_timeout: int | None = None) -> records.App:
+    def update_app(self, name: str, **changes: object) -> records.App:
+        """Set the given settings (branch, boot_timeout, start_command, build_command, port); None leaves one as is."""
         with self._session() as s:
             row = self._app_row(s, name)
-            if branch is not None:
-                row.branch = branch
-            if boot_timeout is not None:
-                row.boot_timeout = boot_timeout
+            for key, value in changes.items():
+                if value is not None:
+                    setattr(row, key, value)
+            return self._app(row)
+
+    def clear_or_set_port(self, name: str, port: int | None) -> records.App:
+        with self._session() as s:
+            row = self._app_row(s, name)
+            row.port = port
             return self._app(row)
 
     def delete_app(self, name: str) -> None:
@@ -181,7 +187,8 @@ class Store:
     @staticmethod
     def _app(row: AppRow) -> records.App:
         return records.App(name=row.name, branch=row.branch, boot_timeout=row.boot_timeout,
-                           current_release=row.current_release, created_at=row.created_at)
+                           current_release=row.current_release, start_command=row.start_command or "",
+                           build_command=row.build_command or "", port=row.port, created_at=row.created_at)
 
     @staticmethod
     def _build(row: BuildRow, app: str) -> records.Build:

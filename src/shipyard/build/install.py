@@ -1,0 +1,165 @@
+"""The install step: a virtualenv made with uv from the app's dependency manifest, reused when unchanged."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import shutil
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from shipyard.build.dependencies import DependencyPlan
+from shipyard.build.python import Interpreter
+from shipyard.errors import BuildError
+from shipyard.proc import die_with_parent, find_binary
+
+Log = Callable[[str], Awaitable[None]]
+INDENT = "       "
+COMPLETE = ".shipyard-complete"
+# Packages a generated start command needs, by the executable or module that proves they are there.
+SERVER_PACKAGES = {"gunicorn": "gunicorn", "uvicorn_worker": "uvicorn-worker"}
+
+
+@dataclass(frozen=True)
+class Venv:
+    path: Path
+    reused: bool
+
+
+async def run_logged(argv: list[str], env: Mapping[str, str], cwd: Path, log: Log) -> tuple[int, list[str]]:
+    proc = await asyncio.create_subprocess_exec(
+        *argv, cwd=cwd, env=dict(env), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
+    assert proc.stdout is not None
+    lines: list[str] = []
+    async for raw in proc.stdout:
+        line = raw.decode("utf-8", errors="replace").rstrip()
+        lines.append(line)
+        await log(INDENT + line)
+    return await proc.wait(), lines
+
+
+def uv_env(uv_cache_dir: Path, env: Mapping[str, str]) -> dict[str, str]:
+    """A clean environment for uv: the platform's own variables stay out of builds."""
+    clean = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(uv_cache_dir.parent), "UV_CACHE_DIR": str(uv_cache_dir),
+             "NO_COLOR": "1", "UV_NO_PROGRESS": "1", "UV_PYTHON_DOWNLOADS": "never", "LANG": "C.UTF-8"}
+    for name in ("SSL_CERT_FILE", "UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_EXTRA_INDEX_URL"):
+        if name in os.environ:
+            clean[name] = os.environ[name]
+    if env.get("PIP_INDEX_URL"):
+        clean["UV_INDEX_URL"] = env["PIP_INDEX_URL"]
+    return clean
+
+
+def summarize_uv_failure(lines: list[str]) -> str:
+    """One line naming what failed, from uv's output."""
+    text = [re.sub(r"^[\s×╰─▶│]+", "", line).strip() for line in lines]
+    for i, line in enumerate(lines):
+        if "╰─▶" in line or line.lstrip().startswith("cause:"):
+            return shorten(text[i].removeprefix("cause:").strip())
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith(("error:", "×")):
+            following = next((t for t in text[i + 1:] if t), "")
+            base = text[i].removeprefix("error:").strip()
+            return shorten(f"{base} {following}" if base.endswith(":") else base)
+    return shorten(next((t for t in reversed(text) if t), "uv failed without saying why"))
+
+
+def shorten(text: str, limit: int = 220) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def venv_digest(plan: DependencyPlan, manifest_texts: Mapping[str, str], python: Interpreter,
+                servers: tuple[str, ...], env: Mapping[str, str]) -> str:
+    """What a reusable venv depends on: the manifests, the interpreter, the added servers, the index."""
+    h = hashlib.sha256()
+    for part in (plan.kind, str(python.version), str(python.path), ",".join(servers), env.get("PIP_INDEX_URL", ""),
+                 env.get("PIP_UPGRADE", ""), *plan.requirements,
+                 *(f"{k}\0{v}" for k, v in sorted(manifest_texts.items()))):
+        h.update(part.encode() + b"\0")
+    return h.hexdigest()[:24]
+
+
+def install_argv(uv: str, plan: DependencyPlan, python: Path, generated: Path | None,
+                 env: Mapping[str, str]) -> list[str]:
+    upgrade = ["--upgrade"] if env.get("PIP_UPGRADE") else []
+    if plan.kind == "uv.lock":
+        return [uv, "sync", "--frozen", "--no-dev", "--python", str(python)]
+    if plan.kind == "requirements.txt":
+        return [uv, "pip", "install", *upgrade, "--python", str(python), "-r", "requirements.txt"]
+    if generated is not None:
+        return [uv, "pip", "install", *upgrade, "--python", str(python), "-r", str(generated)]
+    if plan.kind == "pyproject.toml" and not plan.installs_project:
+        return [uv, "pip", "install", *upgrade, "--python", str(python), "-r", "pyproject.toml"]
+    return [uv, "pip", "install", *upgrade, "--python", str(python), "-e", "."]
+
+
+async def create_venv(venv: Path, interpreter: Interpreter, environ: Mapping[str, str], log: Log,
+                      seed: bool = False) -> None:
+    uv = str(find_binary("uv", "uv"))
+    argv = [uv, "venv", "--quiet", *(["--seed"] if seed else []), "--python", str(interpreter.path), str(venv)]
+    code, lines = await run_logged(argv, environ, venv.parent, log)
+    if code != 0:
+        raise BuildError(f"Could not create a virtualenv with Python {interpreter.version}: "
+                         f"{summarize_uv_failure(lines)}", hint="Pin another Python version (runtime.txt).")
+
+
+async def install_dependencies(venv: Path, app_dir: Path, plan: DependencyPlan, environ: Mapping[str, str],
+                               log: Log) -> None:
+    uv = str(find_binary("uv", "uv"))
+    generated = None
+    if plan.requirements:
+        generated = venv.parent / f"requirements-from-{plan.kind.replace('.', '-')}.txt"
+        generated.write_text("\n".join(plan.requirements) + "\n")
+    env = dict(environ)
+    if plan.kind == "uv.lock":
+        env["UV_PROJECT_ENVIRONMENT"] = str(venv)
+    code, lines = await run_logged(install_argv(uv, plan, venv / "bin" / "python", generated, env), env, app_dir, log)
+    if code != 0:
+        raise BuildError(f"Could not install {plan.kind}: {summarize_uv_failure(lines)}",
+                         hint=f"Fix {plan.kind} and push again. The full output of uv is above.")
+    if generated is not None and plan.installs_project:
+        argv = [uv, "pip", "install", "--python", str(venv / "bin" / "python"), "--no-deps", "-e", "."]
+        code, lines = await run_logged(argv, env, app_dir, log)
+        if code != 0:
+            raise BuildError(f"Could not install your project: {summarize_uv_failure(lines)}",
+                             hint="Fix pyproject.toml, or set `package-mode = false` under [tool.poetry].")
+
+
+def missing_servers(venv: Path, servers: tuple[str, ...]) -> list[str]:
+    missing = []
+    for module in servers:
+        if module == "gunicorn" and (venv / "bin" / "gunicorn").exists():
+            continue
+        if module != "gunicorn" and list(venv.glob(f"lib/python*/site-packages/{module}")):
+            continue
+        missing.append(SERVER_PACKAGES[module])
+    return missing
+
+
+async def add_servers(venv: Path, app_dir: Path, servers: tuple[str, ...], environ: Mapping[str, str],
+                      log: Log) -> None:
+    missing = missing_servers(venv, servers)
+    if not missing:
+        return
+    await log(f"-----> Adding {', '.join(missing)} (your start command needs it and your dependencies don't list it)")
+    uv = str(find_binary("uv", "uv"))
+    code, lines = await run_logged([uv, "pip", "install", "--python", str(venv / "bin" / "python"), *missing],
+                                   environ, app_dir, log)
+    if code != 0:
+        raise BuildError(f"Could not install {', '.join(missing)}: {summarize_uv_failure(lines)}")
+
+
+def reusable_venv(venvs_dir: Path, digest: str) -> Path | None:
+    venv = venvs_dir / digest
+    if (venv / COMPLETE).exists():
+        return venv
+    shutil.rmtree(venv, ignore_errors=True)  # a build that died half-way
+    return None
+
+
+def mark_complete(venv: Path) -> None:
+    (venv / COMPLETE).write_text("")
