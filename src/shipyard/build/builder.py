@@ -5,6 +5,7 @@ Each step is a small function with a typed result; the build log reads like Hero
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -58,9 +59,11 @@ class Detection:
 
     @property
     def servers(self) -> tuple[str, ...]:
-        if not self.start.kind:
-            return ()
-        return ("gunicorn", "uvicorn_worker") if ASGI_WORKER in self.start.command else ("gunicorn",)
+        """The servers the web command runs, installed when the app's dependencies lack them."""
+        command = self.start.command
+        found = [name for name, pattern in (("gunicorn", r"\bgunicorn\b"), ("uvicorn_worker", re.escape(ASGI_WORKER)),
+                                            ("uvicorn", r"(^|[\s;&|/])uvicorn\s")) if re.search(pattern, command)]
+        return tuple(found)
 
 
 def read_files(source_dir: Path) -> dict[str, str]:

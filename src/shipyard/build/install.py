@@ -20,7 +20,7 @@ Log = Callable[[str], Awaitable[None]]
 INDENT = "       "
 COMPLETE = ".shipyard-complete"
 # Packages a generated start command needs, by the executable or module that proves they are there.
-SERVER_PACKAGES = {"gunicorn": "gunicorn", "uvicorn_worker": "uvicorn-worker"}
+SERVER_PACKAGES = {"gunicorn": "gunicorn", "uvicorn_worker": "uvicorn-worker", "uvicorn": "uvicorn"}
 
 
 @dataclass(frozen=True)

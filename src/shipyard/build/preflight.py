@@ -13,8 +13,8 @@ from pathlib import Path
 
 MAX_FILE_BYTES = 100 * 1024 * 1024
 _SERVERS = re.compile(r"\b(gunicorn|uvicorn|hypercorn|daphne|waitress-serve|runserver|flask run)\b")
-_PORT_FLAGS = re.compile(r"(?:--bind|-b)[= ]+['\"]?([^\s'\"]*):([^\s'\"]+)|(?:--port|-p)[= ]+['\"]?([^\s'\"]+)"
-                         r"|runserver\s+(?:([^\s:]+):)?(\d+)")
+_BIND = re.compile(r"(?:--bind|-b)[= ]+['\"]?([^\s'\"]+)")
+_PORT = re.compile(r"(?:--port|-p)[= ]+['\"]?([^\s'\"]+)|runserver\s+(?:[^\s:]+:)?(\d+)")
 _HOST_FLAGS = re.compile(r"--host[= ]+['\"]?([^\s'\"]+)")
 
 
@@ -41,18 +41,29 @@ def check_release_command(process_types: Mapping[str, str]) -> list[Finding]:
                     "start servers from `web:`.")]
 
 
+def split_bind(value: str) -> tuple[str, str]:
+    """`0.0.0.0:${PORT:-8000}` → ("0.0.0.0", "${PORT:-8000}"); `:8000` → ("", "8000")."""
+    if value.startswith("unix:"):
+        return "unix", ""
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        return host, rest.removeprefix(":")
+    host, _, port = value.partition(":")
+    return (host, port) if port else ("", host) if host.isdigit() or "$" in host else (host, "")
+
+
 def check_port(command: str, fixed_port: int | None) -> list[Finding]:
     findings = []
-    for match in _PORT_FLAGS.finditer(command):
-        host = match.group(1) if match.group(1) is not None else match.group(4)
-        port = match.group(2) or match.group(3) or match.group(5)
+    ports = [split_bind(m.group(1)) for m in _BIND.finditer(command)]
+    ports += [("", m.group(1) or m.group(2)) for m in _PORT.finditer(command)]
+    for host, port in ports:
         if port and "PORT" not in port and not (fixed_port and port == str(fixed_port)):
             findings.append(Finding(
                 "error", f"The start command listens on port {port}, not on $PORT: `{command}`.",
                 f"Use `$PORT` (e.g. `--bind 0.0.0.0:$PORT`), or tell Shipyard the app's fixed port with "
                 f"`shipyard apps set <app> --port {port}`."))
-        if host:
-            findings += check_host(host.strip("[]"), command)
+        if host and host != "unix":
+            findings += check_host(host, command)
     for match in _HOST_FLAGS.finditer(command):
         findings += check_host(match.group(1).strip("[]"), command)
     return findings

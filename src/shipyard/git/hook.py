@@ -22,10 +22,15 @@ ZERO = "0" * 40
 
 
 def export_tree(commit: str, dest: Path) -> None:
-    """Write the commit's files to dest; tarfile's `data` filter refuses links out of the tree."""
+    """Write the commit's files to dest.
+
+    The `tar` filter refuses any file that would land outside dest (also through a
+    link); links pointing out of the tree are kept so the builder's pre-flight
+    check can name them.
+    """
     archive = subprocess.run(["git", "archive", "--format=tar", commit], check=True, capture_output=True).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(dest, filter="data")
+        tar.extractall(dest, filter="tar")
 
 
 def say(line: str) -> None:
