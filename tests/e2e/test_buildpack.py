@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from .harness import Shipyard, free_port
@@ -76,10 +78,14 @@ def test_start_command_rules_app_run_app_module_and_main_py(shipyard: Shipyard) 
 
 def test_start_and_build_command_settings(shipyard: Shipyard) -> None:
     shipyard.cli("apps", "create", "render", "--boot-timeout", "30")
-    shipyard.cli("apps", "set", "render", "--build-command", "echo built > built.txt",
+    shipyard.cli("apps", "set", "render", "--build-command", 'echo "flag=$BUILD_FLAG secret=$RUNTIME_ONLY"',
                  "--start-command", "gunicorn --bind 0.0.0.0:$PORT app:app")
+    shipyard.cli("config", "set", "render", "RUNTIME_ONLY=hidden")
+    shipyard.cli("config", "set", "render", "--build-time", "BUILD_FLAG=yes")
+    assert "BUILD_FLAG=yes   # build-time" in shipyard.cli("config", "render").out
     pushed = shipyard.push(shipyard.checkout("flask-hello", "render"))
-    assert "remote: -----> Running the build command: echo built > built.txt" in pushed.err
+    assert 'remote: -----> Running the build command: echo "flag=$BUILD_FLAG secret=$RUNTIME_ONLY"' in pushed.err
+    assert re.search(r"^remote:        flag=yes secret=\s*$", pushed.err, re.MULTILINE)  # runtime vars stay out
     assert "Using start command from start command setting: gunicorn --bind 0.0.0.0:$PORT app:app" in pushed.err
     assert shipyard.get("render").status_code == 200
 

@@ -130,10 +130,11 @@ class Platform:
         async with self._lock(name):
             app = self.store.get_app(name)
             config = self.store.get_config(name)
+            build_keys = self.store.build_time_keys(name) | set(BUILD_KNOBS)
             request = BuildRequest(
                 source_dir=source_dir, slug_dir=self.settings.slugs_dir / name / f"{int(time.time() * 1000)}-{commit[:12]}",
                 venvs_dir=self.settings.slugs_dir / name / "venvs", uv_cache_dir=self.settings.uv_cache_dir,
-                interpreters=self.interpreters, env={k: v for k, v in config.items() if k in BUILD_KNOBS},
+                interpreters=self.interpreters, env={k: v for k, v in config.items() if k in build_keys},
                 start_command=app.start_command, build_command=app.build_command, fixed_port=app.port)
             slug = await build_slug(request, log)
             build = self.store.add_build(name, commit, str(slug.path), slug.manifest.to_json())
@@ -142,11 +143,11 @@ class Platform:
             return release
 
     async def update_config(self, name: str, set_vars: dict[str, str], unset: list[str],
-                            log: Log) -> records.Release | None:
+                            log: Log, build_time: bool = False) -> records.Release | None:
         """Store the new config; if the app runs, release it with the same slug (a restart with the new env)."""
         async with self._lock(name):
             app = self.store.get_app(name)
-            config = self.store.update_config(name, set_vars, unset)
+            config = self.store.update_config(name, set_vars, unset, build_time=build_time)
             if app.current_release is None:
                 return None
             current = self.store.get_release(name, app.current_release)

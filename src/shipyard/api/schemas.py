@@ -49,10 +49,12 @@ class AppOut(BaseModel):
 class ConfigUpdate(BaseModel):
     set: dict[str, str] = {}
     unset: list[str] = []
+    build_time: bool = Field(False, description="The vars in `set` are visible to the build too")
 
 
 class ConfigOut(BaseModel):
     config: dict[str, str]
+    build_time: list[str] = []
     release: int | None = None
 
 

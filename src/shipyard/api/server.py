@@ -90,7 +90,8 @@ def create_api(platform: Platform, token: str) -> FastAPI:
 
     @api.get("/apps/{name}/config", dependencies=[Depends(authorized)])
     async def get_config(name: str) -> ConfigOut:
-        return ConfigOut(config=platform.store.get_config(name))
+        return ConfigOut(config=platform.store.get_config(name),
+                         build_time=sorted(platform.store.build_time_keys(name)))
 
     @api.patch("/apps/{name}/config", dependencies=[Depends(authorized)])
     async def update_config(name: str, body: ConfigUpdate) -> ConfigOut:
@@ -101,7 +102,7 @@ def create_api(platform: Platform, token: str) -> FastAPI:
         async def log(line: str) -> None:
             lines.append(line)
 
-        release = await platform.update_config(name, body.set, body.unset, log)
+        release = await platform.update_config(name, body.set, body.unset, log, build_time=body.build_time)
         return ConfigOut(config=platform.store.get_config(name), release=release.version if release else None)
 
     @api.get("/apps/{name}/releases", dependencies=[Depends(authorized)])

@@ -162,15 +162,18 @@ def apps_destroy(name: str, confirm: Annotated[str, typer.Option(help="The app's
 @config_cli.command("show")
 def config_show(name: str) -> None:
     """Show an app's config vars."""
-    config = client().request("GET", f"/apps/{name}/config")["config"]
-    if not config:
+    result = client().request("GET", f"/apps/{name}/config")
+    if not result["config"]:
         out.print(f"{name} has no config vars.")
-    for key, value in config.items():
-        out.print(f"{key}={shlex.quote(value)}")
+    for key, value in result["config"].items():
+        marker = "   # build-time" if key in result["build_time"] else ""
+        out.print(f"{key}={shlex.quote(value)}{marker}")
 
 
 @config_cli.command("set")
-def config_set(name: str, pairs: Annotated[list[str], typer.Argument(help="KEY=VALUE …")]) -> None:
+def config_set(name: str, pairs: Annotated[list[str], typer.Argument(help="KEY=VALUE …")],
+               build_time: Annotated[bool, typer.Option("--build-time", help="Visible to the build too.")] = False,
+               ) -> None:
     """Set config vars; a running app restarts with them as a new release."""
     values: dict[str, str] = {}
     for pair in pairs:
@@ -178,7 +181,7 @@ def config_set(name: str, pairs: Annotated[list[str], typer.Argument(help="KEY=V
         if not sep:
             raise ShipyardError(f"'{pair}' is not KEY=VALUE.", hint="e.g. `shipyard config set todo GREETING=hi`")
         values[key] = value
-    result = client().request("PATCH", f"/apps/{name}/config", json={"set": values})
+    result = client().request("PATCH", f"/apps/{name}/config", json={"set": values, "build_time": build_time})
     released = f" and restarted as v{result['release']}" if result.get("release") else ""
     out.print(f"Set {', '.join(values)} on {name}{released}.")
 

@@ -113,15 +113,24 @@ class Store:
             rows = s.scalars(select(ConfigVarRow).where(ConfigVarRow.app_id == app.id).order_by(ConfigVarRow.key))
             return {r.key: self._cipher.decrypt(r.value) for r in rows}
 
-    def update_config(self, name: str, set_vars: dict[str, str], unset: list[str]) -> dict[str, str]:
+    def build_time_keys(self, name: str) -> set[str]:
+        with self._session() as s:
+            app = self._app_row(s, name)
+            return set(s.scalars(select(ConfigVarRow.key).where(ConfigVarRow.app_id == app.id,
+                                                                  ConfigVarRow.build_time.is_(True))))
+
+    def update_config(self, name: str, set_vars: dict[str, str], unset: list[str],
+                      build_time: bool = False) -> dict[str, str]:
         with self._session() as s:
             app = self._app_row(s, name)
             existing = {r.key: r for r in s.scalars(select(ConfigVarRow).where(ConfigVarRow.app_id == app.id))}
             for key, value in set_vars.items():
                 if key in existing:
                     existing[key].value = self._cipher.encrypt(value)
+                    existing[key].build_time = build_time
                 else:
-                    s.add(ConfigVarRow(app_id=app.id, key=key, value=self._cipher.encrypt(value)))
+                    s.add(ConfigVarRow(app_id=app.id, key=key, value=self._cipher.encrypt(value),
+                                       build_time=build_time))
             for key in unset:
                 if key in existing:
                     s.delete(existing[key])
