@@ -33,6 +33,8 @@ class Settings:
     # Seconds an old instance gets between SIGTERM and SIGKILL when drained.
     drain_grace: float = 10.0
     default_web_concurrency: int = 2
+    # Builds run app code (setup.py, collectstatic): sandboxed, as this uid, which needs no passwd entry.
+    build_uid: int = 61000
 
     @property
     def api_url(self) -> str:

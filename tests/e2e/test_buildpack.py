@@ -154,3 +154,16 @@ def test_symlink_out_of_the_repository_is_refused(shipyard: Shipyard) -> None:
     result = shipyard.push(work, check=False)
     assert result.code != 0
     assert "remote: !     passwords is a symlink to /etc/passwd, outside the repository." in result.err
+
+
+def test_builds_are_sandboxed(shipyard: Shipyard) -> None:
+    """setup.py runs as an unprivileged user and sees neither the platform's data nor other apps."""
+    shipyard.cli("apps", "create", "probe")
+    secrets = [shipyard.data_dir / "token", shipyard.data_dir / "shipyard.db", shipyard.data_dir / "slugs" / "django",
+               shipyard.data_dir / "repos"]
+    shipyard.cli("config", "set", "probe", "--build-time", "PROBE_PATHS=" + ":".join(map(str, secrets)))
+    shipyard.push(shipyard.checkout("sandbox-probe", "probe"))
+    report = shipyard.get("probe").text
+    for path in secrets:
+        assert f"{path}: denied (FileNotFoundError)" in report
+    assert "uid=61000" in report

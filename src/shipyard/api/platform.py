@@ -135,7 +135,8 @@ class Platform:
                 source_dir=source_dir, slug_dir=self.settings.slugs_dir / name / f"{int(time.time() * 1000)}-{commit[:12]}",
                 venvs_dir=self.settings.slugs_dir / name / "venvs", uv_cache_dir=self.settings.uv_cache_dir,
                 interpreters=self.interpreters, env={k: v for k, v in config.items() if k in build_keys},
-                start_command=app.start_command, build_command=app.build_command, fixed_port=app.port)
+                start_command=app.start_command, build_command=app.build_command, fixed_port=app.port,
+                build_uid=self.settings.build_uid)
             slug = await build_slug(request, log)
             build = self.store.add_build(name, commit, str(slug.path), slug.manifest.to_json())
             release = self.store.add_release(name, build.id, config, f"Deploy {commit[:7]}")

@@ -16,10 +16,12 @@ from shipyard.build import preflight
 from shipyard.build.dependencies import DependencyPlan, plan_dependencies
 from shipyard.build.detect import (ASGI_WORKER, FILES_OF_INTEREST, StartCommand, django_settings_module,
                                    django_wsgi_path, parse_procfile, resolve_start_command)
-from shipyard.build.install import (Log, Venv, add_servers, create_venv, install_argv, install_dependencies,
+from shipyard.build.install import (Venv, add_servers, create_venv, install_argv, install_dependencies,
                                     mark_complete, reusable_venv, uv_env, venv_digest)
 from shipyard.build.manifest import Manifest
 from shipyard.build.python import Interpreter, PythonChoice, choose_python, requested_python
+from shipyard.build.runner import Log, Runner
+from shipyard.build.sandbox import Sandbox, build_sandbox
 from shipyard.build.steps import (collectstatic, default_assemble_script, django_static_root_missing,
                                   parse_s2i_environment, run_step, step_env)
 from shipyard.errors import BuildError
@@ -43,6 +45,7 @@ class BuildRequest:
     start_command: str = ""  # the app's start command setting
     build_command: str = ""  # the app's build command setting
     fixed_port: int | None = None
+    build_uid: int | None = None  # run build steps sandboxed as this uid (None: unsandboxed, e.g. unit tests)
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,7 @@ async def report_findings(findings: Sequence[preflight.Finding], log: Log) -> No
         raise BuildError(errors[0].message + others, hint=errors[0].fix)
 
 
-async def build_venv(request: BuildRequest, detection: Detection, log: Log) -> Venv:
+async def build_venv(request: BuildRequest, detection: Detection, log: Log, run: Runner) -> Venv:
     environ = uv_env(request.uv_cache_dir, detection.env)
     app_dir = request.slug_dir / "app"
     assemble = ".s2i/bin/assemble" in detection.files
@@ -132,26 +135,26 @@ async def build_venv(request: BuildRequest, detection: Detection, log: Log) -> V
         return Venv(existing, reused=True)
     venv = request.venvs_dir / digest if reusable else request.slug_dir / "venv"
     venv.parent.mkdir(parents=True, exist_ok=True)
-    await create_venv(venv, detection.python.interpreter, environ, log, seed=assemble)
+    await create_venv(venv, detection.python.interpreter, environ, log, run, seed=assemble)
     if assemble:
         await log("-----> Running .s2i/bin/assemble")
         default = default_assemble_script(request.slug_dir / ".s2i-default",
                                           install_argv(str(find_binary("uv", "uv")), detection.dependencies,
                                                        venv / "bin" / "python", None, detection.env))
         env = {**step_env(venv, request.slug_dir, {**environ, **detection.env}), "STI_SCRIPTS_PATH": str(default.parent)}
-        await run_step(".s2i/bin/assemble", [str(app_dir / ".s2i/bin/assemble")], app_dir, env, log,
+        await run_step(".s2i/bin/assemble", [str(app_dir / ".s2i/bin/assemble")], app_dir, env, log, run,
                        hint="Fix .s2i/bin/assemble; it can call $STI_SCRIPTS_PATH/assemble for the default install.")
     else:
         await log(f"-----> Installing dependencies from {detection.dependencies.kind} with uv")
-        await install_dependencies(venv, app_dir, detection.dependencies, environ, log)
-    await add_servers(venv, app_dir, detection.servers, environ, log)
+        await install_dependencies(venv, app_dir, detection.dependencies, environ, log, run)
+    await add_servers(venv, app_dir, detection.servers, environ, log, run)
     if reusable:
         mark_complete(venv)
         (request.slug_dir / "venv").symlink_to(venv)
     return Venv(venv, reused=False)
 
 
-async def framework_steps(request: BuildRequest, detection: Detection, venv: Path, log: Log) -> None:
+async def framework_steps(request: BuildRequest, detection: Detection, venv: Path, log: Log, run: Runner) -> None:
     app_dir = request.slug_dir / "app"
     env = step_env(venv, request.slug_dir, detection.env)
     if detection.django_settings and (venv / "bin" / "django-admin").exists():
@@ -162,10 +165,10 @@ async def framework_steps(request: BuildRequest, detection: Detection, venv: Pat
             if django_static_root_missing(source):
                 await log(f"       Warning: {path} has no STATIC_ROOT, so collectstatic has nowhere to put files.")
                 await log("         Fix: add `STATIC_ROOT = BASE_DIR / \"staticfiles\"` and serve it with WhiteNoise.")
-            await collectstatic(app_dir, env, log)
+            await collectstatic(app_dir, env, log, run)
     if request.build_command:
         await log(f"-----> Running the build command: {request.build_command}")
-        await run_step("The build command", ["/bin/bash", "-c", request.build_command], app_dir, env, log,
+        await run_step("The build command", ["/bin/bash", "-c", request.build_command], app_dir, env, log, run,
                        hint="Fix it, or change it with `shipyard apps set <app> --build-command ...`.")
 
 
@@ -187,8 +190,9 @@ async def build_slug(request: BuildRequest, log: Log) -> Slug:
     try:
         shutil.copytree(request.source_dir, request.slug_dir / "app", symlinks=True,
                         ignore=shutil.ignore_patterns(".git"))
-        venv = await build_venv(request, detection, log)
-        await framework_steps(request, detection, venv.path, log)
+        run = Runner(sandbox_for(request, detection))
+        venv = await build_venv(request, detection, log, run)
+        await framework_steps(request, detection, venv.path, log, run)
         manifest = Manifest(process_types=detection.process_types, start_rule=detection.start.rule,
                             python=str(detection.python.interpreter.version),
                             requirements_digest=venv.path.name, framework=framework(detection),
@@ -199,6 +203,16 @@ async def build_slug(request: BuildRequest, log: Log) -> Slug:
         raise
     await log(f"-----> Build succeeded ({time.monotonic() - started:.1f} s)")
     return Slug(request.slug_dir, manifest)
+
+
+def sandbox_for(request: BuildRequest, detection: Detection) -> Sandbox | None:
+    if request.build_uid is None:
+        return None
+    sandbox = build_sandbox(request.build_uid, detection.python.interpreter.path,
+                            [request.slug_dir, request.venvs_dir, request.uv_cache_dir])
+    if sandbox is not None:
+        sandbox.give(request.slug_dir, request.venvs_dir, request.uv_cache_dir)
+    return sandbox
 
 
 def framework(detection: Detection) -> str | None:

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import re
 import shutil
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from shipyard.build.dependencies import DependencyPlan
 from shipyard.build.python import Interpreter
 from shipyard.errors import BuildError
-from shipyard.proc import die_with_parent, find_binary
+from shipyard.build.runner import Log, Runner
+from shipyard.proc import find_binary
 
-Log = Callable[[str], Awaitable[None]]
-INDENT = "       "
 COMPLETE = ".shipyard-complete"
 # Packages a generated start command needs, by the executable or module that proves they are there.
 SERVER_PACKAGES = {"gunicorn": "gunicorn", "uvicorn_worker": "uvicorn-worker", "uvicorn": "uvicorn"}
@@ -29,19 +27,6 @@ class Venv:
     reused: bool
 
 
-async def run_logged(argv: list[str], env: Mapping[str, str], cwd: Path, log: Log) -> tuple[int, list[str]]:
-    proc = await asyncio.create_subprocess_exec(
-        *argv, cwd=cwd, env=dict(env), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
-    assert proc.stdout is not None
-    lines: list[str] = []
-    async for raw in proc.stdout:
-        line = raw.decode("utf-8", errors="replace").rstrip()
-        lines.append(line)
-        await log(INDENT + line)
-    return await proc.wait(), lines
-
-
 def uv_env(uv_cache_dir: Path, env: Mapping[str, str]) -> dict[str, str]:
     """A clean environment for uv: the platform's own variables stay out of builds."""
     clean = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(uv_cache_dir.parent), "UV_CACHE_DIR": str(uv_cache_dir),
@@ -49,6 +34,7 @@ def uv_env(uv_cache_dir: Path, env: Mapping[str, str]) -> dict[str, str]:
     for name in ("SSL_CERT_FILE", "UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_EXTRA_INDEX_URL"):
         if name in os.environ:
             clean[name] = os.environ[name]
+    clean.update({k: v for k, v in env.items() if k not in clean})  # build-time config vars
     if env.get("PIP_INDEX_URL"):
         clean["UV_INDEX_URL"] = env["PIP_INDEX_URL"]
     return clean
@@ -97,18 +83,18 @@ def install_argv(uv: str, plan: DependencyPlan, python: Path, generated: Path | 
     return [uv, "pip", "install", *upgrade, "--python", str(python), "-e", "."]
 
 
-async def create_venv(venv: Path, interpreter: Interpreter, environ: Mapping[str, str], log: Log,
+async def create_venv(venv: Path, interpreter: Interpreter, environ: Mapping[str, str], log: Log, run: Runner,
                       seed: bool = False) -> None:
     uv = str(find_binary("uv", "uv"))
     argv = [uv, "venv", "--quiet", *(["--seed"] if seed else []), "--python", str(interpreter.path), str(venv)]
-    code, lines = await run_logged(argv, environ, venv.parent, log)
+    code, lines = await run(argv, environ, venv.parent, log)
     if code != 0:
         raise BuildError(f"Could not create a virtualenv with Python {interpreter.version}: "
                          f"{summarize_uv_failure(lines)}", hint="Pin another Python version (runtime.txt).")
 
 
 async def install_dependencies(venv: Path, app_dir: Path, plan: DependencyPlan, environ: Mapping[str, str],
-                               log: Log) -> None:
+                               log: Log, run: Runner) -> None:
     uv = str(find_binary("uv", "uv"))
     generated = None
     if plan.requirements:
@@ -117,13 +103,13 @@ async def install_dependencies(venv: Path, app_dir: Path, plan: DependencyPlan, 
     env = dict(environ)
     if plan.kind == "uv.lock":
         env["UV_PROJECT_ENVIRONMENT"] = str(venv)
-    code, lines = await run_logged(install_argv(uv, plan, venv / "bin" / "python", generated, env), env, app_dir, log)
+    code, lines = await run(install_argv(uv, plan, venv / "bin" / "python", generated, env), env, app_dir, log)
     if code != 0:
         raise BuildError(f"Could not install {plan.kind}: {summarize_uv_failure(lines)}",
                          hint=f"Fix {plan.kind} and push again. The full output of uv is above.")
     if generated is not None and plan.installs_project:
         argv = [uv, "pip", "install", "--python", str(venv / "bin" / "python"), "--no-deps", "-e", "."]
-        code, lines = await run_logged(argv, env, app_dir, log)
+        code, lines = await run(argv, env, app_dir, log)
         if code != 0:
             raise BuildError(f"Could not install your project: {summarize_uv_failure(lines)}",
                              hint="Fix pyproject.toml, or set `package-mode = false` under [tool.poetry].")
@@ -141,14 +127,14 @@ def missing_servers(venv: Path, servers: tuple[str, ...]) -> list[str]:
 
 
 async def add_servers(venv: Path, app_dir: Path, servers: tuple[str, ...], environ: Mapping[str, str],
-                      log: Log) -> None:
+                      log: Log, run: Runner) -> None:
     missing = missing_servers(venv, servers)
     if not missing:
         return
     await log(f"-----> Adding {', '.join(missing)} (your start command needs it and your dependencies don't list it)")
     uv = str(find_binary("uv", "uv"))
-    code, lines = await run_logged([uv, "pip", "install", "--python", str(venv / "bin" / "python"), *missing],
-                                   environ, app_dir, log)
+    code, lines = await run([uv, "pip", "install", "--python", str(venv / "bin" / "python"), *missing],
+                            environ, app_dir, log)
     if code != 0:
         raise BuildError(f"Could not install {', '.join(missing)}: {summarize_uv_failure(lines)}")
 

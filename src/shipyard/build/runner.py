@@ -1,0 +1,38 @@
+"""Running a build step's command: its output streamed to the build log, in the sandbox when there is one."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+
+from shipyard.build.sandbox import Sandbox
+from shipyard.proc import die_with_parent
+
+Log = Callable[[str], Awaitable[None]]
+INDENT = "       "
+
+
+async def run_logged(argv: list[str], env: Mapping[str, str], cwd: Path, log: Log) -> tuple[int, list[str]]:
+    proc = await asyncio.create_subprocess_exec(
+        *argv, cwd=cwd, env=dict(env), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
+    assert proc.stdout is not None
+    lines: list[str] = []
+    async for raw in proc.stdout:
+        line = raw.decode("utf-8", errors="replace").rstrip()
+        lines.append(line)
+        await log(INDENT + line)
+    return await proc.wait(), lines
+
+
+class Runner:
+    def __init__(self, sandbox: Sandbox | None = None) -> None:
+        self.sandbox = sandbox
+
+    async def __call__(self, argv: list[str], env: Mapping[str, str], cwd: Path, log: Log) -> tuple[int, list[str]]:
+        if self.sandbox is not None:
+            argv = self.sandbox.argv(argv, cwd)
+            # No passwd entry exists for the build user; tools that ask for a name or a home get these.
+            env = {**env, "HOME": "/tmp", "USER": "shipyard-build", "LOGNAME": "shipyard-build"}
+        return await run_logged(argv, env, cwd, log)
