@@ -8,7 +8,8 @@ def test_routes_sorted_by_app_with_a_404_catch_all_last():
                          AppRoute("alpha", "alpha.localhost", ("127.0.0.1:1", "127.0.0.1:3"))])
     assert [r["@id"] for r in table] == ["app-alpha", "app-zeta", "not-found"]
     assert table[0]["match"] == [{"host": ["alpha.localhost"]}]
-    assert table[0]["handle"][0]["upstreams"] == [{"dial": "127.0.0.1:1"}, {"dial": "127.0.0.1:3"}]
+    assert table[0]["handle"][0] == {"handler": "vars", "app": "alpha"}  # names the app on error pages
+    assert table[0]["handle"][1]["upstreams"] == [{"dial": "127.0.0.1:1"}, {"dial": "127.0.0.1:3"}]
     assert "match" not in table[-1] and table[-1]["handle"][0]["status_code"] == 404
 
 

@@ -104,6 +104,6 @@ def caddy_config(*, admin_socket: Path, listen: str, apps: Sequence[AppRoute]) -
             "automatic_https": {"disable": True},
             "routes": route_table(apps),
             "errors": {"routes": error_routes()},
-            "logs": {},  # access logs (JSON lines on stderr, i.e. the edge's log file)
+            # No access logs yet: on stderr they would grow the edge's log file without rotation.
         }}}},
     }
