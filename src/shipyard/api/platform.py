@@ -11,7 +11,6 @@ import asyncio
 import shutil
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from shipyard.build.builder import BuildRequest, build_slug
@@ -31,17 +30,6 @@ Log = Callable[[str], Awaitable[None]]
 # Config vars the builder reads (the rest stay out of the build, as on the seeds' platforms).
 BUILD_KNOBS = ("APP_RUN", "APP_MODULE", "GUNICORN_APP_MODULE", "GUNICORN_CONFIG", "PIP_INDEX_URL", "PIP_UPGRADE",
                "DISABLE_COLLECTSTATIC")
-
-
-@dataclass(frozen=True)
-class InstanceStatus:
-    name: str
-    release: int
-    state: str
-    port: int
-    pid: int | None
-    exit_code: int | None
-    restarts: int
 
 
 class Platform:
@@ -109,10 +97,6 @@ class Platform:
             self.repos.delete(name)
             for folder in (self.settings.slugs_dir / name, self.settings.logs_dir / name):
                 shutil.rmtree(folder, ignore_errors=True)
-
-    def instance_status(self, name: str) -> list[InstanceStatus]:
-        return [InstanceStatus(name=i.spec.name, release=i.spec.release, state=i.state, port=i.port, pid=i.pid,
-                               exit_code=i.exit_code, restarts=i.restarts) for i in self.supervisor.instances(name)]
 
     def app_state(self, app: records.App) -> str:
         states = {i.state for i in self.supervisor.instances(app.name)}

@@ -19,9 +19,15 @@ from shipyard.api.schemas import (AppCreate, AppOut, AppUpdate, ConfigOut, Confi
                                   InstanceOut, ReleaseOut)
 from shipyard.errors import InvalidInput, NotFound, ShipyardError, Unauthorized
 from shipyard.git.http_backend import cgi_env, run_http_backend, spool_body
+from shipyard.runtime.instance import Instance
 from shipyard.runtime.logs import follow as follow_log
 from shipyard.store import records
 from shipyard.store.names import validate_branch, validate_config_key
+
+
+def instance_out(i: Instance) -> InstanceOut:
+    return InstanceOut(name=i.spec.name, release=i.spec.release, state=i.state, port=i.port, pid=i.pid,
+                       exit_code=i.exit_code, restarts=i.restarts)
 
 
 def git_error(message: str, service: str) -> StreamingResponse:
@@ -52,7 +58,7 @@ def create_api(platform: Platform, token: str) -> FastAPI:
                       release=app.current_release,
                       state=platform.app_state(app), url=settings.app_url(app.name),
                       git_url=f"{settings.api_url}/git/{app.name}.git", created_at=app.created_at,
-                      instances=[InstanceOut(**vars(i)) for i in platform.instance_status(app.name)])
+                      instances=[instance_out(i) for i in platform.supervisor.instances(app.name)])
 
     @api.get("/health")
     async def health() -> dict[str, str]:
