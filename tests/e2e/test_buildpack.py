@@ -96,7 +96,9 @@ def test_redeploy_reuses_the_virtualenv(shipyard: Shipyard) -> None:
     assert "Reusing the virtualenv" not in shipyard.push(work).err
     (work / "app.py").write_text((work / "app.py").read_text().replace('VERSION = "1"', 'VERSION = "2"'))
     shipyard.commit(work, "code only")
-    assert "remote: -----> Reusing the virtualenv of an earlier build" in shipyard.push(work).err
+    redeploy = shipyard.push(work).err
+    assert "remote: -----> Reusing the virtualenv of an earlier build" in redeploy
+    assert "remote: -----> Copied 1 changed file(s); 1 unchanged, shared with the previous slug" in redeploy
     assert shipyard.get("reuse").text == "Hello from flask-hello v2\n"
 
 

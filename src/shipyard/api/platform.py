@@ -115,12 +115,14 @@ class Platform:
             app = self.store.get_app(name)
             config = self.store.get_config(name)
             build_keys = self.store.build_time_keys(name) | set(BUILD_KNOBS)
+            previous = self.store.latest_build(name)
             request = BuildRequest(
                 source_dir=source_dir, slug_dir=self.settings.slugs_dir / name / f"{int(time.time() * 1000)}-{commit[:12]}",
                 venvs_dir=self.settings.slugs_dir / name / "venvs", uv_cache_dir=self.settings.uv_cache_dir,
                 interpreters=self.interpreters, env={k: v for k, v in config.items() if k in build_keys},
                 start_command=app.start_command, build_command=app.build_command, fixed_port=app.port,
-                build_uid=self.settings.build_uid)
+                build_uid=self.settings.build_uid,
+                previous_slug=Path(previous.slug_path) if previous and Path(previous.slug_path).is_dir() else None)
             slug = await build_slug(request, log)
             build = self.store.add_build(name, commit, str(slug.path), slug.manifest.to_json())
             release = self.store.add_release(name, build.id, config, f"Deploy {commit[:7]}")

@@ -19,6 +19,7 @@ from shipyard.build.detect import (ASGI_WORKER, FILES_OF_INTEREST, StartCommand,
 from shipyard.build.install import (Venv, add_servers, create_venv, install_argv, install_dependencies,
                                     mark_complete, reusable_venv, uv_env, venv_digest)
 from shipyard.build.manifest import Manifest
+from shipyard.build.source import copy_source
 from shipyard.build.python import Interpreter, PythonChoice, choose_python, requested_python
 from shipyard.build.runner import Log, Runner
 from shipyard.build.sandbox import Sandbox, build_sandbox
@@ -46,6 +47,7 @@ class BuildRequest:
     build_command: str = ""  # the app's build command setting
     fixed_port: int | None = None
     build_uid: int | None = None  # run build steps sandboxed as this uid (None: unsandboxed, e.g. unit tests)
+    previous_slug: Path | None = None  # the app's last slug: unchanged files are hardlinked from it
 
 
 @dataclass(frozen=True)
@@ -188,8 +190,10 @@ async def build_slug(request: BuildRequest, log: Log) -> Slug:
                                              request.fixed_port), log)
     request.slug_dir.parent.mkdir(parents=True, exist_ok=True)
     try:
-        shutil.copytree(request.source_dir, request.slug_dir / "app", symlinks=True,
-                        ignore=shutil.ignore_patterns(".git"))
+        copied = copy_source(request.source_dir, request.slug_dir / "app",
+                             request.previous_slug / "app" if request.previous_slug else None)
+        await log(f"-----> Copied {copied.changed} changed file(s); {copied.linked} unchanged, shared with the "
+                  "previous slug")
         run = Runner(sandbox_for(request, detection))
         venv = await build_venv(request, detection, log, run)
         await framework_steps(request, detection, venv.path, log, run)
