@@ -134,6 +134,8 @@ def test_fixed_port_is_rejected_then_honoured_with_the_setting(shipyard: Shipyar
 @pytest.mark.parametrize("sample,message", [
     ("broken-procfile", "Procfile line 2 is not `name: command`: 'this is not a process line'"),
     ("broken-release", "The Procfile's release command starts a server: `gunicorn app:app`."),
+    ("broken-no-manifest", "No dependency manifest found (requirements.txt, pyproject.toml, Pipfile, poetry.lock, "
+                           "uv.lock or setup.py)."),
 ])
 def test_preflight_failures(shipyard: Shipyard, sample: str, message: str) -> None:
     shipyard.cli("apps", "create", sample)
