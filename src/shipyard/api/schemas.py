@@ -75,3 +75,18 @@ class DeployRequest(BaseModel):
 class ErrorOut(BaseModel):
     error: str
     hint: str | None = None
+
+
+class AddonCreate(BaseModel):
+    kind: str = Field("postgres", pattern="^postgres$", description="Only PostgreSQL so far")
+
+
+class BackupOut(BaseModel):
+    id: str
+    size: int
+    created_at: float
+
+
+class RestoreRequest(BaseModel):
+    backup_id: str
+    confirm: str = ""

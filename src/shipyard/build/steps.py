@@ -34,6 +34,7 @@ def step_env(venv: Path, home: Path, env: Mapping[str, str]) -> dict[str, str]:
 def default_assemble_script(folder: Path, install_argv: list[str]) -> Path:
     """A script .s2i/bin/assemble can call to run Shipyard's own install (OpenShift's `$STI_SCRIPTS_PATH/assemble`)."""
     folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o755)  # the platform writes it, the sandboxed build user runs it
     script = folder / "assemble"
     script.write_text("#!/bin/sh\nset -e\necho '---> Installing application dependencies (Shipyard default assemble)'\n"
                       f"exec {shlex.join(install_argv)}\n")

@@ -37,8 +37,12 @@ app = typer.Typer(help="Shipyard: git push your Python web app to your own machi
                   pretty_exceptions_enable=False, add_completion=False)
 apps_cli = typer.Typer(help="Create, list, inspect and destroy apps.", cls=DefaultCommandGroup)
 config_cli = typer.Typer(help="Config vars: the app's environment.", cls=DefaultCommandGroup)
+addons_cli = typer.Typer(help="Add-ons: a managed PostgreSQL database per app.")
+db_cli = typer.Typer(help="The app's PostgreSQL database: psql, backups, restore.")
 app.add_typer(apps_cli, name="apps")
 app.add_typer(config_cli, name="config")
+app.add_typer(addons_cli, name="addons")
+app.add_typer(db_cli, name="db")
 
 DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Data directory of a local platform "
                                                  "(default: $SHIPYARD_DATA_DIR or ~/.local/share/shipyard).")]
@@ -105,10 +109,14 @@ def apps_create(
     name: str,
     branch: Annotated[str, typer.Option(help="The branch whose pushes deploy.")] = "main",
     boot_timeout: Annotated[int, typer.Option(help="Seconds a release gets to listen on $PORT.")] = 240,
+    postgres: Annotated[bool, typer.Option("--postgres", help="Give it a PostgreSQL database.")] = False,
 ) -> None:
     """Create an app: prints its git remote and URL."""
     c = client()
     created = c.request("POST", "/apps", json={"name": name, "branch": branch, "boot_timeout": boot_timeout})
+    if postgres:
+        c.request("POST", f"/apps/{name}/addons", json={"kind": "postgres"})
+        out.print(f"Attached a PostgreSQL database to {name}: its DATABASE_URL is in `shipyard config {name}`.")
     helper = install_credential_helper(c.target.api_url)
     out.print(f"Created [bold]{name}[/bold]\n  URL:        {created['url']}\n  Git remote: {created['git_url']}\n")
     out.print(f"Deploy it:\n  git remote add shipyard {created['git_url']}\n  git push shipyard {branch}")
@@ -153,16 +161,18 @@ def apps_destroy(name: str, confirm: Annotated[str, typer.Option(help="The app's
     if confirm != name:
         raise ShipyardError(f"Destroying '{name}' deletes its code, releases and logs.",
                             hint=f"Run `shipyard apps destroy {name} --confirm {name}`.")
-    client().request("DELETE", f"/apps/{name}", params={"confirm": confirm})
+    result = client().request("DELETE", f"/apps/{name}", params={"confirm": confirm})
     out.print(f"Destroyed {name}.")
+    if result and result.get("final_backup"):
+        out.print(f"Its database was dropped after a final backup: {result['final_backup']}")
 
 
 # Config
 
 @config_cli.command("show")
-def config_show(name: str) -> None:
-    """Show an app's config vars."""
-    result = client().request("GET", f"/apps/{name}/config")
+def config_show(name: str, reveal: Annotated[bool, typer.Option("--reveal", help="Show passwords.")] = False) -> None:
+    """Show an app's config vars (passwords masked unless --reveal)."""
+    result = client().request("GET", f"/apps/{name}/config", params={"reveal": reveal})
     if not result["config"]:
         out.print(f"{name} has no config vars.")
     for key, value in result["config"].items():
@@ -192,6 +202,69 @@ def config_unset(name: str, keys: list[str]) -> None:
     result = client().request("PATCH", f"/apps/{name}/config", json={"unset": keys})
     released = f" and restarted as v{result['release']}" if result.get("release") else ""
     out.print(f"Unset {', '.join(keys)} on {name}{released}.")
+
+
+# Add-ons and databases
+
+@addons_cli.command("create")
+def addons_create(name: str, kind: Annotated[str, typer.Argument(help="postgres")] = "postgres") -> None:
+    """Attach an add-on; a running app restarts with its environment (DATABASE_URL, PG*)."""
+    if kind != "postgres":
+        raise ShipyardError(f"Unknown add-on '{kind}'.", hint="The add-on Shipyard offers is `postgres`.")
+    result = client().request("POST", f"/apps/{name}/addons", json={"kind": kind})
+    released = f"; restarted as v{result['release']}" if result.get("release") else ""
+    out.print(f"Attached PostgreSQL to {name}{released}. DATABASE_URL={result['config']['DATABASE_URL']}")
+
+
+@addons_cli.command("destroy")
+def addons_destroy(name: str, kind: Annotated[str, typer.Argument(help="postgres")] = "postgres",
+                   confirm: Annotated[str, typer.Option(help="The app's name, again.")] = "") -> None:
+    """Drop the app's database and role (after --confirm); the app restarts without DATABASE_URL."""
+    result = client().request("DELETE", f"/apps/{name}/addons/{kind}", params={"confirm": confirm})
+    released = f"; restarted as v{result['release']}" if result.get("release") else ""
+    out.print(f"Destroyed the PostgreSQL database of {name}{released}.")
+
+
+@db_cli.command("backup")
+def db_backup(name: str) -> None:
+    """Back up the app's database now (pg_dump, custom format, in the data directory)."""
+    b = client().request("POST", f"/apps/{name}/db/backups")
+    out.print(f"Backup {b['id']}  {b['size']} bytes  {format_time(b['created_at'])}")
+
+
+@db_cli.command("backups")
+def db_backups(name: str) -> None:
+    """List the app's backups, newest first."""
+    rows = client().request("GET", f"/apps/{name}/db/backups")
+    table = Table("id", "size", "created", box=None)
+    for b in rows:
+        table.add_row(b["id"], f"{b['size']} bytes", format_time(b["created_at"]))
+    out.print(table if rows else f"{name} has no backups yet: `shipyard db backup {name}`.")
+
+
+@db_cli.command("restore")
+def db_restore(name: str, backup_id: str,
+               confirm: Annotated[str, typer.Option(help="The app's name, again.")] = "") -> None:
+    """Replace the app's data with a backup's."""
+    client().request("POST", f"/apps/{name}/db/restore", json={"backup_id": backup_id, "confirm": confirm})
+    out.print(f"Restored {backup_id} into {name}'s database.")
+
+
+@db_cli.command("psql")
+def db_psql(name: str) -> None:
+    """An interactive psql as the app's role, over verified TLS."""
+    config = client().request("GET", f"/apps/{name}/config", params={"reveal": True})["config"]
+    if "PGHOST" not in config:
+        raise ShipyardError(f"App '{name}' has no PostgreSQL database.",
+                            hint=f"Create one with `shipyard addons create {name} postgres`.")
+    env = {**os.environ, **{k: v for k, v in config.items() if k.startswith("PG")}}
+    os.execvpe("psql", ["psql"], env)
+
+
+def format_time(timestamp: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 # Releases and logs

