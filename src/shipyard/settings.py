@@ -35,6 +35,9 @@ class Settings:
     default_web_concurrency: int = 2
     # Builds run app code (setup.py, collectstatic): sandboxed, as this uid, which needs no passwd entry.
     build_uid: int = 61000
+    # Automatic database backups: how often, and how many of them to keep per app.
+    backup_interval: float = 24 * 3600
+    backup_keep: int = 7
 
     @property
     def api_url(self) -> str:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import shlex
 import signal
+import subprocess
 import time
 
 import psycopg
 
-from .harness import Shipyard
+from .harness import SHIPYARD, Shipyard
 
 
 def todos(shipyard: Shipyard) -> list[str]:
@@ -43,10 +44,16 @@ def test_todo_app_keeps_its_rows_through_everything(shipyard: Shipyard) -> None:
     refused = shipyard.get("todo", "/connect", params={"db": "app_blog"})
     assert refused.status_code == 403 and "pg_hba.conf rejects connection" in refused.text
 
-    # Redeploy, kill the database server, restart the platform: the rows stay.
-    (work / "app.py").write_text((work / "app.py").read_text() + "\n# redeploy\n")
-    shipyard.commit(work, "redeploy")
-    shipyard.push(work)
+    # psql as the app's role, over verified TLS.
+    psql = subprocess.run([*SHIPYARD, "db", "psql", "todo"], input="SELECT current_user, count(*) FROM todo;\n",
+                          env=shipyard.env, capture_output=True, text=True, timeout=60)
+    assert psql.returncode == 0 and "app_todo" in psql.stdout and " 3" in psql.stdout
+
+    # Ten redeploys, a killed database server, a platform restart: the rows stay.
+    for n in range(10):
+        (work / "app.py").write_text((work / "app.py").read_text() + f"\n# redeploy {n}\n")
+        shipyard.commit(work, f"redeploy {n}")
+        shipyard.push(work)
     assert todos(shipyard) == ["milk", "eggs", "bread"]
     pid = int((shipyard.data_dir / "postgres" / "data" / "postmaster.pid").read_text().split()[0])
     os.kill(pid, signal.SIGKILL)

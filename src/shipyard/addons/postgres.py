@@ -46,9 +46,24 @@ def app_environment(creds: Credentials, ca_file: Path) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Backup:
-    id: str
+    id: str  # "b…" made on request, "a…" made by the daily schedule
     size: int
     created_at: float
+
+    @property
+    def automatic(self) -> bool:
+        return self.id.startswith("a")
+
+
+def backup_due(backups: list[Backup], now: float, interval: float) -> bool:
+    automatic = [b.created_at for b in backups if b.automatic]
+    return not automatic or now - max(automatic) >= interval
+
+
+def expired(backups: list[Backup], keep: int) -> list[Backup]:
+    """Automatic backups beyond the newest `keep`; backups made on request are never expired."""
+    automatic = sorted((b for b in backups if b.automatic), key=lambda b: b.created_at, reverse=True)
+    return automatic[keep:]
 
 
 class PostgresAddon:
@@ -87,10 +102,11 @@ class PostgresAddon:
     def _pg_args(self, app: str) -> list[str]:
         return ["-h", HOST, "-p", str(self.server.port), "-U", ADMIN_ROLE, "-d", role_name(app)]
 
-    async def backup(self, app: str) -> Backup:
+    async def backup(self, app: str, automatic: bool = False) -> Backup:
         folder = self.backups_dir / app
         folder.mkdir(parents=True, exist_ok=True)
-        backup_id = time.strftime("b%Y%m%d-%H%M%S", time.gmtime()) + f"-{secrets.token_hex(2)}"
+        prefix = "a" if automatic else "b"
+        backup_id = time.strftime(f"{prefix}%Y%m%d-%H%M%S", time.gmtime()) + f"-{secrets.token_hex(2)}"
         target = folder / f"{backup_id}.dump"
         await self._run([str(self.server.bin / "pg_dump"), "-Fc", "-f", str(target), *self._pg_args(app)],
                         "pg_dump")
@@ -98,8 +114,11 @@ class PostgresAddon:
         return Backup(backup_id, target.stat().st_size, target.stat().st_mtime)
 
     def backups(self, app: str) -> list[Backup]:
-        files = sorted((self.backups_dir / app).glob("*.dump"), reverse=True)
+        files = sorted((self.backups_dir / app).glob("*.dump"), key=lambda f: f.stat().st_mtime, reverse=True)
         return [Backup(f.stem, f.stat().st_size, f.stat().st_mtime) for f in files]
+
+    def delete_backup(self, app: str, backup_id: str) -> None:
+        self.backup_file(app, backup_id).unlink()
 
     def backup_file(self, app: str, backup_id: str) -> Path:
         path = self.backups_dir / app / f"{backup_id}.dump"

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import asdict
 
-from shipyard.addons.postgres import Backup, Credentials, PostgresAddon, app_environment
+from shipyard.addons.postgres import Backup, Credentials, PostgresAddon, app_environment, backup_due, expired
 from shipyard.api.platform import Log, Platform
 from shipyard.errors import Conflict, NotFound, PlatformError
 from shipyard.store import records
@@ -58,6 +59,23 @@ class Databases:
         backup = await self.addon.backup(app)
         await asyncio.to_thread(self.addon.deprovision, app)
         return backup
+
+    async def scheduled_backups(self, interval: float, keep: int, check_every: float = 600) -> None:
+        """The daily automatic backup of every database, keeping the newest `keep` of them."""
+        while True:
+            if self.addon is not None:
+                for app in self.platform.store.list_apps():
+                    if self.platform.store.get_addon(app.name, KIND) is None:
+                        continue
+                    try:
+                        if backup_due(self.addon.backups(app.name), time.time(), interval):
+                            await self.addon.backup(app.name, automatic=True)
+                        for old in expired(self.addon.backups(app.name), keep):
+                            self.addon.delete_backup(app.name, old.id)
+                    except PlatformError as exc:
+                        self.platform.supervisor.app_log(app.name).write(
+                            "shipyard[backup]", f"Automatic backup failed: {exc.message}")
+            await asyncio.sleep(check_every)
 
     def backup_path(self, app: str, backup_id: str) -> str:
         return str(self._require().backup_file(app, backup_id))

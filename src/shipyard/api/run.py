@@ -102,6 +102,8 @@ class PlatformServer:
                 databases.unavailable = exc.message.splitlines()[0]
                 self.announce(f"Warning: the PostgreSQL add-on is unavailable: {exc.message}")
             await platform.start()
+            backups = asyncio.create_task(databases.scheduled_backups(settings.backup_interval,
+                                                                      settings.backup_keep))
             serving = asyncio.create_task(server.serve())
             while not server.started:
                 if serving.done():
@@ -112,6 +114,7 @@ class PlatformServer:
             write_state(settings)
             self.announce_ready(token)
             await stop.wait()
+            backups.cancel()
             self.announce("Stopping: draining apps, stopping the edge …")
             server.should_exit = True
             await serving
