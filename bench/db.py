@@ -19,7 +19,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from shipyard.addons.postgres import PostgresAddon  # noqa: E402
+from shipyard.addons.postgres import PostgresAddon, embedded_target  # noqa: E402
 from shipyard.addons.postgres_server import ADMIN_ROLE, PostgresServer  # noqa: E402
 from shipyard.addons.tls import CertificateAuthority  # noqa: E402
 
@@ -45,7 +45,7 @@ async def main() -> None:
         await server.start()
         print(f"server first start (initdb + certificate): {time.perf_counter() - started:.2f} s")
         try:
-            addon = PostgresAddon(server, root / "backups")
+            addon = PostgresAddon(embedded_target(server), root / "backups")
             times = []
             for n in range(5):
                 started = time.perf_counter()

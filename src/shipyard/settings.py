@@ -38,6 +38,8 @@ class Settings:
     # Automatic database backups: how often, and how many of them to keep per app.
     backup_interval: float = 24 * 3600
     backup_keep: int = 7
+    # A PostgreSQL server the user runs, instead of the embedded one (same provisioning there).
+    postgres_admin_url: str = field(default_factory=lambda: os.environ.get("SHIPYARD_POSTGRES_ADMIN_URL", ""))
 
     @property
     def api_url(self) -> str:

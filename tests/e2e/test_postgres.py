@@ -95,3 +95,42 @@ def _answers(shipyard: Shipyard) -> bool:
     except Exception:
         time.sleep(0.2)
         return False
+
+
+def test_an_external_server_instead_of_the_embedded_one(tmp_path) -> None:
+    """SHIPYARD_POSTGRES_ADMIN_URL: the same provisioning on a server the user runs (here: another real one)."""
+    import asyncio
+    import threading
+
+    from shipyard.addons.postgres_server import ADMIN_ROLE, PostgresServer
+    from shipyard.addons.tls import CertificateAuthority
+
+    external_root = tmp_path / "external"
+    external_root.mkdir()
+    ca = CertificateAuthority.load_or_create(external_root / "ca")
+    server = PostgresServer(external_root / "pg", ca, external_root / "pg.log")
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(server.start(), loop).result(60)
+    shipyard = Shipyard(tmp_path / "platform")
+    shipyard.env["SHIPYARD_POSTGRES_ADMIN_URL"] = (
+        f"postgresql://{ADMIN_ROLE}:{server.admin_password}@127.0.0.1:{server.port}/postgres"
+        f"?sslmode=verify-full&sslrootcert={ca.cert_file}")
+    try:
+        shipyard.start()
+        assert not (shipyard.data_dir / "postgres").exists()  # no embedded server
+        shipyard.cli("apps", "create", "ext", "--postgres")
+        revealed = shipyard.cli("config", "ext", "--reveal").out
+        assert f"127.0.0.1:{server.port}/app_ext" in revealed and f"PGSSLROOTCERT={ca.cert_file}" in revealed
+        shipyard.push(shipyard.checkout("flask-todo", "ext"))
+        headers = {"Host": f"ext.localhost:{shipyard.edge_port}"}
+        import httpx
+
+        created = httpx.post(f"http://127.0.0.1:{shipyard.edge_port}/todos", json={"title": "x"}, headers=headers)
+        assert created.status_code == 201
+    finally:
+        shipyard.kill_all()
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(60)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()

@@ -1,4 +1,4 @@
-from shipyard.addons.postgres import Backup, app_environment, backup_due, expired, role_name, Credentials
+from shipyard.addons.postgres import AdminTarget, Backup, Credentials, app_environment, backup_due, expired, role_name
 from pathlib import Path
 
 DAY = 24 * 3600
@@ -19,8 +19,17 @@ def test_retention_keeps_the_newest_automatic_and_every_manual_backup():
 
 def test_app_environment_contract():
     creds = Credentials("127.0.0.1", 5433, "app_my_blog", "app_my_blog", "p@ss/word")
-    env = app_environment(creds, Path("/data/ca/ca.crt"))
+    env = app_environment(creds, AdminTarget("127.0.0.1", 5433, "admin", "x", "verify-full", "/data/ca/ca.crt",
+                                             Path("/usr/bin")))
     assert role_name("my-blog") == "app_my_blog"
     assert env["DATABASE_URL"] == "postgresql://app_my_blog:p%40ss%2Fword@127.0.0.1:5433/app_my_blog"
     assert env["PGSSLMODE"] == "verify-full" and env["PGSSLROOTCERT"] == "/data/ca/ca.crt"
     assert env["PGPASSWORD"] == "p@ss/word" and env["PGPORT"] == "5433"
+
+
+def test_external_admin_url():
+    from shipyard.addons.postgres import external_target
+
+    t = external_target("postgresql://admin:p%40ss@db.example:6543/postgres?sslmode=verify-ca&sslrootcert=/ca.pem")
+    assert (t.host, t.port, t.user, t.password, t.sslmode, t.sslrootcert) == \
+        ("db.example", 6543, "admin", "p@ss", "verify-ca", "/ca.pem")

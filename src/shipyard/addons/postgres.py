@@ -11,12 +11,12 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import psycopg
 from psycopg import sql
 
-from shipyard.addons.postgres_server import ADMIN_ROLE, HOST, PostgresServer
+from shipyard.addons.postgres_server import ADMIN_ROLE, HOST, PostgresServer, find_pg_bin
 from shipyard.errors import Conflict, NotFound, PlatformError
 
 
@@ -37,11 +37,43 @@ def role_name(app: str) -> str:
     return "app_" + app.replace("-", "_")
 
 
-def app_environment(creds: Credentials, ca_file: Path) -> dict[str, str]:
-    """design.md's contract: DATABASE_URL and the same split into libpq's variables, verify-full TLS."""
-    return {"DATABASE_URL": creds.url(), "PGHOST": creds.host, "PGPORT": str(creds.port),
-            "PGDATABASE": creds.database, "PGUSER": creds.user, "PGPASSWORD": creds.password,
-            "PGSSLMODE": "verify-full", "PGSSLROOTCERT": str(ca_file)}
+@dataclass(frozen=True)
+class AdminTarget:
+    """Where databases are provisioned: the embedded server, or one the user runs."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    sslmode: str
+    sslrootcert: str | None
+    bin: Path  # pg_dump, pg_restore
+
+
+def embedded_target(server: PostgresServer) -> AdminTarget:
+    return AdminTarget(HOST, server.port, ADMIN_ROLE, server.admin_password, "verify-full",
+                       str(server.ca.cert_file), server.bin)
+
+
+def external_target(admin_url: str) -> AdminTarget:
+    """SHIPYARD_POSTGRES_ADMIN_URL, e.g. postgresql://admin:pw@db.example:5432/postgres?sslmode=verify-full&sslrootcert=/ca.pem"""
+    url = urlsplit(admin_url)
+    if url.scheme not in ("postgres", "postgresql") or not url.hostname or not url.username:
+        raise PlatformError("SHIPYARD_POSTGRES_ADMIN_URL is not a postgresql://user:password@host:port/db URL.",
+                            hint="Give the URL of a role that may create roles and databases.")
+    query = {k: v[0] for k, v in parse_qs(url.query).items()}
+    return AdminTarget(url.hostname, url.port or 5432, unquote(url.username), unquote(url.password or ""),
+                       query.get("sslmode", "verify-full"), query.get("sslrootcert"), find_pg_bin())
+
+
+def app_environment(creds: Credentials, target: AdminTarget) -> dict[str, str]:
+    """design.md's contract: DATABASE_URL and the same split into libpq's variables, verified TLS."""
+    env = {"DATABASE_URL": creds.url(), "PGHOST": creds.host, "PGPORT": str(creds.port),
+           "PGDATABASE": creds.database, "PGUSER": creds.user, "PGPASSWORD": creds.password,
+           "PGSSLMODE": target.sslmode}
+    if target.sslrootcert:
+        env["PGSSLROOTCERT"] = target.sslrootcert
+    return env
 
 
 @dataclass(frozen=True)
@@ -67,14 +99,24 @@ def expired(backups: list[Backup], keep: int) -> list[Backup]:
 
 
 class PostgresAddon:
-    def __init__(self, server: PostgresServer, backups_dir: Path) -> None:
-        self.server = server
+    def __init__(self, target: AdminTarget, backups_dir: Path) -> None:
+        self.target = target
         self.backups_dir = backups_dir
 
     def _admin(self, dbname: str = "postgres") -> psycopg.Connection:
-        return psycopg.connect(host=HOST, port=self.server.port, dbname=dbname, user=ADMIN_ROLE,
-                               password=self.server.admin_password, sslmode="verify-full",
-                               sslrootcert=str(self.server.ca.cert_file), autocommit=True, connect_timeout=10)
+        t = self.target
+        return psycopg.connect(host=t.host, port=t.port, dbname=dbname, user=t.user, password=t.password,
+                               sslmode=t.sslmode, sslrootcert=t.sslrootcert, autocommit=True, connect_timeout=10)
+
+    def check(self) -> None:
+        """Connect once as the admin, so a wrong URL or password is reported at start, not at first use."""
+        try:
+            with self._admin() as conn:
+                conn.execute("SELECT 1")
+        except psycopg.Error as exc:
+            self_target = f"{self.target.user}@{self.target.host}:{self.target.port}"
+            raise PlatformError(f"Cannot connect to PostgreSQL as {self_target}: {str(exc).strip()}",
+                                hint="Check SHIPYARD_POSTGRES_ADMIN_URL (or the embedded server's log).") from None
 
     def provision(self, app: str) -> Credentials:
         role = role_name(app)
@@ -87,7 +129,7 @@ class PostgresAddon:
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(ident, sql.Literal(password)))
             conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(ident, ident))
             conn.execute(sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(ident))
-        return Credentials(HOST, self.server.port, role, role, password)
+        return Credentials(self.target.host, self.target.port, role, role, password)
 
     def deprovision(self, app: str) -> None:
         role = sql.Identifier(role_name(app))
@@ -96,11 +138,13 @@ class PostgresAddon:
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(role))
 
     def _pg_env(self) -> dict[str, str]:
-        return {"PGPASSWORD": self.server.admin_password, "PGSSLMODE": "verify-full",
-                "PGSSLROOTCERT": str(self.server.ca.cert_file), "PATH": "/usr/bin:/bin"}
+        env = {"PGPASSWORD": self.target.password, "PGSSLMODE": self.target.sslmode, "PATH": "/usr/bin:/bin"}
+        if self.target.sslrootcert:
+            env["PGSSLROOTCERT"] = self.target.sslrootcert
+        return env
 
     def _pg_args(self, app: str) -> list[str]:
-        return ["-h", HOST, "-p", str(self.server.port), "-U", ADMIN_ROLE, "-d", role_name(app)]
+        return ["-h", self.target.host, "-p", str(self.target.port), "-U", self.target.user, "-d", role_name(app)]
 
     async def backup(self, app: str, automatic: bool = False) -> Backup:
         folder = self.backups_dir / app
@@ -108,7 +152,7 @@ class PostgresAddon:
         prefix = "a" if automatic else "b"
         backup_id = time.strftime(f"{prefix}%Y%m%d-%H%M%S", time.gmtime()) + f"-{secrets.token_hex(2)}"
         target = folder / f"{backup_id}.dump"
-        await self._run([str(self.server.bin / "pg_dump"), "-Fc", "-f", str(target), *self._pg_args(app)],
+        await self._run([str(self.target.bin / "pg_dump"), "-Fc", "-f", str(target), *self._pg_args(app)],
                         "pg_dump")
         os.chmod(target, 0o600)
         return Backup(backup_id, target.stat().st_size, target.stat().st_mtime)
@@ -128,7 +172,7 @@ class PostgresAddon:
 
     async def restore(self, app: str, backup_id: str) -> None:
         path = self.backup_file(app, backup_id)
-        await self._run([str(self.server.bin / "pg_restore"), "--clean", "--if-exists", "--no-owner",
+        await self._run([str(self.target.bin / "pg_restore"), "--clean", "--if-exists", "--no-owner",
                          f"--role={role_name(app)}", *self._pg_args(app), str(path)], "pg_restore")
 
     async def _run(self, argv: list[str], name: str) -> None:

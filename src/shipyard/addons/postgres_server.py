@@ -77,7 +77,6 @@ class PostgresServer:
         self.run_dir = root / "run"  # unix socket, owned by postgres
         self.ca = ca
         self.log_file = log_file
-        self.bin = find_pg_bin()
         self._proc: asyncio.subprocess.Process | None = None
         self._watch: asyncio.Task[None] | None = None
         self._stopping = False
@@ -95,6 +94,10 @@ class PostgresServer:
     @property
     def admin_password(self) -> str:
         return str(self.state["admin_password"])
+
+    @property
+    def bin(self) -> Path:
+        return find_pg_bin()
 
     @property
     def pid(self) -> int | None:

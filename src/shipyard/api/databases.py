@@ -41,7 +41,7 @@ class Databases:
             raise Conflict(f"App '{app}' already has a PostgreSQL database.", hint=f"See it with `shipyard config {app}`.")
         creds = await asyncio.to_thread(addon.provision, app)
         self.platform.store.add_addon(app, KIND, asdict(creds))
-        env = app_environment(creds, addon.server.ca.cert_file)
+        env = app_environment(creds, addon.target)
         return await self.platform.update_config(app, env, [], log, reason="Attach PostgreSQL")
 
     async def destroy(self, app: str, log: Log) -> records.Release | None:

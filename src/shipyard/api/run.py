@@ -14,7 +14,7 @@ from typing import IO
 
 import uvicorn
 
-from shipyard.addons.postgres import PostgresAddon
+from shipyard.addons.postgres import PostgresAddon, embedded_target, external_target
 from shipyard.addons.postgres_server import PostgresServer
 from shipyard.addons.tls import CertificateAuthority
 from shipyard.api.auth import load_or_create_token
@@ -96,8 +96,13 @@ class PlatformServer:
             loop.add_signal_handler(sig, stop.set)
         try:
             try:
-                await postgres.start()
-                databases.addon = PostgresAddon(postgres, settings.data_dir / "backups")
+                if settings.postgres_admin_url:
+                    target = external_target(settings.postgres_admin_url)
+                else:
+                    await postgres.start()
+                    target = embedded_target(postgres)
+                databases.addon = PostgresAddon(target, settings.data_dir / "backups")
+                await asyncio.to_thread(databases.addon.check)
             except PlatformError as exc:
                 databases.unavailable = exc.message.splitlines()[0]
                 self.announce(f"Warning: the PostgreSQL add-on is unavailable: {exc.message}")
