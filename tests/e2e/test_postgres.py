@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 
+import httpx
 import psycopg
 
 from .harness import SHIPYARD, Shipyard
@@ -78,6 +79,13 @@ def test_todo_app_keeps_its_rows_through_everything(shipyard: Shipyard) -> None:
     shipyard.cli("db", "restore", "todo", backup, "--confirm", "todo")
     assert todos(shipyard) == ["milk", "eggs", "bread"]
 
+    # The rest of the CRUD API.
+    first = shipyard.get("todo", "/todos").json()[0]
+    toggled = httpx.patch(shipyard_url(shipyard, f"/todos/{first['id']}"), headers=host(shipyard, "todo"))
+    assert toggled.json()["done"] is True
+    assert httpx.delete(shipyard_url(shipyard, f"/todos/{first['id']}"), headers=host(shipyard, "todo")).status_code == 204
+    assert todos(shipyard) == ["eggs", "bread"]
+
     # Destroying needs confirmation; the app restarts without DATABASE_URL; an app's destroy keeps a backup.
     refused_destroy = shipyard.cli("addons", "destroy", "blog", "postgres", check=False)
     assert refused_destroy.code == 1 and "--confirm blog" in refused_destroy.err
@@ -87,6 +95,14 @@ def test_todo_app_keeps_its_rows_through_everything(shipyard: Shipyard) -> None:
     assert "Its database was dropped after a final backup:" in gone
     final = gone.split("final backup: ")[1].strip()
     assert os.path.exists(final) and final.endswith(".dump")
+
+
+def shipyard_url(shipyard: Shipyard, path: str) -> str:
+    return f"http://127.0.0.1:{shipyard.edge_port}{path}"
+
+
+def host(shipyard: Shipyard, app: str) -> dict[str, str]:
+    return {"Host": f"{app}.localhost:{shipyard.edge_port}"}
 
 
 def _answers(shipyard: Shipyard) -> bool:
