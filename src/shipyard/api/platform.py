@@ -20,7 +20,8 @@ from shipyard.edge.caddy import Edge
 from shipyard.edge.routes import AppRoute
 from shipyard.errors import DeployError, ShipyardError
 from shipyard.git.repos import Repos
-from shipyard.release.plan import ReleaseTarget, instance_specs
+from shipyard.release.plan import ReleaseTarget, instance_specs, release_phase_spec
+from shipyard.runtime.oneoff import run_once
 from shipyard.runtime.supervisor import Supervisor, stop_all
 from shipyard.settings import Settings
 from shipyard.store import records
@@ -145,9 +146,21 @@ class Platform:
             await self._roll_out(app, release, log)
             return release
 
+    async def rollback(self, name: str, version: int, log: Log) -> records.Release:
+        """A new release with an earlier release's slug and config: no rebuild."""
+        async with self._lock(name):
+            app = self.store.get_app(name)
+            earlier = self.store.get_release(name, version)
+            current = self.store.get_config(name)
+            self.store.update_config(name, earlier.config, [k for k in current if k not in earlier.config])
+            release = self.store.add_release(name, earlier.build.id, earlier.config, f"Rollback to v{version}")
+            await self._roll_out(app, release, log)
+            return release
+
     async def _roll_out(self, app: records.App, release: records.Release, log: Log) -> None:
         """Health-gated switch: start the new instances, route to them, then drain the old ones."""
         applog = self.supervisor.app_log(app.name)
+        await self._release_phase(app, release, log)
         await log(f"-----> Releasing v{release.version}: starting web process (waiting up to {app.boot_timeout} s "
                   "for it to listen on $PORT)")
         if app.port and self.supervisor.instances(app.name):
@@ -175,6 +188,23 @@ class Platform:
         await log(f"-----> v{release.version} is live at {self.settings.app_url(app.name)}")
         if old:
             asyncio.create_task(self._drain(old))
+
+    async def _release_phase(self, app: records.App, release: records.Release, log: Log) -> None:
+        """The Procfile's `release:` command, with the new release's environment; failing aborts the release."""
+        spec = release_phase_spec(self._target(release))
+        if spec is None:
+            return
+        await log(f"-----> Running release command: {spec.command}")
+        code, recent = await run_once(spec, self.supervisor.app_log(app.name), log)
+        if code != 0:
+            self.store.mark_release(app.name, release.version, "failed")
+            self.supervisor.app_log(app.name).write("shipyard[api]", f"Release v{release.version} failed: "
+                                                    f"release command exited with code {code}")
+            raise DeployError(
+                f"Release v{release.version} failed: the release command `{spec.command}` exited with code {code}.",
+                hint="Its output is above. Nothing changed: the previous release keeps serving. Fix the command "
+                     "(e.g. the migration) and push again.")
+        await log("-----> Release command succeeded")
 
     async def _drain(self, old: list) -> None:  # type: ignore[type-arg]
         """Wait for in-flight requests to the old instances to finish (bounded), then stop them."""

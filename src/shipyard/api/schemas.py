@@ -90,3 +90,7 @@ class BackupOut(BaseModel):
 class RestoreRequest(BaseModel):
     backup_id: str
     confirm: str = ""
+
+
+class RollbackRequest(BaseModel):
+    version: int = Field(ge=1)

@@ -17,7 +17,7 @@ from shipyard import __version__
 from shipyard.api.auth import check_token
 from shipyard.api.databases import Databases
 from shipyard.api.platform import Platform
-from shipyard.api.schemas import (AddonCreate, BackupOut, RestoreRequest, AppCreate, AppOut, AppUpdate, ConfigOut, ConfigUpdate, DeployRequest,
+from shipyard.api.schemas import (AddonCreate, BackupOut, RestoreRequest, RollbackRequest, AppCreate, AppOut, AppUpdate, ConfigOut, ConfigUpdate, DeployRequest,
                                   InstanceOut, ReleaseOut)
 from shipyard.errors import InvalidInput, NotFound, ShipyardError, Unauthorized
 from shipyard.git.http_backend import cgi_env, run_http_backend, spool_body
@@ -162,6 +162,16 @@ def create_api(platform: Platform, databases: Databases, token: str) -> FastAPI:
                                hint=f"Confirm with `--confirm {name}`.")
         await databases.restore(name, body.backup_id)
         return {"restored": body.backup_id}
+
+    @api.post("/apps/{name}/rollback", dependencies=[Depends(authorized)])
+    async def rollback(name: str, body: RollbackRequest) -> dict[str, int]:
+        lines: list[str] = []
+
+        async def log(line: str) -> None:
+            lines.append(line)
+
+        release = await platform.rollback(name, body.version, log)
+        return {"release": release.version, "rolled_back_to": body.version}
 
     @api.get("/apps/{name}/releases", dependencies=[Depends(authorized)])
     async def list_releases(name: str) -> list[ReleaseOut]:

@@ -270,6 +270,27 @@ def format_time(timestamp: float) -> str:
 # Releases and logs
 
 @app.command()
+def rollback(name: str, version: Annotated[str, typer.Argument(help="The release to go back to, e.g. v6")]) -> None:
+    """Go back to an earlier release's slug and config, as a new release (no rebuild)."""
+    number = version.lstrip("v")
+    if not number.isdigit():
+        raise ShipyardError(f"'{version}' is not a release.", hint=f"Use a version from `shipyard releases {name}`, e.g. v3.")
+    result = client().request("POST", f"/apps/{name}/rollback", json={"version": int(number)})
+    out.print(f"Rolled {name} back to v{result['rolled_back_to']}: now live as v{result['release']}.")
+
+
+@app.command()
+def ps(name: str) -> None:
+    """The app's processes: name, state, release, restarts."""
+    a = client().request("GET", f"/apps/{name}")
+    if not a["instances"]:
+        out.print(f"{name} has no running processes.")
+    for i in a["instances"]:
+        code = f" (exit {i['exit_code']})" if i["state"] == "crashed" else ""
+        out.print(f"{i['name']}: {i['state']}{code}  v{i['release']}  restarts {i['restarts']}")
+
+
+@app.command()
 def releases(name: str) -> None:
     """List an app's releases, newest first."""
     rows = client().request("GET", f"/apps/{name}/releases")

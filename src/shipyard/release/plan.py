@@ -30,7 +30,7 @@ class ReleaseTarget:
     def scale(self, process_type: str) -> int:
         if self.formation and process_type in self.formation:
             return self.formation[process_type]
-        return 1 if process_type == "web" else 0
+        return 1  # one of each process type until scaled
 
 
 def runtime_env(target: ReleaseTarget) -> dict[str, str]:
@@ -55,6 +55,15 @@ def runtime_env(target: ReleaseTarget) -> dict[str, str]:
         "SHIPYARD_TRUST_PROXY_DEPTH": "1",
     })
     return env
+
+
+def release_phase_spec(target: ReleaseTarget) -> InstanceSpec | None:
+    """The Procfile's `release:` command, run once per release before it goes live."""
+    command = target.process_types.get("release")
+    if not command:
+        return None
+    return InstanceSpec(app=target.app, release=target.version, process_type="release", index=1, command=command,
+                        cwd=target.slug_path / "app", env=runtime_env(target), boot_timeout=target.boot_timeout)
 
 
 def instance_specs(target: ReleaseTarget) -> list[InstanceSpec]:

@@ -19,6 +19,7 @@ from shipyard.runtime.spec import InstanceSpec, next_backoff
 LOG_TAIL_LINES = 20
 # A process that stayed up this long is healthy again: its next crash restarts without delay.
 STABLE_AFTER = 60.0
+WORKER_SETTLE = 1.0
 
 
 def free_port() -> int:
@@ -90,6 +91,9 @@ class Instance:
 
     async def _wait_ready(self) -> None:
         assert self._proc is not None
+        if self.spec.process_type != "web":
+            await self._wait_alive()
+            return
         deadline = time.monotonic() + self.spec.boot_timeout
         while time.monotonic() < deadline:
             if self._proc.returncode is not None:
@@ -108,6 +112,19 @@ class Instance:
         raise DeployError(
             f"{self.spec.name} did not listen on $PORT ({self.port}) within {self.spec.boot_timeout:g} s.\n"
             + self._tail_text(), hint=_BOOT_HINT)
+
+    async def _wait_alive(self, seconds: float = WORKER_SETTLE) -> None:
+        """A background process is ready once it has stayed up a moment: it listens on nothing."""
+        assert self._proc is not None
+        try:
+            await asyncio.wait_for(asyncio.shield(self._proc.wait()), timeout=seconds)
+        except asyncio.TimeoutError:
+            self._platform_log("State changed from starting to up")
+            return
+        await self._drain_pump()
+        self.exit_code = self._proc.returncode
+        raise DeployError(f"{self.spec.name} exited with code {self.exit_code} right after starting.\n"
+                          + self._tail_text(), hint="Fix the error above; background processes must keep running.")
 
     async def _supervise(self) -> None:
         backoff = 0.0
