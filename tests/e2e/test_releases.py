@@ -35,3 +35,17 @@ def test_release_phase_workers_and_rollback(shipyard: Shipyard) -> None:
     assert "RELEASE_EXIT" not in shipyard.cli("config", "rel").out
     assert "Rollback to v1" in shipyard.cli("releases", "rel").out
     assert "worker.1: up  v4" in shipyard.cli("ps", "rel").out
+
+    # Scale out and back, restart: health-gated, the release stays the same.
+    assert "Scaled rel: web=3, worker=0" in shipyard.cli("ps:scale", "rel", "web=3", "worker=0").out
+    ps = shipyard.cli("ps", "rel").out
+    assert [line.split(":")[0] for line in ps.splitlines()] == ["web.1", "web.2", "web.3"]
+    assert {shipyard.get("rel").text for _ in range(6)} == {"release-worker v4\n"}
+    shipyard.cli("ps:scale", "rel", "web=1")
+    shipyard.wait_for(lambda: len(shipyard.app_info("rel")["instances"]) == 1)
+    unknown = shipyard.cli("ps:scale", "rel", "clock=1", check=False)
+    assert unknown.code == 1 and "rel has no process type clock." in unknown.err
+    before = shipyard.app_info("rel")["instances"][0]["pid"]
+    shipyard.cli("restart", "rel", "web")
+    after = shipyard.app_info("rel")["instances"]
+    assert [i["name"] for i in after] == ["web.1"] and after[0]["pid"] != before and after[0]["release"] == 4

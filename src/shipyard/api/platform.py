@@ -18,7 +18,7 @@ from shipyard.build.manifest import Manifest
 from shipyard.build.python import discover_interpreters
 from shipyard.edge.caddy import Edge
 from shipyard.edge.routes import AppRoute
-from shipyard.errors import DeployError, ShipyardError
+from shipyard.errors import DeployError, InvalidInput, ShipyardError
 from shipyard.git.repos import Repos
 from shipyard.release.plan import ReleaseTarget, instance_specs, release_phase_spec
 from shipyard.runtime.oneoff import run_once
@@ -112,6 +112,8 @@ class Platform:
 
     async def deploy(self, name: str, source_dir: Path, commit: str, log: Log) -> records.Release:
         """Build the pushed source into a slug, make release vN, and roll it out."""
+        if self._lock(name).locked():
+            await log(f"-----> Another deploy of {name} is in progress: this push waits for it to finish")
         async with self._lock(name):
             app = self.store.get_app(name)
             config = self.store.get_config(name)
@@ -156,6 +158,49 @@ class Platform:
             release = self.store.add_release(name, earlier.build.id, earlier.config, f"Rollback to v{version}")
             await self._roll_out(app, release, log)
             return release
+
+    async def scale(self, name: str, changes: dict[str, int]) -> records.App:
+        """Change how many instances of each process type run; the release stays the same."""
+        async with self._lock(name):
+            app = self.store.get_app(name)
+            if app.current_release is not None:
+                types = Manifest.from_json(self.store.get_release(name, app.current_release).build.manifest).process_types
+                unknown = sorted(set(changes) - (set(types) - {"release"}))
+                if unknown:
+                    raise InvalidInput(f"{name} has no process type {', '.join(unknown)}.",
+                                       hint=f"Its types: {', '.join(sorted(set(types) - {'release'}))} (from the Procfile).")
+            app = self.store.set_formation(name, {**app.formation, **changes})
+            await self._converge(app, replace=set())
+            return app
+
+    async def restart(self, name: str, process_type: str | None) -> None:
+        """New instances of the current release replace the running ones, health-gated, without downtime."""
+        async with self._lock(name):
+            app = self.store.get_app(name)
+            types = {i.spec.process_type for i in self.supervisor.instances(name)}
+            await self._converge(app, replace={process_type} if process_type else types)
+
+    async def _converge(self, app: records.App, replace: set[str]) -> None:
+        """Make the running instances match the formation: keep, start (health-gated) and drain."""
+        if app.current_release is None:
+            return
+        release = self.store.get_release(app.name, app.current_release)
+        desired = {s.name: s for s in instance_specs(self._target(release))}
+        current = {i.spec.name: i for i in self.supervisor.instances(app.name)}
+        keep = [i for n, i in current.items() if n in desired and i.spec.process_type not in replace]
+        started = []
+        try:
+            for name, spec in desired.items():
+                if name not in {i.spec.name for i in keep}:
+                    started.append(await self.supervisor.boot(spec))
+        except DeployError:
+            await stop_all(started, grace=1)
+            raise
+        old = self.supervisor.activate(app.name, keep + started)
+        await self.sync_edge()
+        retired = [i for i in old if i not in keep]
+        if retired:
+            asyncio.create_task(self._drain(retired))
 
     async def _roll_out(self, app: records.App, release: records.Release, log: Log) -> None:
         """Health-gated switch: start the new instances, route to them, then drain the old ones."""
@@ -228,7 +273,8 @@ class Platform:
                              process_types=manifest.process_types, config={**manifest.env, **release.config},
                              hostname=self.settings.app_hostname(release.app),
                              external_url=self.settings.app_url(release.app),
-                             boot_timeout=float(app.boot_timeout), web_concurrency=concurrency, fixed_port=app.port)
+                             boot_timeout=float(app.boot_timeout), web_concurrency=concurrency, fixed_port=app.port,
+                             formation=app.formation)
 
     def _lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())

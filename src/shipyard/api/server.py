@@ -163,6 +163,18 @@ def create_api(platform: Platform, databases: Databases, token: str) -> FastAPI:
         await databases.restore(name, body.backup_id)
         return {"restored": body.backup_id}
 
+    @api.patch("/apps/{name}/formation", dependencies=[Depends(authorized)])
+    async def scale(name: str, body: dict[str, int]) -> dict[str, int]:
+        for process_type, count in body.items():
+            if not 0 <= count <= 20:
+                raise InvalidInput(f"{process_type}={count}: a scale is between 0 and 20.")
+        return (await platform.scale(name, body)).formation
+
+    @api.post("/apps/{name}/restart", dependencies=[Depends(authorized)])
+    async def restart(name: str, process_type: str | None = None) -> dict[str, str]:
+        await platform.restart(name, process_type)
+        return {"restarted": process_type or "all"}
+
     @api.post("/apps/{name}/rollback", dependencies=[Depends(authorized)])
     async def rollback(name: str, body: RollbackRequest) -> dict[str, int]:
         lines: list[str] = []

@@ -279,6 +279,26 @@ def rollback(name: str, version: Annotated[str, typer.Argument(help="The release
     out.print(f"Rolled {name} back to v{result['rolled_back_to']}: now live as v{result['release']}.")
 
 
+@app.command("ps:scale")
+def ps_scale(name: str, pairs: Annotated[list[str], typer.Argument(help="TYPE=COUNT …, e.g. web=3 worker=1")]) -> None:
+    """Run more or fewer instances of process types (health-gated, no downtime)."""
+    changes: dict[str, int] = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if not value.isdigit():
+            raise ShipyardError(f"'{pair}' is not TYPE=COUNT.", hint="e.g. `shipyard ps:scale todo web=3`")
+        changes[key] = int(value)
+    formation = client().request("PATCH", f"/apps/{name}/formation", json=changes)
+    out.print(f"Scaled {name}: " + ", ".join(f"{k}={v}" for k, v in sorted(formation.items())))
+
+
+@app.command()
+def restart(name: str, process_type: Annotated[Optional[str], typer.Argument(help="web, worker, …")] = None) -> None:
+    """Replace the app's instances with fresh ones of the same release, without downtime."""
+    client().request("POST", f"/apps/{name}/restart", params={"process_type": process_type} if process_type else {})
+    out.print(f"Restarted {process_type or 'all processes'} of {name}.")
+
+
 @app.command()
 def ps(name: str) -> None:
     """The app's processes: name, state, release, restarts."""

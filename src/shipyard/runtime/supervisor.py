@@ -45,7 +45,7 @@ class Supervisor:
         """Make `instances` the app's running set; returns the ones they replace (to be drained)."""
         old = self._active.get(app, [])
         self._active[app] = instances
-        self._draining.update(old)
+        self._draining.update(i for i in old if i not in instances)
         self._on_change()
         return old
 

@@ -15,6 +15,7 @@ class App:
     start_command: str
     build_command: str
     port: int | None
+    formation: dict[str, int]
     created_at: datetime
 
 

@@ -79,6 +79,12 @@ class Store:
                     setattr(row, key, value)
             return self._app(row)
 
+    def set_formation(self, name: str, formation: dict[str, int]) -> records.App:
+        with self._session() as s:
+            row = self._app_row(s, name)
+            row.formation = json.dumps(formation, sort_keys=True)
+            return self._app(row)
+
     def clear_or_set_port(self, name: str, port: int | None) -> records.App:
         with self._session() as s:
             row = self._app_row(s, name)
@@ -216,7 +222,8 @@ class Store:
     def _app(row: AppRow) -> records.App:
         return records.App(name=row.name, branch=row.branch, boot_timeout=row.boot_timeout,
                            current_release=row.current_release, start_command=row.start_command or "",
-                           build_command=row.build_command or "", port=row.port, created_at=row.created_at)
+                           build_command=row.build_command or "", port=row.port,
+                           formation=json.loads(row.formation or "{}"), created_at=row.created_at)
 
     @staticmethod
     def _build(row: BuildRow, app: str) -> records.Build:
