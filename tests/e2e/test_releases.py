@@ -49,3 +49,16 @@ def test_release_phase_workers_and_rollback(shipyard: Shipyard) -> None:
     shipyard.cli("restart", "rel", "web")
     after = shipyard.app_info("rel")["instances"]
     assert [i["name"] for i in after] == ["web.1"] and after[0]["pid"] != before and after[0]["release"] == 4
+
+
+def test_one_off_commands(shipyard: Shipyard) -> None:
+    shipyard.cli("apps", "create", "oneoff")
+    shipyard.push(shipyard.checkout("release-worker", "oneoff"))
+    ok = shipyard.cli("run", "oneoff", "--", "python", "-c", "import os; print('seeded', os.environ['SHIPYARD_RELEASE'])")
+    assert ok.out == "seeded v1\n"
+    failed = shipyard.cli("run", "oneoff", "--", "python", "-c", "import sys; sys.exit(7)", check=False)
+    assert failed.code == 7
+    assert "app[run.1]: seeded v1" in shipyard.cli("logs", "oneoff").out
+    shipyard.cli("apps", "create", "norelease")
+    none = shipyard.cli("run", "norelease", "--", "true", check=False)
+    assert none.code == 1 and "norelease has no release to run commands in yet." in none.err

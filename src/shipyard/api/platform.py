@@ -20,7 +20,7 @@ from shipyard.edge.caddy import Edge
 from shipyard.edge.routes import AppRoute
 from shipyard.errors import DeployError, InvalidInput, ShipyardError
 from shipyard.git.repos import Repos
-from shipyard.release.plan import ReleaseTarget, instance_specs, release_phase_spec
+from shipyard.release.plan import ReleaseTarget, instance_specs, one_off_spec, release_phase_spec
 from shipyard.runtime.oneoff import run_once
 from shipyard.runtime.supervisor import Supervisor, stop_all
 from shipyard.settings import Settings
@@ -45,6 +45,7 @@ class Platform:
         self._edge_task: asyncio.Task[None] | None = None
         self._retry_tasks: dict[str, asyncio.Task[None]] = {}
         self.interpreters = discover_interpreters()
+        self._runs: dict[str, int] = {}  # run.N numbering per app
 
     # Lifecycle
 
@@ -179,6 +180,19 @@ class Platform:
             app = self.store.get_app(name)
             types = {i.spec.process_type for i in self.supervisor.instances(name)}
             await self._converge(app, replace={process_type} if process_type else types)
+
+    async def run(self, name: str, command: str, echo: Log) -> int:
+        """A one-off process with the current release's slug and environment; returns its exit code."""
+        app = self.store.get_app(name)
+        if app.current_release is None:
+            raise InvalidInput(f"{name} has no release to run commands in yet.", hint="Deploy it with `git push` first.")
+        self._runs[name] = self._runs.get(name, 0) + 1
+        spec = one_off_spec(self._target(self.store.get_release(name, app.current_release)), command, self._runs[name])
+        applog = self.supervisor.app_log(name)
+        applog.write(f"shipyard[{spec.name}]", f"Starting one-off process `{command}`")
+        code, _ = await run_once(spec, applog, echo)
+        applog.write(f"shipyard[{spec.name}]", f"Process exited with status {code}")
+        return code
 
     async def _converge(self, app: records.App, replace: set[str]) -> None:
         """Make the running instances match the formation: keep, start (health-gated) and drain."""

@@ -94,3 +94,8 @@ class RestoreRequest(BaseModel):
 
 class RollbackRequest(BaseModel):
     version: int = Field(ge=1)
+
+
+class RunRequest(BaseModel):
+    command: str = Field(min_length=1)
+    detach: bool = Field(False, description="Return at once; the output goes to the app's log")

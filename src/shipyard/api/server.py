@@ -17,7 +17,7 @@ from shipyard import __version__
 from shipyard.api.auth import check_token
 from shipyard.api.databases import Databases
 from shipyard.api.platform import Platform
-from shipyard.api.schemas import (AddonCreate, BackupOut, RestoreRequest, RollbackRequest, AppCreate, AppOut, AppUpdate, ConfigOut, ConfigUpdate, DeployRequest,
+from shipyard.api.schemas import (AddonCreate, BackupOut, RestoreRequest, RollbackRequest, RunRequest, AppCreate, AppOut, AppUpdate, ConfigOut, ConfigUpdate, DeployRequest,
                                   InstanceOut, ReleaseOut)
 from shipyard.errors import InvalidInput, NotFound, ShipyardError, Unauthorized
 from shipyard.git.http_backend import cgi_env, run_http_backend, spool_body
@@ -174,6 +174,34 @@ def create_api(platform: Platform, databases: Databases, token: str) -> FastAPI:
     async def restart(name: str, process_type: str | None = None) -> dict[str, str]:
         await platform.restart(name, process_type)
         return {"restarted": process_type or "all"}
+
+    @api.post("/apps/{name}/runs", dependencies=[Depends(authorized)])
+    async def run(name: str, body: RunRequest) -> StreamingResponse:
+        """A one-off command; streams NDJSON {"output": line} events and a final {"exit": code}."""
+        platform.store.get_app(name)
+        events: asyncio.Queue[dict | None] = asyncio.Queue()
+
+        async def echo(line: str) -> None:
+            await events.put({"output": line.removeprefix("       ")})
+
+        async def execute() -> None:
+            try:
+                await events.put({"exit": await platform.run(name, body.command, echo)})
+            except ShipyardError as exc:
+                await events.put({"error": exc.message, "hint": exc.hint})
+            finally:
+                await events.put(None)
+
+        task = asyncio.create_task(execute())
+        if body.detach:
+            return StreamingResponse(iter([json.dumps({"detached": True}) + "\n"]), media_type="application/x-ndjson")
+
+        async def stream() -> AsyncIterator[str]:
+            while (event := await events.get()) is not None:
+                yield json.dumps(event) + "\n"
+            await task
+
+        return StreamingResponse(stream(), media_type="application/x-ndjson")
 
     @api.post("/apps/{name}/rollback", dependencies=[Depends(authorized)])
     async def rollback(name: str, body: RollbackRequest) -> dict[str, int]:

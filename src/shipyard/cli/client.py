@@ -53,9 +53,9 @@ class Client:
         check(response)
         return response.json() if response.content else None
 
-    def stream_lines(self, path: str, **params: Any) -> Iterator[str]:
+    def stream_lines(self, path: str, method: str = "GET", json: Any = None, **params: Any) -> Iterator[str]:
         try:
-            with self._http.stream("GET", path, params=params) as response:
+            with self._http.stream(method, path, params=params, json=json) as response:
                 if response.status_code >= 400:
                     response.read()
                     check(response)

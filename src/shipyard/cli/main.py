@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json as json_module
 import os
 import shlex
 import subprocess
@@ -277,6 +278,32 @@ def rollback(name: str, version: Annotated[str, typer.Argument(help="The release
         raise ShipyardError(f"'{version}' is not a release.", hint=f"Use a version from `shipyard releases {name}`, e.g. v3.")
     result = client().request("POST", f"/apps/{name}/rollback", json={"version": int(number)})
     out.print(f"Rolled {name} back to v{result['rolled_back_to']}: now live as v{result['release']}.")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def run(ctx: typer.Context, name: str,
+        detach: Annotated[bool, typer.Option("--detach", "-d", help="Don't wait; output goes to the logs.")] = False,
+        ) -> None:
+    """Run a one-off command in the app's environment: `shipyard run todo -- python -m app.seed`."""
+    command = shlex.join(ctx.args)
+    if not command:
+        raise ShipyardError("Give the command to run.",
+                            hint=f"e.g. `shipyard run {name} -- python manage.py migrate` (interactive shells "
+                                 "are not supported yet).")
+    code = 0
+    for raw in client().stream_lines(f"/apps/{name}/runs", method="POST", json={"command": command, "detach": detach}):
+        if not raw:
+            continue
+        event = json_module.loads(raw)
+        if "output" in event:
+            print(event["output"], flush=True)
+        elif "error" in event:
+            raise ShipyardError(event["error"], hint=event.get("hint"))
+        elif "exit" in event:
+            code = int(event["exit"])
+        elif event.get("detached"):
+            out.print(f"Running `{command}` in the background; see `shipyard logs {name}`.")
+    raise typer.Exit(code)
 
 
 @app.command("ps:scale")

@@ -66,6 +66,12 @@ def release_phase_spec(target: ReleaseTarget) -> InstanceSpec | None:
                         cwd=target.slug_path / "app", env=runtime_env(target), boot_timeout=target.boot_timeout)
 
 
+def one_off_spec(target: ReleaseTarget, command: str, index: int) -> InstanceSpec:
+    """`shipyard run`: a command in the release's environment and directory, named run.N."""
+    return InstanceSpec(app=target.app, release=target.version, process_type="run", index=index, command=command,
+                        cwd=target.slug_path / "app", env=runtime_env(target), boot_timeout=target.boot_timeout)
+
+
 def instance_specs(target: ReleaseTarget) -> list[InstanceSpec]:
     env = runtime_env(target)
     specs: list[InstanceSpec] = []
