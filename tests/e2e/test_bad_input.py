@@ -87,6 +87,8 @@ def test_broken_pushes_are_rejected_and_the_live_release_keeps_serving(shipyard:
     assert result.code != 0
     assert "remote: !     Release v2 failed: web.1 exited with code 3 before listening on $PORT." in result.err
     assert "remote: !       KeyError: DATABASE_URL is not set" in result.err
+    assert ("The app reads the environment variable DATABASE_URL, which is not set: "
+            "`shipyard config set <app> DATABASE_URL=...`") in result.err
     assert shipyard.get("keep").text == "Hello from flask-hello v1\n"
 
     # An app that never listens: fails after the app's deadline (5 s here).

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from shipyard.errors import DeployError
 from shipyard.proc import die_with_parent, signal_group, stop_process
+from shipyard.runtime.diagnose import boot_hint
 from shipyard.runtime.logs import AppLog
 from shipyard.runtime.spec import InstanceSpec, next_backoff
 
@@ -101,7 +102,7 @@ class Instance:
                 self.exit_code = self._proc.returncode
                 raise DeployError(
                     f"{self.spec.name} exited with code {self.exit_code} before listening on $PORT.\n"
-                    + self._tail_text(), hint=_BOOT_HINT)
+                    + self._tail_text(), hint=boot_hint(list(self._recent)))
             if await is_listening(self.port):
                 self._platform_log("State changed from starting to up")
                 return
@@ -111,7 +112,7 @@ class Instance:
         self.exit_code = self._proc.returncode
         raise DeployError(
             f"{self.spec.name} did not listen on $PORT ({self.port}) within {self.spec.boot_timeout:g} s.\n"
-            + self._tail_text(), hint=_BOOT_HINT)
+            + self._tail_text(), hint=boot_hint(list(self._recent)))
 
     async def _wait_alive(self, seconds: float = WORKER_SETTLE) -> None:
         """A background process is ready once it has stayed up a moment: it listens on nothing."""
@@ -194,7 +195,3 @@ class Instance:
         if not self._recent:
             return "(the process printed nothing)"
         return f"Its last {len(self._recent)} log lines:\n" + "\n".join(f"  {line}" for line in self._recent)
-
-
-_BOOT_HINT = ("The web process must listen on the port in $PORT (on 0.0.0.0 or 127.0.0.1), e.g. "
-              "`web: gunicorn --bind 0.0.0.0:$PORT app:app` in your Procfile. The previous release keeps serving.")
