@@ -62,3 +62,14 @@ def test_one_off_commands(shipyard: Shipyard) -> None:
     shipyard.cli("apps", "create", "norelease")
     none = shipyard.cli("run", "norelease", "--", "true", check=False)
     assert none.code == 1 and "norelease has no release to run commands in yet." in none.err
+
+
+def test_health_path_gates_the_switch(shipyard: Shipyard) -> None:
+    shipyard.cli("apps", "create", "healthy", "--boot-timeout", "3")
+    shipyard.cli("apps", "set", "healthy", "--health-path", "/healthz")
+    shipyard.push(shipyard.checkout("release-worker", "healthy"))
+    assert shipyard.get("healthy").text == "release-worker v1\n"
+    failed = shipyard.cli("config", "set", "healthy", "HEALTH_FAIL=1", check=False)
+    assert failed.code == 1
+    assert "web.1's health check /healthz answered 500 until the 3 s deadline." in failed.err
+    assert shipyard.get("healthy").text == "release-worker v1\n"

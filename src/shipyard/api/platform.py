@@ -288,7 +288,7 @@ class Platform:
                              hostname=self.settings.app_hostname(release.app),
                              external_url=self.settings.app_url(release.app),
                              boot_timeout=float(app.boot_timeout), web_concurrency=concurrency, fixed_port=app.port,
-                             formation=app.formation)
+                             formation=app.formation, health_path=app.health_path)
 
     def _lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())

@@ -19,6 +19,7 @@ class AppUpdate(BaseModel):
     start_command: str | None = Field(None, description="Overrides the detected start command; \"\" clears it")
     build_command: str | None = Field(None, description="Run after the install, in the app's directory")
     port: int | None = Field(None, ge=0, le=65535, description="Fixed port for apps that ignore $PORT; 0 clears it")
+    health_path: str | None = Field(None, pattern=r"^(/.*)?$", description="HTTP path that must answer < 500")
 
 
 class InstanceOut(BaseModel):
@@ -38,6 +39,7 @@ class AppOut(BaseModel):
     start_command: str
     build_command: str
     port: int | None
+    health_path: str
     release: int | None
     state: str
     url: str

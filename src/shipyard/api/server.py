@@ -71,6 +71,7 @@ def create_api(platform: Platform, databases: Databases, token: str) -> FastAPI:
     def app_out(app: records.App) -> AppOut:
         return AppOut(name=app.name, branch=app.branch, boot_timeout=app.boot_timeout,
                       start_command=app.start_command, build_command=app.build_command, port=app.port,
+                      health_path=app.health_path,
                       release=app.current_release,
                       state=platform.app_state(app), url=settings.app_url(app.name),
                       git_url=f"{settings.api_url}/git/{app.name}.git", created_at=app.created_at,
@@ -97,7 +98,8 @@ def create_api(platform: Platform, databases: Databases, token: str) -> FastAPI:
         branch = validate_branch(body.branch) if body.branch is not None else None
         port = None if body.port is None else (body.port or None)
         app = platform.store.update_app(name, branch=branch, boot_timeout=body.boot_timeout,
-                                        start_command=body.start_command, build_command=body.build_command)
+                                        start_command=body.start_command, build_command=body.build_command,
+                                        health_path=body.health_path)
         if body.port is not None:
             app = platform.store.clear_or_set_port(name, port)
         return app_out(app)

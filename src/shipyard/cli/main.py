@@ -132,7 +132,8 @@ def apps_info(name: str) -> None:
     out.print(f"[bold]{a['name']}[/bold]  release {('v' + str(a['release'])) if a['release'] else '-'}  {a['state']}")
     out.print(f"  URL:          {a['url']}\n  Git remote:   {a['git_url']}\n  Branch:       {a['branch']}\n"
               f"  Boot timeout: {a['boot_timeout']} s")
-    for label, key in (("Start command", "start_command"), ("Build command", "build_command"), ("Fixed port", "port")):
+    for label, key in (("Start command", "start_command"), ("Build command", "build_command"), ("Fixed port", "port"),
+                       ("Health path", "health_path")):
         if a[key]:
             out.print(f"  {label + ':':<14}{a[key]}")
     for i in a["instances"]:
@@ -148,11 +149,13 @@ def apps_set(
     start_command: Annotated[Optional[str], typer.Option(help="Command of the web process (\"\" = detect).")] = None,
     build_command: Annotated[Optional[str], typer.Option(help="Run after installing dependencies.")] = None,
     port: Annotated[Optional[int], typer.Option(help="Fixed port for apps that ignore $PORT (0 = none).")] = None,
+    health_path: Annotated[Optional[str], typer.Option(help="Path that must answer < 500 before going live.")] = None,
 ) -> None:
     """Change an app's settings; build and start settings apply from the next push."""
     client().request("PATCH", f"/apps/{name}", json={"branch": branch, "boot_timeout": boot_timeout,
                                                       "start_command": start_command,
-                                                      "build_command": build_command, "port": port})
+                                                      "build_command": build_command, "port": port,
+                                                      "health_path": health_path})
     out.print(f"Updated {name}.")
 
 

@@ -26,6 +26,7 @@ class ReleaseTarget:
     web_concurrency: int
     formation: Mapping[str, int] = None  # type: ignore[assignment]
     fixed_port: int | None = None  # for apps that ignore $PORT: PORT is set to it and the edge routes there
+    health_path: str = ""
 
     def scale(self, process_type: str) -> int:
         if self.formation and process_type in self.formation:
@@ -82,5 +83,7 @@ def instance_specs(target: ReleaseTarget) -> list[InstanceSpec]:
             specs.append(InstanceSpec(app=target.app, release=target.version, process_type=process_type,
                                       index=index, command=command, cwd=target.slug_path / "app",
                                       env=env, boot_timeout=target.boot_timeout,
-                                      port=target.fixed_port if process_type == "web" else None))
+                                      port=target.fixed_port if process_type == "web" else None,
+                                      health_path=target.health_path if process_type == "web" else "",
+                                      host_header=target.hostname))
     return specs

@@ -8,6 +8,8 @@ import shutil
 import signal
 import socket
 import time
+
+import httpx
 from collections.abc import Callable
 from pathlib import Path
 
@@ -96,6 +98,7 @@ class Instance:
             await self._wait_alive()
             return
         deadline = time.monotonic() + self.spec.boot_timeout
+        last_health: int | None = None
         while time.monotonic() < deadline:
             if self._proc.returncode is not None:
                 await self._drain_pump()
@@ -104,15 +107,36 @@ class Instance:
                     f"{self.spec.name} exited with code {self.exit_code} before listening on $PORT.\n"
                     + self._tail_text(), hint=boot_hint(list(self._recent)))
             if await is_listening(self.port):
-                self._platform_log("State changed from starting to up")
-                return
+                status = await self._health_status()
+                if status is None or status < 500:
+                    self._platform_log("State changed from starting to up")
+                    return
+                last_health = status
             await asyncio.sleep(0.05)
         await stop_process(self._proc, grace=2)
         await self._drain_pump()
         self.exit_code = self._proc.returncode
+        if last_health is not None:
+            raise DeployError(
+                f"{self.spec.name}'s health check {self.spec.health_path} answered {last_health} until the "
+                f"{self.spec.boot_timeout:g} s deadline.\n" + self._tail_text(),
+                hint="The page must answer with a status below 500; the app's errors are above. "
+                     "Change the path with `shipyard apps set <app> --health-path /path`.")
         raise DeployError(
             f"{self.spec.name} did not listen on $PORT ({self.port}) within {self.spec.boot_timeout:g} s.\n"
             + self._tail_text(), hint=boot_hint(list(self._recent)))
+
+    async def _health_status(self) -> int | None:
+        """The health path's HTTP status (None when the app has no health path)."""
+        if not self.spec.health_path:
+            return None
+        try:
+            async with httpx.AsyncClient(timeout=5) as client:
+                response = await client.get(f"http://127.0.0.1:{self.port}{self.spec.health_path}",
+                                            headers={"Host": self.spec.host_header or "localhost"})
+            return response.status_code
+        except httpx.HTTPError:
+            return 599
 
     async def _wait_alive(self, seconds: float = WORKER_SETTLE) -> None:
         """A background process is ready once it has stayed up a moment: it listens on nothing."""

@@ -17,6 +17,8 @@ class InstanceSpec:
     env: dict[str, str] = field(default_factory=dict)  # PORT is added by the supervisor
     boot_timeout: float = 240.0
     port: int | None = None  # a fixed port; otherwise the supervisor picks a free one
+    health_path: str = ""  # web only: an HTTP path that must answer < 500 before the instance is routed
+    host_header: str = ""
 
     @property
     def name(self) -> str:

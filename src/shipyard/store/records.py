@@ -16,6 +16,7 @@ class App:
     build_command: str
     port: int | None
     formation: dict[str, int]
+    health_path: str
     created_at: datetime
 
 

@@ -223,7 +223,8 @@ class Store:
         return records.App(name=row.name, branch=row.branch, boot_timeout=row.boot_timeout,
                            current_release=row.current_release, start_command=row.start_command or "",
                            build_command=row.build_command or "", port=row.port,
-                           formation=json.loads(row.formation or "{}"), created_at=row.created_at)
+                           formation=json.loads(row.formation or "{}"), health_path=row.health_path or "",
+                           created_at=row.created_at)
 
     @staticmethod
     def _build(row: BuildRow, app: str) -> records.Build:
