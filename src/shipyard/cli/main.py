@@ -11,17 +11,13 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
-from shipyard.cli.client import Client, find_target
+from shipyard.cli.context import client, err, out, state
+from shipyard.cli.databases import addons_cli, db_cli
 from shipyard.errors import ShipyardError
 from shipyard.settings import DEFAULT_API_PORT, DEFAULT_EDGE_PORT, Settings, default_data_dir
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
 
 class DefaultCommandGroup(TyperGroup):
     """`shipyard config todo` means `shipyard config show todo`: an unknown word is the app name."""
@@ -38,8 +34,6 @@ app = typer.Typer(help="Shipyard: git push your Python web app to your own machi
                   pretty_exceptions_enable=False, add_completion=False)
 apps_cli = typer.Typer(help="Create, list, inspect and destroy apps.", cls=DefaultCommandGroup)
 config_cli = typer.Typer(help="Config vars: the app's environment.", cls=DefaultCommandGroup)
-addons_cli = typer.Typer(help="Add-ons: a managed PostgreSQL database per app.")
-db_cli = typer.Typer(help="The app's PostgreSQL database: psql, backups, restore.")
 app.add_typer(apps_cli, name="apps")
 app.add_typer(config_cli, name="config")
 app.add_typer(addons_cli, name="addons")
@@ -49,20 +43,9 @@ DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Data direct
                                                  "(default: $SHIPYARD_DATA_DIR or ~/.local/share/shipyard).")]
 
 
-class State:
-    data_dir: Path | None = None
-
-
-state = State()
-
-
 @app.callback()
 def _root(data_dir: DataDir = None) -> None:
     state.data_dir = data_dir
-
-
-def client() -> Client:
-    return Client(find_target(state.data_dir))
 
 
 # Platform
@@ -206,69 +189,6 @@ def config_unset(name: str, keys: list[str]) -> None:
     result = client().request("PATCH", f"/apps/{name}/config", json={"unset": keys})
     released = f" and restarted as v{result['release']}" if result.get("release") else ""
     out.print(f"Unset {', '.join(keys)} on {name}{released}.")
-
-
-# Add-ons and databases
-
-@addons_cli.command("create")
-def addons_create(name: str, kind: Annotated[str, typer.Argument(help="postgres")] = "postgres") -> None:
-    """Attach an add-on; a running app restarts with its environment (DATABASE_URL, PG*)."""
-    if kind != "postgres":
-        raise ShipyardError(f"Unknown add-on '{kind}'.", hint="The add-on Shipyard offers is `postgres`.")
-    result = client().request("POST", f"/apps/{name}/addons", json={"kind": kind})
-    released = f"; restarted as v{result['release']}" if result.get("release") else ""
-    out.print(f"Attached PostgreSQL to {name}{released}. DATABASE_URL={result['config']['DATABASE_URL']}")
-
-
-@addons_cli.command("destroy")
-def addons_destroy(name: str, kind: Annotated[str, typer.Argument(help="postgres")] = "postgres",
-                   confirm: Annotated[str, typer.Option(help="The app's name, again.")] = "") -> None:
-    """Drop the app's database and role (after --confirm); the app restarts without DATABASE_URL."""
-    result = client().request("DELETE", f"/apps/{name}/addons/{kind}", params={"confirm": confirm})
-    released = f"; restarted as v{result['release']}" if result.get("release") else ""
-    out.print(f"Destroyed the PostgreSQL database of {name}{released}.")
-
-
-@db_cli.command("backup")
-def db_backup(name: str) -> None:
-    """Back up the app's database now (pg_dump, custom format, in the data directory)."""
-    b = client().request("POST", f"/apps/{name}/db/backups")
-    out.print(f"Backup {b['id']}  {b['size']} bytes  {format_time(b['created_at'])}")
-
-
-@db_cli.command("backups")
-def db_backups(name: str) -> None:
-    """List the app's backups, newest first."""
-    rows = client().request("GET", f"/apps/{name}/db/backups")
-    table = Table("id", "size", "created", box=None)
-    for b in rows:
-        table.add_row(b["id"], f"{b['size']} bytes", format_time(b["created_at"]))
-    out.print(table if rows else f"{name} has no backups yet: `shipyard db backup {name}`.")
-
-
-@db_cli.command("restore")
-def db_restore(name: str, backup_id: str,
-               confirm: Annotated[str, typer.Option(help="The app's name, again.")] = "") -> None:
-    """Replace the app's data with a backup's."""
-    client().request("POST", f"/apps/{name}/db/restore", json={"backup_id": backup_id, "confirm": confirm})
-    out.print(f"Restored {backup_id} into {name}'s database.")
-
-
-@db_cli.command("psql")
-def db_psql(name: str) -> None:
-    """An interactive psql as the app's role, over verified TLS."""
-    config = client().request("GET", f"/apps/{name}/config", params={"reveal": True})["config"]
-    if "PGHOST" not in config:
-        raise ShipyardError(f"App '{name}' has no PostgreSQL database.",
-                            hint=f"Create one with `shipyard addons create {name} postgres`.")
-    env = {**os.environ, **{k: v for k, v in config.items() if k.startswith("PG")}}
-    os.execvpe("psql", ["psql"], env)
-
-
-def format_time(timestamp: float) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 # Releases and logs
