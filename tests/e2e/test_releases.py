@@ -51,6 +51,18 @@ def test_release_phase_workers_and_rollback(shipyard: Shipyard) -> None:
     assert [i["name"] for i in after] == ["web.1"] and after[0]["pid"] != before and after[0]["release"] == 4
 
 
+    # Every deploy is kept as data: its steps with times, status and logs.
+    deploys = shipyard.cli("deploys", "rel", "-n", "10", "--logs").out
+    assert "Rollback to v1  v4  succeeded" in deploys
+    assert re.search(r"Set RELEASE_EXIT config vars  v2  failed", deploys)
+    assert re.search(r"release phase\s+failed", deploys)
+    assert "migration 0042_add_column failed" in deploys
+    push = deploys.split("Push of ")[1]
+    for step in ("build", "release phase", "start instances and health check", "switch"):
+        assert re.search(rf"  {step}\s+succeeded\s+[0-9.]+ s", push), step
+    assert re.search(r"  drain\s+succeeded\s+[0-9.]+ s", deploys.split("Push of ")[0])  # the v1 push had nothing to drain
+
+
 def test_one_off_commands(shipyard: Shipyard) -> None:
     shipyard.cli("apps", "create", "oneoff")
     shipyard.push(shipyard.checkout("release-worker", "oneoff"))

@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from shipyard.api.deploys import DeployRecord
 from shipyard.build.builder import BuildRequest, build_slug
 from shipyard.build.manifest import Manifest
 from shipyard.build.python import discover_interpreters
@@ -117,6 +118,7 @@ class Platform:
             await log(f"-----> Another deploy of {name} is in progress: this push waits for it to finish")
         async with self._lock(name):
             app = self.store.get_app(name)
+            rec = DeployRecord(self.store, name, f"Push of {commit[:7]}", log)
             config = self.store.get_config(name)
             build_keys = self.store.build_time_keys(name) | set(BUILD_KNOBS)
             previous = self.store.latest_build(name)
@@ -127,10 +129,11 @@ class Platform:
                 start_command=app.start_command, build_command=app.build_command, fixed_port=app.port,
                 build_uid=self.settings.build_uid,
                 previous_slug=Path(previous.slug_path) if previous and Path(previous.slug_path).is_dir() else None)
-            slug = await build_slug(request, log)
+            async with rec.step("build"):
+                slug = await build_slug(request, rec.log)
             build = self.store.add_build(name, commit, str(slug.path), slug.manifest.to_json())
             release = self.store.add_release(name, build.id, config, f"Deploy {commit[:7]}")
-            await self._roll_out(app, release, log)
+            await self._roll_out(app, release, rec)
             return release
 
     async def update_config(self, name: str, set_vars: dict[str, str], unset: list[str],
@@ -146,7 +149,7 @@ class Platform:
             verb = "Set" if set_vars else "Unset"
             description = reason or f"{verb} {changed} config vars"
             release = self.store.add_release(name, current.build.id, config, description)
-            await self._roll_out(app, release, log)
+            await self._roll_out(app, release, DeployRecord(self.store, name, description, log))
             return release
 
     async def rollback(self, name: str, version: int, log: Log) -> records.Release:
@@ -157,7 +160,7 @@ class Platform:
             current = self.store.get_config(name)
             self.store.update_config(name, earlier.config, [k for k in current if k not in earlier.config])
             release = self.store.add_release(name, earlier.build.id, earlier.config, f"Rollback to v{version}")
-            await self._roll_out(app, release, log)
+            await self._roll_out(app, release, DeployRecord(self.store, name, f"Rollback to v{version}", log))
             return release
 
     async def scale(self, name: str, changes: dict[str, int]) -> records.App:
@@ -216,10 +219,14 @@ class Platform:
         if retired:
             asyncio.create_task(self._drain(retired))
 
-    async def _roll_out(self, app: records.App, release: records.Release, log: Log) -> None:
+    async def _roll_out(self, app: records.App, release: records.Release, rec: DeployRecord) -> None:
         """Health-gated switch: start the new instances, route to them, then drain the old ones."""
         applog = self.supervisor.app_log(app.name)
-        await self._release_phase(app, release, log)
+        log = rec.log
+        rec.release = release.version
+        if "release" in Manifest.from_json(release.build.manifest).process_types:
+            async with rec.step("release phase"):
+                await self._release_phase(app, release, log)
         await log(f"-----> Releasing v{release.version}: starting web process (waiting up to {app.boot_timeout} s "
                   "for it to listen on $PORT)")
         if app.port and self.supervisor.instances(app.name):
@@ -229,8 +236,9 @@ class Platform:
             await self.sync_edge()
         started = []
         try:
-            for spec in instance_specs(self._target(release)):
-                started.append(await self.supervisor.boot(spec))
+            async with rec.step("start instances and health check"):
+                for spec in instance_specs(self._target(release)):
+                    started.append(await self.supervisor.boot(spec))
         except DeployError as exc:
             await stop_all(started, grace=1)
             self.store.mark_release(app.name, release.version, "failed")
@@ -240,13 +248,16 @@ class Platform:
             raise DeployError(f"Release v{release.version} failed: {exc.message}", hint=exc.hint) from None
         if task := self._retry_tasks.pop(app.name, None):
             task.cancel()
-        old = self.supervisor.activate(app.name, started)
-        await self.sync_edge()
-        self.store.set_current_release(app.name, release.version)
-        applog.write("shipyard[api]", f"Release v{release.version} is live ({release.description})")
-        await log(f"-----> v{release.version} is live at {self.settings.app_url(app.name)}")
+        async with rec.step("switch"):
+            old = self.supervisor.activate(app.name, started)
+            await self.sync_edge()
+            self.store.set_current_release(app.name, release.version)
+            applog.write("shipyard[api]", f"Release v{release.version} is live ({release.description})")
+            await log(f"-----> v{release.version} is live at {self.settings.app_url(app.name)}")
         if old:
-            asyncio.create_task(self._drain(old))
+            asyncio.create_task(self._drain(old, rec))
+        else:
+            rec.succeeded()
 
     async def _release_phase(self, app: records.App, release: records.Release, log: Log) -> None:
         """The Procfile's `release:` command, with the new release's environment; failing aborts the release."""
@@ -265,8 +276,13 @@ class Platform:
                      "(e.g. the migration) and push again.")
         await log("-----> Release command succeeded")
 
-    async def _drain(self, old: list) -> None:  # type: ignore[type-arg]
+    async def _drain(self, old: list, rec: DeployRecord | None = None) -> None:  # type: ignore[type-arg]
         """Wait for in-flight requests to the old instances to finish (bounded), then stop them."""
+        if rec is not None:
+            async with rec.step("drain"):
+                await self._drain(old)
+            rec.succeeded()
+            return
         addresses = {i.address for i in old}
         deadline = time.monotonic() + self.settings.drain_grace
         while time.monotonic() < deadline:

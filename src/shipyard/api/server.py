@@ -215,6 +215,11 @@ def create_api(platform: Platform, databases: Databases, token: str) -> FastAPI:
         release = await platform.rollback(name, body.version, log)
         return {"release": release.version, "rolled_back_to": body.version}
 
+    @api.get("/apps/{name}/deploys", dependencies=[Depends(authorized)])
+    async def list_deploys(name: str, limit: int = 20) -> list[dict]:
+        """Each deploy's steps (build, release phase, start and health check, switch, drain) with times and logs."""
+        return platform.store.list_deploys(name, limit)
+
     @api.get("/apps/{name}/releases", dependencies=[Depends(authorized)])
     async def list_releases(name: str) -> list[ReleaseOut]:
         current = platform.store.get_app(name).current_release

@@ -261,6 +261,24 @@ def ps(name: str) -> None:
 
 
 @app.command()
+def deploys(name: str, logs: Annotated[bool, typer.Option("--logs", help="Show each step's log too.")] = False,
+            limit: Annotated[int, typer.Option("-n", help="How many deploys.")] = 5) -> None:
+    """The app's recent deploys, each step with its time and status."""
+    rows = client().request("GET", f"/apps/{name}/deploys", params={"limit": limit})
+    if not rows:
+        out.print(f"{name} has no deploys yet.")
+    for d in rows:
+        release = f"v{d['release']}" if d["release"] else "-"
+        out.print(f"[bold]#{d['id']}[/bold] {d['description']}  {release}  {d['status']}  {d['started_at'][:19]}")
+        for step in d["steps"]:
+            took = f"{step['finished'] - step['started']:.2f} s" if step["finished"] else "…"
+            out.print(f"  {step['name']:<34} {step['status']:<10} {took}")
+            if logs:
+                for line in step["log"]:
+                    out.print(f"      {line}", markup=False)
+
+
+@app.command()
 def releases(name: str) -> None:
     """List an app's releases, newest first."""
     rows = client().request("GET", f"/apps/{name}/releases")

@@ -60,6 +60,21 @@ class ReleaseRow(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class DeployRow(Base):
+    """One deploy (push, config change, rollback) and its steps, kept as data for `shipyard deploys`."""
+
+    __tablename__ = "deploys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    description: Mapped[str] = mapped_column(Text)
+    release: Mapped[int | None] = mapped_column(default=None)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    steps: Mapped[str] = mapped_column(Text, default="[]")  # JSON: [{name, started, finished, status, log}]
+
+
 class AddonRow(Base):
     __tablename__ = "addons"
     __table_args__ = (UniqueConstraint("app_id", "kind"),)

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shipyard.errors import Conflict, NotFound
 from shipyard.store import records
-from shipyard.store.models import AddonRow, AppRow, Base, BuildRow, ConfigVarRow, ReleaseRow
+from shipyard.store.models import AddonRow, AppRow, Base, BuildRow, ConfigVarRow, DeployRow, ReleaseRow, utcnow
 from shipyard.store.names import validate_app_name
 from shipyard.store.secrets import Cipher
 
@@ -94,7 +94,7 @@ class Store:
     def delete_app(self, name: str) -> None:
         with self._session() as s:
             row = self._app_row(s, name)
-            for model in (ReleaseRow, ConfigVarRow, AddonRow):
+            for model in (ReleaseRow, ConfigVarRow, AddonRow, DeployRow):
                 for child in s.scalars(select(model).where(model.app_id == row.id)):
                     s.delete(child)
             s.flush()
@@ -110,6 +110,33 @@ class Store:
             release = s.scalar(select(ReleaseRow).where(ReleaseRow.app_id == row.id, ReleaseRow.version == version))
             if release is not None:
                 release.status = "succeeded"
+
+    # Deploys
+
+    def add_deploy(self, name: str, description: str) -> int:
+        with self._session() as s:
+            row = DeployRow(app_id=self._app_row(s, name).id, description=description)
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def save_deploy(self, deploy_id: int, *, steps: list[dict[str, object]], status: str,
+                    release: int | None, finished: bool) -> None:
+        with self._session() as s:
+            row = s.get(DeployRow, deploy_id)
+            if row is None:
+                return
+            row.steps, row.status, row.release = json.dumps(steps), status, release
+            if finished:
+                row.finished_at = utcnow()
+
+    def list_deploys(self, name: str, limit: int = 20) -> list[dict[str, object]]:
+        with self._session() as s:
+            app = self._app_row(s, name)
+            rows = s.scalars(select(DeployRow).where(DeployRow.app_id == app.id).order_by(DeployRow.id.desc()).limit(limit))
+            return [{"id": r.id, "description": r.description, "release": r.release, "status": r.status,
+                     "started_at": r.started_at.isoformat(), "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+                     "steps": json.loads(r.steps)} for r in rows]
 
     # Add-ons
 

@@ -1,0 +1,50 @@
+"""A deploy's steps as data: each with its start and end time, status and log lines."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from shipyard.store.store import Store
+
+Log = Callable[[str], Awaitable[None]]
+MAX_STEP_LINES = 300
+
+
+class DeployRecord:
+    def __init__(self, store: Store, app: str, description: str, log: Log) -> None:
+        self._store = store
+        self._id = store.add_deploy(app, description)
+        self._forward = log
+        self.steps: list[dict[str, object]] = []
+        self.release: int | None = None
+
+    async def log(self, line: str) -> None:
+        if self.steps:
+            lines = self.steps[-1]["log"]
+            assert isinstance(lines, list)
+            lines.append(line)
+            del lines[:-MAX_STEP_LINES]
+        await self._forward(line)
+
+    @asynccontextmanager
+    async def step(self, name: str) -> AsyncIterator[None]:
+        step: dict[str, object] = {"name": name, "started": time.time(), "finished": None, "status": "running",
+                                   "log": []}
+        self.steps.append(step)
+        self._save("running", finished=False)
+        try:
+            yield
+        except BaseException:
+            step.update(finished=time.time(), status="failed")
+            self._save("failed", finished=True)
+            raise
+        step.update(finished=time.time(), status="succeeded")
+        self._save("running", finished=False)
+
+    def succeeded(self) -> None:
+        self._save("succeeded", finished=True)
+
+    def _save(self, status: str, finished: bool) -> None:
+        self._store.save_deploy(self._id, steps=self.steps, status=status, release=self.release, finished=finished)
