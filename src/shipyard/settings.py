@@ -38,6 +38,8 @@ class Settings:
     # Automatic database backups: how often, and how many of them to keep per app.
     backup_interval: float = 24 * 3600
     backup_keep: int = 7
+    # Releases whose slugs are kept for rollback; older slugs (and venvs only they used) are deleted.
+    releases_kept: int = field(default_factory=lambda: int(os.environ.get("SHIPYARD_RELEASES_KEPT", "20")))
     # A PostgreSQL server the user runs, instead of the embedded one (same provisioning there).
     postgres_admin_url: str = field(default_factory=lambda: os.environ.get("SHIPYARD_POSTGRES_ADMIN_URL", ""))
 

@@ -85,3 +85,25 @@ def test_health_path_gates_the_switch(shipyard: Shipyard) -> None:
     assert failed.code == 1
     assert "web.1's health check /healthz answered 500 until the 3 s deadline." in failed.err
     assert shipyard.get("healthy").text == "release-worker v1\n"
+
+
+def test_only_the_kept_releases_can_be_rolled_back_to(tmp_path) -> None:
+    shipyard = Shipyard(tmp_path)
+    shipyard.env["SHIPYARD_RELEASES_KEPT"] = "2"
+    shipyard.start()
+    try:
+        shipyard.cli("apps", "create", "short")
+        work = shipyard.checkout("flask-hello", "short")
+        shipyard.push(work)
+        for n in (2, 3):
+            (work / "app.py").write_text((work / "app.py").read_text().replace(f'VERSION = "{n - 1}"', f'VERSION = "{n}"'))
+            shipyard.commit(work, f"v{n}")
+            shipyard.push(work)
+        slugs = [p for p in (shipyard.data_dir / "slugs" / "short").iterdir() if p.name != "venvs"]
+        assert len(slugs) == 2
+        refused = shipyard.cli("rollback", "short", "v1", check=False)
+        assert refused.code == 1 and "v1's slug is no longer kept (the newest 2 releases are)." in refused.err
+        shipyard.cli("rollback", "short", "v2")
+        assert shipyard.get("short").text == "Hello from flask-hello v2\n"
+    finally:
+        shipyard.kill_all()

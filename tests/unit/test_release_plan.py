@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from shipyard.release.plan import ReleaseTarget, instance_specs, runtime_env
+from shipyard.release.plan import ReleaseTarget, builds_to_prune, instance_specs, runtime_env
 
 
 def target(**overrides):
@@ -36,3 +36,10 @@ def test_one_instance_per_type_by_default_and_no_release_instance():
 def test_formation_scales():
     specs = instance_specs(target(formation={"web": 2, "worker": 1}))
     assert [s.name for s in specs] == ["web.1", "web.2", "worker.1"]
+
+
+def test_builds_to_prune_keeps_the_newest_releases_and_the_live_one():
+    releases = [(1, 10), (2, 11), (3, 11), (4, 12), (5, 13)]
+    assert builds_to_prune(releases, current=5, keep=2) == {10, 11}
+    assert builds_to_prune(releases, current=1, keep=2) == {11}
+    assert builds_to_prune(releases, current=5, keep=20) == set()

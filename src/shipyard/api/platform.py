@@ -21,7 +21,7 @@ from shipyard.edge.caddy import Edge
 from shipyard.edge.routes import AppRoute
 from shipyard.errors import DeployError, InvalidInput, ShipyardError
 from shipyard.git.repos import Repos
-from shipyard.release.plan import ReleaseTarget, instance_specs, one_off_spec, release_phase_spec
+from shipyard.release.plan import ReleaseTarget, builds_to_prune, instance_specs, one_off_spec, release_phase_spec
 from shipyard.runtime.oneoff import run_once
 from shipyard.runtime.supervisor import Supervisor, stop_all
 from shipyard.settings import Settings
@@ -157,6 +157,9 @@ class Platform:
         async with self._lock(name):
             app = self.store.get_app(name)
             earlier = self.store.get_release(name, version)
+            if not Path(earlier.build.slug_path).is_dir():
+                raise InvalidInput(f"v{version}'s slug is no longer kept (the newest {self.settings.releases_kept} "
+                                   "releases are).", hint=f"Pick a newer release from `shipyard releases {name}`.")
             current = self.store.get_config(name)
             self.store.update_config(name, earlier.config, [k for k in current if k not in earlier.config])
             release = self.store.add_release(name, earlier.build.id, earlier.config, f"Rollback to v{version}")
@@ -252,12 +255,30 @@ class Platform:
             old = self.supervisor.activate(app.name, started)
             await self.sync_edge()
             self.store.set_current_release(app.name, release.version)
+            self._prune_slugs(app.name, release.version)
             applog.write("shipyard[api]", f"Release v{release.version} is live ({release.description})")
             await log(f"-----> v{release.version} is live at {self.settings.app_url(app.name)}")
         if old:
             asyncio.create_task(self._drain(old, rec))
         else:
             rec.succeeded()
+
+    def _prune_slugs(self, name: str, current: int) -> None:
+        """Delete slugs beyond the kept releases, and virtualenvs no kept slug uses."""
+        releases = self.store.list_releases(name)
+        prune = builds_to_prune([(r.version, r.build.id) for r in releases], current, self.settings.releases_kept)
+        kept_venvs = set()
+        for r in releases:
+            slug = Path(r.build.slug_path)
+            if r.build.id in prune:
+                shutil.rmtree(slug, ignore_errors=True)
+            elif (slug / "venv").is_symlink():
+                kept_venvs.add((slug / "venv").resolve())
+        venvs = self.settings.slugs_dir / name / "venvs"
+        if prune and venvs.is_dir():
+            for venv in venvs.iterdir():
+                if venv.is_dir() and venv.resolve() not in kept_venvs:
+                    shutil.rmtree(venv, ignore_errors=True)
 
     async def _release_phase(self, app: records.App, release: records.Release, log: Log) -> None:
         """The Procfile's `release:` command, with the new release's environment; failing aborts the release."""

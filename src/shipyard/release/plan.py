@@ -58,6 +58,13 @@ def runtime_env(target: ReleaseTarget) -> dict[str, str]:
     return env
 
 
+def builds_to_prune(releases: list[tuple[int, int]], current: int | None, keep: int) -> set[int]:
+    """Build ids no longer needed: (version, build_id) pairs, newest `keep` releases and the live one stay."""
+    ordered = sorted(releases, reverse=True)
+    kept = {build for _, build in ordered[:keep]} | {build for version, build in ordered if version == current}
+    return {build for _, build in ordered} - kept
+
+
 def release_phase_spec(target: ReleaseTarget) -> InstanceSpec | None:
     """The Procfile's `release:` command, run once per release before it goes live."""
     command = target.process_types.get("release")
