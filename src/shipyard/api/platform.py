@@ -23,6 +23,7 @@ from shipyard.errors import DeployError, InvalidInput, ShipyardError
 from shipyard.git.repos import Repos
 from shipyard.release.plan import ReleaseTarget, builds_to_prune, instance_specs, one_off_spec, release_phase_spec
 from shipyard.runtime.oneoff import run_once
+from shipyard.runtime.spec import InstanceSpec
 from shipyard.runtime.supervisor import Supervisor, stop_all
 from shipyard.settings import Settings
 from shipyard.store import records
@@ -176,7 +177,7 @@ class Platform:
                 if unknown:
                     raise InvalidInput(f"{name} has no process type {', '.join(unknown)}.",
                                        hint=f"Its types: {', '.join(sorted(set(types) - {'release'}))} (from the Procfile).")
-            app = self.store.set_formation(name, {**app.formation, **changes})
+            app = self.store.update_app(name, formation={**app.formation, **changes})
             await self._converge(app, replace=set())
             return app
 
@@ -227,9 +228,9 @@ class Platform:
         applog = self.supervisor.app_log(app.name)
         log = rec.log
         rec.release = release.version
-        if "release" in Manifest.from_json(release.build.manifest).process_types:
+        if release_command := release_phase_spec(self._target(release)):
             async with rec.step("release phase"):
-                await self._release_phase(app, release, log)
+                await self._release_phase(app, release, release_command, log)
         await log(f"-----> Releasing v{release.version}: starting web process (waiting up to {app.boot_timeout} s "
                   "for it to listen on $PORT)")
         if app.port and self.supervisor.instances(app.name):
@@ -259,7 +260,7 @@ class Platform:
             applog.write("shipyard[api]", f"Release v{release.version} is live ({release.description})")
             await log(f"-----> v{release.version} is live at {self.settings.app_url(app.name)}")
         if old:
-            asyncio.create_task(self._drain(old, rec))
+            asyncio.create_task(self._drain_recorded(old, rec))
         else:
             rec.succeeded()
 
@@ -280,11 +281,8 @@ class Platform:
                 if venv.is_dir() and venv.resolve() not in kept_venvs:
                     shutil.rmtree(venv, ignore_errors=True)
 
-    async def _release_phase(self, app: records.App, release: records.Release, log: Log) -> None:
+    async def _release_phase(self, app: records.App, release: records.Release, spec: InstanceSpec, log: Log) -> None:
         """The Procfile's `release:` command, with the new release's environment; failing aborts the release."""
-        spec = release_phase_spec(self._target(release))
-        if spec is None:
-            return
         await log(f"-----> Running release command: {spec.command}")
         code, recent = await run_once(spec, self.supervisor.app_log(app.name), log)
         if code != 0:
@@ -297,13 +295,13 @@ class Platform:
                      "(e.g. the migration) and push again.")
         await log("-----> Release command succeeded")
 
-    async def _drain(self, old: list, rec: DeployRecord | None = None) -> None:  # type: ignore[type-arg]
+    async def _drain_recorded(self, old: list, rec: DeployRecord) -> None:  # type: ignore[type-arg]
+        async with rec.step("drain"):
+            await self._drain(old)
+        rec.succeeded()
+
+    async def _drain(self, old: list) -> None:  # type: ignore[type-arg]
         """Wait for in-flight requests to the old instances to finish (bounded), then stop them."""
-        if rec is not None:
-            async with rec.step("drain"):
-                await self._drain(old)
-            rec.succeeded()
-            return
         addresses = {i.address for i in old}
         deadline = time.monotonic() + self.settings.drain_grace
         while time.monotonic() < deadline:

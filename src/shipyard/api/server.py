@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import os
+import re
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,8 +17,8 @@ from shipyard import __version__
 from shipyard.api.auth import check_token
 from shipyard.api.databases import Databases
 from shipyard.api.platform import Platform
-from shipyard.api.schemas import (AddonCreate, BackupOut, RestoreRequest, RollbackRequest, RunRequest, AppCreate, AppOut, AppUpdate, ConfigOut, ConfigUpdate, DeployRequest,
-                                  InstanceOut, ReleaseOut)
+from shipyard.api.schemas import (AddonCreate, AppCreate, AppOut, AppUpdate, BackupOut, ConfigOut, ConfigUpdate,
+                                  DeployRequest, InstanceOut, ReleaseOut, RestoreRequest, RollbackRequest, RunRequest)
 from shipyard.errors import InvalidInput, NotFound, ShipyardError, Unauthorized
 from shipyard.git.http_backend import cgi_env, run_http_backend, spool_body
 from shipyard.runtime.instance import Instance
@@ -28,7 +28,7 @@ from shipyard.store.names import validate_branch, validate_config_key
 
 
 async def quiet(line: str) -> None:
-    pass
+    """Where a deploy's log goes when nobody streams it (it is recorded by `shipyard deploys` anyway)."""
 
 
 def mask_secrets(config: dict[str, str]) -> dict[str, str]:
@@ -95,14 +95,12 @@ def create_api(platform: Platform, databases: Databases, token: str) -> FastAPI:
 
     @api.patch("/apps/{name}", dependencies=[Depends(authorized)])
     async def update_app(name: str, body: AppUpdate) -> AppOut:
-        branch = validate_branch(body.branch) if body.branch is not None else None
-        port = None if body.port is None else (body.port or None)
-        app = platform.store.update_app(name, branch=branch, boot_timeout=body.boot_timeout,
-                                        start_command=body.start_command, build_command=body.build_command,
-                                        health_path=body.health_path)
-        if body.port is not None:
-            app = platform.store.clear_or_set_port(name, port)
-        return app_out(app)
+        if body.branch is not None:
+            validate_branch(body.branch)
+        changes = body.model_dump(exclude_none=True)
+        if "port" in changes:
+            changes["port"] = changes["port"] or None  # 0 clears the fixed port
+        return app_out(platform.store.update_app(name, **changes))
 
     @api.delete("/apps/{name}", dependencies=[Depends(authorized)])
     async def destroy_app(name: str, confirm: str = "") -> dict[str, str | None]:
@@ -125,12 +123,7 @@ def create_api(platform: Platform, databases: Databases, token: str) -> FastAPI:
     async def update_config(name: str, body: ConfigUpdate) -> ConfigOut:
         for key in [*body.set, *body.unset]:
             validate_config_key(key)
-        lines: list[str] = []
-
-        async def log(line: str) -> None:
-            lines.append(line)
-
-        release = await platform.update_config(name, body.set, body.unset, log, build_time=body.build_time)
+        release = await platform.update_config(name, body.set, body.unset, quiet, build_time=body.build_time)
         return ConfigOut(config=platform.store.get_config(name), release=release.version if release else None)
 
     @api.post("/apps/{name}/addons", status_code=201, dependencies=[Depends(authorized)])
@@ -207,12 +200,7 @@ def create_api(platform: Platform, databases: Databases, token: str) -> FastAPI:
 
     @api.post("/apps/{name}/rollback", dependencies=[Depends(authorized)])
     async def rollback(name: str, body: RollbackRequest) -> dict[str, int]:
-        lines: list[str] = []
-
-        async def log(line: str) -> None:
-            lines.append(line)
-
-        release = await platform.rollback(name, body.version, log)
+        release = await platform.rollback(name, body.version, quiet)
         return {"release": release.version, "rolled_back_to": body.version}
 
     @api.get("/apps/{name}/deploys", dependencies=[Depends(authorized)])

@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shipyard.build import preflight
-from shipyard.build.dependencies import DependencyPlan, plan_dependencies
+from shipyard.build.dependencies import MANIFESTS, DependencyPlan, plan_dependencies
 from shipyard.build.detect import (ASGI_WORKER, FILES_OF_INTEREST, StartCommand, django_settings_module,
                                    django_wsgi_path, parse_procfile, resolve_start_command)
 from shipyard.build.install import (Venv, add_servers, create_venv, install_argv, install_dependencies,
                                     mark_complete, reusable_venv, uv_env, venv_digest)
 from shipyard.build.manifest import Manifest
-from shipyard.build.source import copy_source
 from shipyard.build.python import Interpreter, PythonChoice, choose_python, requested_python
 from shipyard.build.runner import Log, Runner
 from shipyard.build.sandbox import Sandbox, build_sandbox
+from shipyard.build.source import copy_source
 from shipyard.build.steps import (collectstatic, default_assemble_script, django_static_root_missing,
                                   parse_s2i_environment, run_step, step_env)
 from shipyard.errors import BuildError
@@ -126,9 +126,7 @@ async def build_venv(request: BuildRequest, detection: Detection, log: Log, run:
     environ = uv_env(request.uv_cache_dir, detection.env)
     app_dir = request.slug_dir / "app"
     assemble = ".s2i/bin/assemble" in detection.files
-    digest = venv_digest(detection.dependencies, {k: v for k, v in detection.files.items()
-                                                  if k in ("requirements.txt", "pyproject.toml", "uv.lock",
-                                                           "poetry.lock", "Pipfile", "Pipfile.lock")},
+    digest = venv_digest(detection.dependencies, {k: v for k, v in detection.files.items() if k in MANIFESTS},
                          detection.python.interpreter, detection.servers, detection.env)
     reusable = detection.dependencies.reusable and not assemble
     if reusable and (existing := reusable_venv(request.venvs_dir, digest)):

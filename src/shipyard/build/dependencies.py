@@ -28,11 +28,15 @@ class DependencyPlan:
         return not self.installs_project
 
 
-def has_build_system(pyproject: str) -> bool:
+def load_toml(text: str, filename: str, hint: str) -> dict:  # type: ignore[type-arg]
     try:
-        data = tomllib.loads(pyproject)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise BuildError(f"pyproject.toml is not valid TOML: {exc}", hint="Fix pyproject.toml and push again.")
+        raise BuildError(f"{filename} is not valid TOML: {exc}", hint=hint) from None
+
+
+def has_build_system(pyproject: str) -> bool:
+    data = load_toml(pyproject, "pyproject.toml", "Fix pyproject.toml and push again.")
     poetry = data.get("tool", {}).get("poetry", {})
     return "build-system" in data and poetry.get("package-mode", True) is not False
 
@@ -62,10 +66,7 @@ def plan_dependencies(files: Mapping[str, str]) -> DependencyPlan:
 
 def requirements_from_poetry_lock(lock: str, pyproject: str) -> tuple[str, ...]:
     """Poetry's lock as pinned requirements, main group only (uv cannot read poetry.lock itself)."""
-    try:
-        data = tomllib.loads(lock)
-    except tomllib.TOMLDecodeError as exc:
-        raise BuildError(f"poetry.lock is not valid TOML: {exc}", hint="Run `poetry lock` and push again.")
+    data = load_toml(lock, "poetry.lock", "Run `poetry lock` and push again.")
     lines = []
     for package in data.get("package", []):
         groups = package.get("groups")
@@ -101,10 +102,7 @@ def requirements_from_pipfile_lock(lock: str) -> tuple[str, ...]:
 
 
 def requirements_from_pipfile(pipfile: str) -> tuple[str, ...]:
-    try:
-        packages = tomllib.loads(pipfile).get("packages", {})
-    except tomllib.TOMLDecodeError as exc:
-        raise BuildError(f"Pipfile is not valid TOML: {exc}", hint="Fix the Pipfile and push again.")
+    packages = load_toml(pipfile, "Pipfile", "Fix the Pipfile and push again.").get("packages", {})
     lines = []
     for name, spec in packages.items():
         if isinstance(spec, str):

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from shipyard.errors import BuildError
 
 _PROCFILE_LINE = re.compile(r"^([A-Za-z0-9_-]+)\s*:\s*(.+)$")
-_REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 FILES_OF_INTEREST = ("Procfile", "wsgi.py", "app.py", "main.py", "asgi.py", "app/main.py", "manage.py",
                      "requirements.txt", "pyproject.toml", "uv.lock", "poetry.lock", "Pipfile", "Pipfile.lock",
                      "setup.py", "setup.cfg", "runtime.txt", ".python-version", ".s2i/bin/run",

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from shipyard.build.dependencies import DependencyPlan
 from shipyard.build.python import Interpreter
-from shipyard.errors import BuildError
 from shipyard.build.runner import Log, Runner
+from shipyard.errors import BuildError
 from shipyard.proc import find_binary
 
 COMPLETE = ".shipyard-complete"

@@ -13,10 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from shipyard.proc import find_binary, find_bwrap
+from shipyard.proc import bwrap_system_args, find_binary, find_bwrap, setpriv_args
 
-SYSTEM_BINDS = ("/usr", "/etc")
-MERGED_USR_LINKS = ("bin", "sbin", "lib", "lib64")
+SYSTEM_BINDS = ("/usr", "/etc")  # bound by bwrap_system_args(): no parent dirs to make below them
 
 
 def ancestors(path: PurePosixPath) -> list[PurePosixPath]:
@@ -33,15 +32,8 @@ class Sandbox:
 
     def argv(self, command: Sequence[str], cwd: Path) -> list[str]:
         args = [str(self.bwrap), "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-                "--unshare-cgroup-try", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-        for path in SYSTEM_BINDS:
-            args += ["--ro-bind", path, path]
-        for name in MERGED_USR_LINKS:
-            host = Path("/") / name
-            if host.is_symlink():
-                args += ["--symlink", os.readlink(host), f"/{name}"]
-            elif host.is_dir():
-                args += ["--ro-bind", str(host), f"/{name}"]
+                "--unshare-cgroup-try", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+                *bwrap_system_args()]
         made: set[PurePosixPath] = {PurePosixPath(p) for p in SYSTEM_BINDS}
         binds = [("--ro-bind", p) for p in self.read_only] + [("--bind", p) for p in self.writable]
         for flag, path in binds:
@@ -51,9 +43,7 @@ class Sandbox:
                     args += ["--perms", "0755", "--dir", str(parent)]
                     made.add(parent)
             args += [flag, str(path), str(path)]
-        args += ["--chdir", str(cwd), "--", "setpriv", f"--reuid={self.uid}", f"--regid={self.gid}",
-                 "--clear-groups", "--"]
-        return args + list(command)
+        return [*args, "--chdir", str(cwd), "--", *setpriv_args(self.uid, self.gid), *command]
 
     def give(self, *paths: Path) -> None:
         """Hand the build's writable places to the build user (the cache only when it is not yet theirs)."""

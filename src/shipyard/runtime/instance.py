@@ -6,29 +6,23 @@ import asyncio
 import collections
 import shutil
 import signal
-import socket
 import time
-
-import httpx
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
+
 from shipyard.errors import DeployError
-from shipyard.proc import die_with_parent, signal_group, stop_process
+from shipyard.proc import free_port, signal_group, stop_process
 from shipyard.runtime.diagnose import boot_hint
 from shipyard.runtime.logs import AppLog
+from shipyard.runtime.shell import pump_output, spawn_shell
 from shipyard.runtime.spec import InstanceSpec, next_backoff
 
 LOG_TAIL_LINES = 20
 # A process that stayed up this long is healthy again: its next crash restarts without delay.
 STABLE_AFTER = 60.0
 WORKER_SETTLE = 1.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def is_listening(port: int) -> bool:
@@ -84,13 +78,10 @@ class Instance:
         env = {**self.spec.env, "PORT": str(self.port), "HOME": str(self._scratch), "TMPDIR": str(self._scratch),
                "DYNO": self.spec.name}
         self._recent.clear()
-        self._proc = await asyncio.create_subprocess_exec(
-            "/bin/bash", "-c", self.spec.command, cwd=self.spec.cwd, env=env,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True, preexec_fn=die_with_parent, limit=1024 * 1024)
+        self._proc = await spawn_shell(self.spec.command, self.spec.cwd, env)
         self.exit_code = None
         self._platform_log(f"Starting process with command `{self.spec.command}` (pid {self._proc.pid}, port {self.port})")
-        self._pump = asyncio.create_task(self._pump_output(self._proc))
+        self._pump = asyncio.create_task(pump_output(self._proc, self._log, f"app[{self.spec.name}]", self._recent))
 
     async def _wait_ready(self) -> None:
         assert self._proc is not None
@@ -190,20 +181,6 @@ class Instance:
         if state != self.state:
             self.state = state
             self._on_change()
-
-    async def _pump_output(self, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stdout is not None
-        source = f"app[{self.spec.name}]"
-        while True:
-            try:
-                raw = await proc.stdout.readline()
-            except ValueError:  # a line over the limit: keep going with the rest
-                continue
-            if not raw:
-                return
-            text = raw.decode("utf-8", errors="replace").rstrip("\n")
-            self._recent.append(text)
-            self._log.write(source, text)
 
     async def _drain_pump(self) -> None:
         if self._pump:

@@ -1,4 +1,4 @@
-"""Processes that run once and end (the release phase): output streamed, exit code returned."""
+"""Processes that run once and end (the release phase, `shipyard run`): output streamed, exit code returned."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import asyncio
 import collections
 from collections.abc import Awaitable, Callable
 
-from shipyard.proc import die_with_parent, stop_process
+from shipyard.proc import stop_process
 from shipyard.runtime.logs import AppLog
+from shipyard.runtime.shell import pump_output, spawn_shell
 from shipyard.runtime.spec import InstanceSpec
 
 RELEASE_PHASE_LIMIT = 3600.0
@@ -16,24 +17,11 @@ RELEASE_PHASE_LIMIT = 3600.0
 async def run_once(spec: InstanceSpec, applog: AppLog, echo: Callable[[str], Awaitable[None]],
                    limit: float = RELEASE_PHASE_LIMIT) -> tuple[int, list[str]]:
     """Run `spec` to completion (killed after `limit` seconds); returns its exit code and last 20 lines."""
-    proc = await asyncio.create_subprocess_exec(
-        "/bin/bash", "-c", spec.command, cwd=spec.cwd, env={**spec.env, "DYNO": spec.name},
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True, preexec_fn=die_with_parent)
-    assert proc.stdout is not None
+    proc = await spawn_shell(spec.command, spec.cwd, {**spec.env, "DYNO": spec.name})
     recent: collections.deque[str] = collections.deque(maxlen=20)
-    source = f"app[{spec.name}]"
-
-    async def pump() -> None:
-        assert proc.stdout is not None
-        async for raw in proc.stdout:
-            line = raw.decode("utf-8", errors="replace").rstrip("\n")
-            recent.append(line)
-            applog.write(source, line)
-            await echo("       " + line)
-
     try:
-        await asyncio.wait_for(asyncio.gather(pump(), proc.wait()), timeout=limit)
+        await asyncio.wait_for(asyncio.gather(pump_output(proc, applog, f"app[{spec.name}]", recent, echo),
+                                              proc.wait()), timeout=limit)
     except asyncio.TimeoutError:
         await stop_process(proc, grace=5)
         return -1, list(recent)

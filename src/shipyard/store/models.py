@@ -27,8 +27,8 @@ class AppRow(Base):
     start_command: Mapped[str] = mapped_column(Text, default="")
     build_command: Mapped[str] = mapped_column(Text, default="")
     port: Mapped[int | None] = mapped_column(default=None)
-    formation: Mapped[str] = mapped_column(Text, default="{}")
-    health_path: Mapped[str] = mapped_column(Text, default="")  # e.g. /healthz: must answer < 500 to go live  # JSON {"web": 2, "worker": 1}
+    formation: Mapped[str] = mapped_column(Text, default="{}")  # JSON {"web": 2, "worker": 1}
+    health_path: Mapped[str] = mapped_column(Text, default="")  # e.g. /healthz: must answer < 500 to go live
     # The release version that is live (desired). Only promoted after it passed its health gate.
     current_release: Mapped[int | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

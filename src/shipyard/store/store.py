@@ -71,24 +71,11 @@ class Store:
             return [self._app(r) for r in s.scalars(select(AppRow).order_by(AppRow.name))]
 
     def update_app(self, name: str, **changes: object) -> records.App:
-        """Set the given settings (branch, boot_timeout, start_command, build_command, port); None leaves one as is."""
+        """Set an app's settings as given (None included: it clears `port`); `formation` is a dict."""
         with self._session() as s:
             row = self._app_row(s, name)
             for key, value in changes.items():
-                if value is not None:
-                    setattr(row, key, value)
-            return self._app(row)
-
-    def set_formation(self, name: str, formation: dict[str, int]) -> records.App:
-        with self._session() as s:
-            row = self._app_row(s, name)
-            row.formation = json.dumps(formation, sort_keys=True)
-            return self._app(row)
-
-    def clear_or_set_port(self, name: str, port: int | None) -> records.App:
-        with self._session() as s:
-            row = self._app_row(s, name)
-            row.port = port
+                setattr(row, key, json.dumps(value, sort_keys=True) if key == "formation" else value)
             return self._app(row)
 
     def delete_app(self, name: str) -> None:

@@ -1,26 +1,11 @@
-import os
+"""Keeps its data in a local SQLite file, as many tutorials do: Shipyard warns at build time."""
 
-from flask import Flask, jsonify, request
+from flask import Flask
 
 app = Flask(__name__)
-VERSION = "1"
 DATABASE = "sqlite:///todo.db"
 
 
 @app.get("/")
 def index():
-    greeting = os.environ.get("GREETING", "Hello")
-    return f"{greeting} from flask-hello v{VERSION}\n"
-
-
-@app.get("/env")
-def env():
-    keys = ["PORT", "EXTERNAL_URL", "EXTERNAL_HOSTNAME", "WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS",
-            "SHIPYARD_TRUST_PROXY_DEPTH", "GREETING", "DYNO"]
-    return jsonify({k: os.environ.get(k) for k in keys})
-
-
-@app.get("/headers")
-def headers():
-    return jsonify({k: v for k, v in request.headers.items() if k.lower().startswith("x-forwarded")} |
-                   {"Host": request.host, "remote_addr": request.remote_addr})
+    return f"Using {DATABASE}\n"
