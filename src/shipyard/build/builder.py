@@ -40,7 +40,7 @@ class BuildRequest:
     source_dir: Path
     slug_dir: Path  # final place of the slug: venvs are not relocatable
     venvs_dir: Path  # the app's reusable virtualenvs, one per dependency digest
-    uv_cache_dir: Path  # shared by all builds, on the same filesystem so uv hardlinks
+    uv_cache_dir: Path  # shared by all builds (uv hardlinks from it unsandboxed, copies in the sandbox)
     interpreters: Sequence[Interpreter]
     env: Mapping[str, str] = field(default_factory=dict)  # build-time config vars and knobs
     start_command: str = ""  # the app's start command setting

@@ -34,5 +34,8 @@ class Runner:
         if self.sandbox is not None:
             argv = self.sandbox.argv(argv, cwd)
             # No passwd entry exists for the build user; tools that ask for a name or a home get these.
-            env = {**env, "HOME": "/tmp", "USER": "shipyard-build", "LOGNAME": "shipyard-build"}
+            # The shared uv cache and the app's venvs are separate bind mounts, and link() never crosses
+            # mounts: uv copies from its cache either way, so say so rather than warn in every build log.
+            env = {**env, "HOME": "/tmp", "USER": "shipyard-build", "LOGNAME": "shipyard-build",
+                   "UV_LINK_MODE": "copy"}
         return await run_logged(argv, env, cwd, log)
