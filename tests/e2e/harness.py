@@ -193,7 +193,10 @@ class Shipyard:
     def wait_for(self, predicate, timeout: float = 30, interval: float = 0.2):  # type: ignore[no-untyped-def]
         deadline = time.monotonic() + timeout
         while True:
-            value = predicate()
+            try:
+                value = predicate()
+            except httpx.TransportError:  # e.g. the edge reloading while the platform starts
+                value = None
             if value:
                 return value
             if time.monotonic() > deadline:

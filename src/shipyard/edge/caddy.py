@@ -1,8 +1,9 @@
 """The edge process (Caddy) and its admin API, reached over a unix socket only.
 
 Caddy starts with an empty route table; afterwards the platform changes nothing but the edge server's
-routes, one admin request per change. Every change makes Caddy reload its whole config (and restart its
-HTTP server), so unchanged tables are never sent.
+routes, one admin request per change, and the slot files naming each app's instances. A route change
+makes Caddy reload its whole config (and restart its HTTP server, which can drop a request arriving on an
+idle keep-alive connection), so it is sent only when the table changed; instance changes are slot files.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import errno
 import json
 import os
+import shutil
 import socket
 import time
 from collections.abc import Sequence
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from shipyard.edge.routes import SERVER, AppRoute, caddy_config, route_table
+from shipyard.edge.routes import SERVER, AppRoute, caddy_config, route_table, slot_addresses, slot_file
 from shipyard.errors import PlatformError
 from shipyard.proc import die_with_parent, find_binary, stop_process
 
@@ -34,6 +36,8 @@ class Edge:
         self._socket = admin_socket
         self._listen = listen
         self._log_file = log_file
+        self._slot_dir = config_dir / "upstreams"
+        self._slots: dict[str, list[str]] = {}  # what each app's slot files hold now
         self._proc: asyncio.subprocess.Process | None = None
         self._applied: list[dict] | None = None
         self._lock = asyncio.Lock()
@@ -50,8 +54,12 @@ class Edge:
         self._socket.parent.mkdir(parents=True, exist_ok=True)
         await self._remove_stale_socket()
         listener = self._bind()
+        shutil.rmtree(self._slot_dir, ignore_errors=True)
+        self._slot_dir.mkdir()
+        self._slots = {}
         config_file = self._config_dir / "caddy.json"
-        config = caddy_config(admin_socket=self._socket, listen=f"fd/{listener.fileno()}", apps=[])
+        config = caddy_config(admin_socket=self._socket, listen=f"fd/{listener.fileno()}", apps=[],
+                              slot_dir=self._slot_dir)
         config_file.write_text(json.dumps(config, indent=2) + "\n")
         self._log_file.parent.mkdir(parents=True, exist_ok=True)
         self._log_start = self._log_file.stat().st_size if self._log_file.exists() else 0
@@ -64,7 +72,7 @@ class Edge:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline and self._proc.returncode is None:
             if self._socket.exists() and await self._answers():
-                self._applied = route_table([])
+                self._applied = route_table([], self._slot_dir)
                 return
             await asyncio.sleep(0.05)
         why = "exited" if self._proc.returncode is not None else f"did not answer within {START_TIMEOUT:.0f} s"
@@ -134,20 +142,45 @@ class Edge:
         return response
 
     async def apply(self, apps: Sequence[AppRoute]) -> None:
-        """Converge Caddy's routes to the table for `apps`: one admin request, none if nothing changed."""
-        table = route_table(apps)
+        """Converge the edge to `apps`: their slot files, then the route table if it changed."""
+        table = route_table(apps, self._slot_dir)
         async with self._lock:
-            if table == self._applied:
-                return
-            # One PATCH replacing the whole list is atomic: Caddy loads the new config or keeps the old
-            # one, so a table is never half applied and a failed call can simply be retried.
-            await self._admin("PATCH", ROUTES_PATH, table)
-            self._applied = table
+            # Slot files first: a route added by this table must find its instances' addresses.
+            for route in apps:
+                self._write_slots(route.app, slot_addresses(route.upstreams))
+            if table != self._applied:
+                # One PATCH replacing the whole list is atomic: Caddy loads the new config or keeps the
+                # old one, so a table is never half applied and a failed call can simply be retried.
+                await self._admin("PATCH", ROUTES_PATH, table)
+                self._applied = table
+            for gone in set(self._slots) - {route.app for route in apps}:
+                shutil.rmtree(self._slot_dir / gone, ignore_errors=True)
+                del self._slots[gone]
+
+    def _write_slots(self, app: str, addresses: list[str]) -> None:
+        """Rewrite the slot files whose address changed, each atomically (a reader sees old or new)."""
+        if not addresses:
+            return  # the route answers 503 itself and reads no slot file
+        before = self._slots.get(app, [])
+        (self._slot_dir / app).mkdir(exist_ok=True)
+        for slot, address in enumerate(addresses):
+            if slot < len(before) and before[slot] == address:
+                continue
+            path = slot_file(self._slot_dir, app, slot)
+            temporary = path.with_name(f".{slot}.new")
+            temporary.write_text(address)
+            os.replace(temporary, path)
+        self._slots[app] = addresses
 
     async def upstream_requests(self) -> dict[str, int]:
-        """In-flight requests per dial address; an address removed from the routes stays listed while busy."""
+        """In-flight requests per instance address; one no longer in any slot stays listed while busy.
+
+        Caddy counts requests both per configured upstream (the slot placeholders, skipped here) and per
+        address a placeholder resolved to.
+        """
         response = await self._admin("GET", "/reverse_proxy/upstreams")
-        return {u["address"]: int(u.get("num_requests", 0)) for u in response.json() or []}
+        return {u["address"]: int(u.get("num_requests", 0)) for u in response.json() or []
+                if not u["address"].startswith("{")}
 
     async def stop(self) -> None:
         proc, self._proc = self._proc, None

@@ -1,6 +1,12 @@
-"""The edge's configuration as values: a pure function from apps and their live instances to Caddy JSON.
+"""The edge's configuration as values: pure functions from apps and their live instances to Caddy JSON.
 
-Nothing here talks to Caddy; `shipyard.edge.caddy` sends these values through the admin API.
+Every Caddy config change restarts its HTTP server, and Go's Server.Shutdown closes idle keep-alive
+connections, so a request a client was just sending on one gets no response (golang/go#75591). So the
+route table names no instance: each app's proxy dials `SLOTS` upstreams whose addresses Caddy reads, per
+request, from small files (the `{file.*}` placeholder), and instance changes rewrite those files only.
+The config changes only when an app appears, disappears, or gains or loses its last instance.
+
+Nothing here talks to Caddy or writes files; `shipyard.edge.caddy` does.
 """
 
 from __future__ import annotations
@@ -15,6 +21,15 @@ NOT_FOUND_ID = "not-found"
 # The proxy's own failures (instance refused, dropped or timed out the connection). Other errors keep
 # Caddy's defaults: they are not something `shipyard logs` can explain.
 PROXY_FAILURES = (502, 503, 504)
+
+
+# Upstream entries per app. Round-robin over the slots spreads requests evenly over any instance count
+# that divides 60 (1–6, 10, 12, …) and within one slot's share (2 %) of even for the others.
+SLOTS = 60
+# How long a request whose instance refused the connection (it was just stopped or crashed) keeps
+# trying: each try re-reads the slot files, which by then name the running instances.
+TRY_DURATION = "2s"
+TRY_INTERVAL = "50ms"
 
 
 @dataclass(frozen=True)
@@ -50,20 +65,29 @@ NOT_ANSWERING_BODY = ("Application '{http.vars.app}' at {http.request.host} is n
                       "See why with `shipyard logs {http.vars.app}`.\n")
 
 
-def proxy(upstreams: Sequence[str]) -> dict:
-    # Deliberately no health checks and no retries: passive checks count a booting instance's refused
-    # connections and mark it down, and requests parked in the retry loop (try_duration) fail with a
-    # 502 at every config change. Only instances the supervisor found healthy are listed here.
+def slot_addresses(upstreams: Sequence[str]) -> list[str]:
+    """What each of an app's slot files holds: its instances' dial addresses, in turn."""
+    return [upstreams[i % len(upstreams)] for i in range(SLOTS)] if upstreams else []
+
+
+def slot_file(slot_dir: Path, app: str, slot: int) -> Path:
+    return slot_dir / app / str(slot)
+
+
+def proxy(slot_dir: Path, app: str) -> dict:
+    # No health checks: only instances the supervisor found healthy are in the slot files, and passive
+    # checks would count a crashed instance's refused connections against the slot, not the instance.
     return {
         "handler": "reverse_proxy",
-        "upstreams": [{"dial": u} for u in upstreams],
-        "load_balancing": {"selection_policy": {"policy": "round_robin"}},
+        "upstreams": [{"dial": f"{{file.{slot_file(slot_dir, app, i)}}}"} for i in range(SLOTS)],
+        "load_balancing": {"selection_policy": {"policy": "round_robin"},
+                           "try_duration": TRY_DURATION, "try_interval": TRY_INTERVAL},
     }
 
 
-def app_route(route: AppRoute) -> dict:
+def app_route(route: AppRoute, slot_dir: Path) -> dict:
     if route.upstreams:
-        handle = [{"handler": "vars", "app": route.app}, proxy(route.upstreams)]
+        handle = [{"handler": "vars", "app": route.app}, proxy(slot_dir, route.app)]
     else:
         handle = [text_response(503, no_instance_body(route.app))]
     return {"@id": f"app-{route.app}", "match": [{"host": [route.hostname]}], "handle": handle, "terminal": True}
@@ -74,9 +98,12 @@ def not_found_route() -> dict:
     return {"@id": NOT_FOUND_ID, "handle": [text_response(404, NOT_FOUND_BODY)], "terminal": True}
 
 
-def route_table(apps: Sequence[AppRoute]) -> list[dict]:
-    """One terminal route per app, sorted by name (so equal inputs give equal tables), then a 404."""
-    return [app_route(a) for a in sorted(apps, key=lambda a: a.app)] + [not_found_route()]
+def route_table(apps: Sequence[AppRoute], slot_dir: Path) -> list[dict]:
+    """One terminal route per app, sorted by name (so equal inputs give equal tables), then a 404.
+
+    Which instances an app has does not change the table, only whether it has any.
+    """
+    return [app_route(a, slot_dir) for a in sorted(apps, key=lambda a: a.app)] + [not_found_route()]
 
 
 def error_routes() -> list[dict]:
@@ -88,7 +115,7 @@ def error_routes() -> list[dict]:
     }]
 
 
-def caddy_config(*, admin_socket: Path, listen: str, apps: Sequence[AppRoute]) -> dict:
+def caddy_config(*, admin_socket: Path, listen: str, apps: Sequence[AppRoute], slot_dir: Path) -> dict:
     """The whole config Caddy starts with; afterwards only the edge server's routes change."""
     return {
         # The socket's mode is the admin API's only protection (no host checks on unix sockets); an
@@ -102,7 +129,7 @@ def caddy_config(*, admin_socket: Path, listen: str, apps: Sequence[AppRoute]) -
             "listen": [listen],
             # Plain HTTP only: no certificates, no extra :80 redirect listener.
             "automatic_https": {"disable": True},
-            "routes": route_table(apps),
+            "routes": route_table(apps, slot_dir),
             "errors": {"routes": error_routes()},
             # No access logs yet: on stderr they would grow the edge's log file without rotation.
         }}}},
