@@ -63,6 +63,70 @@ def test_release_phase_workers_and_rollback(shipyard: Shipyard) -> None:
     assert re.search(r"  drain\s+succeeded\s+[0-9.]+ s", deploys.split("Push of ")[0])  # the v1 push had nothing to drain
 
 
+ADD_PRIORITY = """\"\"\"add a priority to todos
+
+Revision ID: 0003
+Revises: 0002
+\"\"\"
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+
+
+def upgrade():
+    op.add_column("todo", sa.Column("priority", sa.Integer(), nullable=False{default}))
+"""
+
+
+def test_flask_todo_migrations_worker_seed_failing_migration_and_rollback(shipyard: Shipyard) -> None:
+    """The Procfile of a real Flask-Migrate app: web, worker, `release: flask db upgrade`."""
+    shipyard.cli("apps", "create", "todo", "--postgres")
+    work = shipyard.checkout("flask-todo", "todo")
+    pushed = shipyard.push(work).err
+    assert "remote: -----> Running release command: flask db upgrade" in pushed
+    assert "Running upgrade  -> 0001, create the todo table" in pushed
+    assert "Running upgrade 0001 -> 0002, create the job table for the worker" in pushed
+    ps = shipyard.cli("ps", "todo").out
+    assert "web.1: up  v1" in ps and "worker.1: up  v1" in ps
+
+    # A one-off seed script, in the app's environment (DATABASE_URL); exit codes pass through.
+    assert shipyard.cli("run", "todo", "--", "python", "seed.py").out == "seeded 3 todos\n"
+    again = shipyard.cli("run", "todo", "--", "python", "seed.py", check=False)
+    assert again.code == 1 and "already seeded" in again.text
+    assert [t["title"] for t in shipyard.get("todo", "/todos").json()] == ["milk", "eggs", "bread"]
+
+    # The worker takes jobs from the database.
+    job = shipyard.get_json_post("todo", "/jobs", {"payload": "shipyard"}).json()
+    shipyard.wait_for(lambda: shipyard.get("todo", f"/jobs/{job['id']}").json()["result"] == "draypihs")
+    assert f"app[worker.1]: worker processed job {job['id']}" in shipyard.cli("logs", "todo").out
+
+    # A migration that fails on the existing rows: the release never goes live, v1 keeps serving.
+    migration = work / "migrations" / "versions" / "0003_add_priority.py"
+    migration.write_text(ADD_PRIORITY.format(default=""))
+    shipyard.commit(work, "add priority")
+    failed = shipyard.push(work, check=False)
+    assert failed.code != 0
+    assert 'column "priority" of relation "todo" contains null values' in failed.err
+    assert "Release v2 failed: the release command `flask db upgrade` exited with code 1." in failed.err
+    assert [t["title"] for t in shipyard.get("todo", "/todos").json()] == ["milk", "eggs", "bread"]
+    assert re.search(r"v2\s+failed", shipyard.cli("releases", "todo").out)
+    assert "web.1: up  v1" in shipyard.cli("ps", "todo").out
+
+    # Fixed with a default: the migration runs, and a rollback runs the (now no-op) release phase again.
+    migration.write_text(ADD_PRIORITY.format(default=', server_default="0"'))
+    shipyard.commit(work, "add priority with a default")
+    assert "Running upgrade 0002 -> 0003, add a priority to todos" in shipyard.push(work).err
+    assert shipyard.cli("run", "todo", "--", "flask", "db", "current").out.strip().endswith("0003 (head)")
+    shipyard.cli("config", "set", "todo", "FEATURE=on")
+    assert "now live as v5" in shipyard.cli("rollback", "todo", "v3").out
+    assert "FEATURE" not in shipyard.cli("config", "todo").out
+    assert [t["title"] for t in shipyard.get("todo", "/todos").json()] == ["milk", "eggs", "bread"]
+    assert "worker.1: up  v5" in shipyard.cli("ps", "todo").out
+
+
 def test_one_off_commands(shipyard: Shipyard) -> None:
     shipyard.cli("apps", "create", "oneoff")
     shipyard.push(shipyard.checkout("release-worker", "oneoff"))

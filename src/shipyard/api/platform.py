@@ -22,6 +22,8 @@ from shipyard.edge.routes import AppRoute
 from shipyard.errors import DeployError, InvalidInput, ShipyardError
 from shipyard.git.repos import Repos
 from shipyard.release.plan import ReleaseTarget, builds_to_prune, instance_specs, one_off_spec, release_phase_spec
+from shipyard.runtime.console import Console
+from shipyard.runtime.logs import AppLog
 from shipyard.runtime.oneoff import run_once
 from shipyard.runtime.spec import InstanceSpec
 from shipyard.runtime.supervisor import Supervisor, stop_all
@@ -190,16 +192,30 @@ class Platform:
 
     async def run(self, name: str, command: str, echo: Log) -> int:
         """A one-off process with the current release's slug and environment; returns its exit code."""
+        spec, applog = self._one_off(name, command)
+        code, _ = await run_once(spec, applog, echo)
+        applog.write(f"shipyard[{spec.name}]", f"Process exited with status {code}")
+        return code
+
+    async def console(self, name: str, command: str, columns: int, rows: int, term: str) -> Console:
+        """`run` attached to a terminal: the caller carries the bytes and calls `console_ended`."""
+        spec, _ = self._one_off(name, command, interactive=True)
+        return await Console.start(spec, columns=columns, rows=rows, term=term)
+
+    def console_ended(self, name: str, console: Console, code: int) -> None:
+        self.supervisor.app_log(name).write(f"shipyard[{console.name}]", f"Process exited with status {code}")
+
+    def _one_off(self, name: str, command: str, interactive: bool = False) -> tuple[InstanceSpec, AppLog]:
         app = self.store.get_app(name)
         if app.current_release is None:
             raise InvalidInput(f"{name} has no release to run commands in yet.", hint="Deploy it with `git push` first.")
         self._runs[name] = self._runs.get(name, 0) + 1
         spec = one_off_spec(self._target(self.store.get_release(name, app.current_release)), command, self._runs[name])
         applog = self.supervisor.app_log(name)
-        applog.write(f"shipyard[{spec.name}]", f"Starting one-off process `{command}`")
-        code, _ = await run_once(spec, applog, echo)
-        applog.write(f"shipyard[{spec.name}]", f"Process exited with status {code}")
-        return code
+        # An interactive session's output goes to its terminal only (it is full of terminal controls).
+        attached = " attached to a terminal" if interactive else ""
+        applog.write(f"shipyard[{spec.name}]", f"Starting one-off process `{command}`{attached}")
+        return spec, applog
 
     async def _converge(self, app: records.App, replace: set[str]) -> None:
         """Make the running instances match the formation: keep, start (health-gated) and drain."""

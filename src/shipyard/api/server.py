@@ -10,11 +10,12 @@ import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from shipyard import __version__
 from shipyard.api.auth import check_token
+from shipyard.api.console import serve_console
 from shipyard.api.databases import Databases
 from shipyard.api.platform import Platform
 from shipyard.api.schemas import (AddonCreate, AppCreate, AppOut, AppUpdate, BackupOut, ConfigOut, ConfigUpdate,
@@ -169,6 +170,12 @@ def create_api(platform: Platform, databases: Databases, token: str) -> FastAPI:
     async def restart(name: str, process_type: str | None = None) -> dict[str, str]:
         await platform.restart(name, process_type)
         return {"restarted": process_type or "all"}
+
+    @api.websocket("/apps/{name}/console")
+    async def console(websocket: WebSocket, name: str, command: str = "bash", columns: int = 80, rows: int = 24,
+                      term: str = "xterm-256color") -> None:
+        """`shipyard run` from a terminal: the process on a pty (frames: see shipyard.api.console)."""
+        await serve_console(websocket, platform, token, name, command, columns, rows, term)
 
     @api.post("/apps/{name}/runs", dependencies=[Depends(authorized)])
     async def run(name: str, body: RunRequest) -> StreamingResponse:

@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 from typer.core import TyperGroup
 
+from shipyard.cli.console import attach
 from shipyard.cli.context import client, err, out, state
 from shipyard.cli.databases import addons_cli, db_cli
 from shipyard.errors import ShipyardError
@@ -206,13 +207,20 @@ def rollback(name: str, version: Annotated[str, typer.Argument(help="The release
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def run(ctx: typer.Context, name: str,
         detach: Annotated[bool, typer.Option("--detach", "-d", help="Don't wait; output goes to the logs.")] = False,
+        no_tty: Annotated[bool, typer.Option("--no-tty", help="Don't attach a terminal, even from one.")] = False,
         ) -> None:
-    """Run a one-off command in the app's environment: `shipyard run todo -- python -m app.seed`."""
+    """Run a one-off command in the app's environment: `shipyard run todo -- python -m app.seed`.
+
+    From a terminal it is attached to it (`shipyard run todo` alone opens a shell); otherwise its
+    output is streamed and its exit code passed through.
+    """
     command = shlex.join(ctx.args)
+    if not detach and not no_tty and sys.stdin.isatty() and sys.stdout.isatty():
+        raise typer.Exit(attach(client().target, name, command or "bash"))
     if not command:
         raise ShipyardError("Give the command to run.",
-                            hint=f"e.g. `shipyard run {name} -- python manage.py migrate` (interactive shells "
-                                 "are not supported yet).")
+                            hint=f"e.g. `shipyard run {name} -- python manage.py migrate`; for an interactive "
+                                 f"shell, run `shipyard run {name}` from a terminal.")
     code = 0
     for raw in client().stream_lines(f"/apps/{name}/runs", method="POST", json={"command": command, "detach": detach}):
         if not raw:

@@ -40,6 +40,8 @@ def runtime_env(target: ReleaseTarget) -> dict[str, str]:
     env = {
         "PATH": f"{venv / 'bin'}:{SYSTEM_PATH}",
         "VIRTUAL_ENV": str(venv),
+        # As on Heroku (/app): a shell finds the app's own dotfiles, never the platform user's.
+        "HOME": str(target.slug_path / "app"),
         "LANG": "C.UTF-8",
         "PYTHONUNBUFFERED": "1",
         "WEB_CONCURRENCY": str(target.web_concurrency),

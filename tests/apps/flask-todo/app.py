@@ -1,4 +1,8 @@
-"""A todo API like the usual Flask tutorials: Flask-SQLAlchemy models, Flask-Migrate, DATABASE_URL."""
+"""A todo API like the usual Flask tutorials: Flask-SQLAlchemy models, Flask-Migrate, DATABASE_URL.
+
+The schema comes from migrations/ (`release: flask db upgrade` in the Procfile); jobs posted to /jobs
+are done by the `worker:` process (worker.py).
+"""
 
 import os
 
@@ -27,11 +31,13 @@ class Todo(db.Model):
         return {"id": self.id, "title": self.title, "done": self.done}
 
 
-# Until a `release:` phase runs migrations, tables are made once, in gunicorn's master (--preload),
-# and the master's connections are dropped before workers fork.
-with app.app_context():
-    db.create_all()
-    db.engine.dispose()
+class Job(db.Model):
+    id = db.Column(db.Integer, primary_key=True)
+    payload = db.Column(db.String(200), nullable=False)
+    result = db.Column(db.String(200))  # set by the worker
+
+    def as_dict(self):
+        return {"id": self.id, "payload": self.payload, "result": self.result}
 
 
 @app.get("/todos")
@@ -60,6 +66,19 @@ def delete_todo(todo_id):
     db.session.delete(db.get_or_404(Todo, todo_id))
     db.session.commit()
     return "", 204
+
+
+@app.post("/jobs")
+def create_job():
+    job = Job(payload=request.get_json()["payload"])
+    db.session.add(job)
+    db.session.commit()
+    return jsonify(job.as_dict()), 201
+
+
+@app.get("/jobs/<int:job_id>")
+def show_job(job_id):
+    return jsonify(db.get_or_404(Job, job_id).as_dict())
 
 
 @app.get("/db-info")
