@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from shipyard.build.builder import BuildRequest, build_slug  # noqa: E402
+from shipyard.build.builder import BuildRequest, build_slug, inspect_source  # noqa: E402
 from shipyard.build.python import discover_interpreters  # noqa: E402
 from shipyard.proc import find_binary  # noqa: E402
 
@@ -32,8 +32,9 @@ async def quiet(line: str) -> None:
 
 async def timed_build(work: Path, sample: Path, n: int, cache: Path, interpreters) -> float:  # type: ignore[no-untyped-def]
     started = time.perf_counter()
-    await build_slug(BuildRequest(source_dir=sample, slug_dir=work / "slugs" / f"{n}", venvs_dir=work / "venvs",
-                                  uv_cache_dir=cache, interpreters=interpreters), quiet)
+    request = BuildRequest(source_dir=sample, slug_dir=work / "slugs" / f"{n}", venvs_dir=work / "venvs",
+                           uv_cache_dir=cache, interpreters=interpreters)
+    await build_slug(request, await inspect_source(request, quiet), quiet)
     return time.perf_counter() - started
 
 

@@ -42,7 +42,11 @@ def descendants(pid: int) -> set[int]:
     frontier = [pid]
     while frontier:
         current = frontier.pop()
-        for task in Path(f"/proc/{current}/task").glob("*"):
+        try:
+            tasks = list(Path(f"/proc/{current}/task").iterdir())
+        except OSError:  # it exited meanwhile
+            continue
+        for task in tasks:
             try:
                 kids = [int(k) for k in (task / "children").read_text().split()]
             except OSError:

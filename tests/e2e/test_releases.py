@@ -58,7 +58,7 @@ def test_release_phase_workers_and_rollback(shipyard: Shipyard) -> None:
     assert re.search(r"release phase\s+failed", deploys)
     assert "migration 0042_add_column failed" in deploys
     push = deploys.split("Push of ")[1]
-    for step in ("build", "release phase", "start instances and health check", "switch"):
+    for step in ("receive", "pre-flight", "build", "release phase", "start instances", "health check", "switch"):
         assert re.search(rf"  {step}\s+succeeded\s+[0-9.]+ s", push), step
     assert re.search(r"  drain\s+succeeded\s+[0-9.]+ s", deploys.split("Push of ")[0])  # the v1 push had nothing to drain
 

@@ -43,6 +43,12 @@ class DeployRecord:
         step.update(finished=time.time(), status="succeeded")
         self._save("running", finished=False)
 
+    def finished_step(self, name: str, started: float, finished: float, log: list[str]) -> None:
+        """A step that happened before this record existed (the push's upload, before the deploy lock)."""
+        self.steps.append({"name": name, "started": started, "finished": finished, "status": "succeeded",
+                           "log": log})
+        self._save("running", finished=False)
+
     def succeeded(self) -> None:
         self._save("succeeded", finished=True)
 

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from shipyard.api.deploys import DeployRecord
-from shipyard.build.builder import BuildRequest, build_slug
+from shipyard.build.builder import BuildRequest, build_slug, inspect_source
 from shipyard.build.manifest import Manifest
 from shipyard.build.python import discover_interpreters
 from shipyard.edge.caddy import Edge
@@ -115,13 +115,19 @@ class Platform:
 
     # Deploys
 
-    async def deploy(self, name: str, source_dir: Path, commit: str, log: Log) -> records.Release:
-        """Build the pushed source into a slug, make release vN, and roll it out."""
+    async def deploy(self, name: str, source_dir: Path, commit: str, log: Log,
+                     received: tuple[float, float] | None = None) -> records.Release:
+        """Build the pushed source into a slug, make release vN, and roll it out.
+
+        `received`: when the push began and when its source was ready, recorded as the first step.
+        """
         if self._lock(name).locked():
             await log(f"-----> Another deploy of {name} is in progress: this push waits for it to finish")
         async with self._lock(name):
             app = self.store.get_app(name)
             rec = DeployRecord(self.store, name, f"Push of {commit[:7]}", log)
+            if received:
+                rec.finished_step("receive", *received, [f"Received {commit[:7]} and exported its files"])
             config = self.store.get_config(name)
             build_keys = self.store.build_time_keys(name) | set(BUILD_KNOBS)
             previous = self.store.latest_build(name)
@@ -132,8 +138,10 @@ class Platform:
                 start_command=app.start_command, build_command=app.build_command, fixed_port=app.port,
                 build_uid=self.settings.build_uid,
                 previous_slug=Path(previous.slug_path) if previous and Path(previous.slug_path).is_dir() else None)
+            async with rec.step("pre-flight"):
+                detection = await inspect_source(request, rec.log)
             async with rec.step("build"):
-                slug = await build_slug(request, rec.log)
+                slug = await build_slug(request, detection, rec.log)
             build = self.store.add_build(name, commit, str(slug.path), slug.manifest.to_json())
             release = self.store.add_release(name, build.id, config, f"Deploy {commit[:7]}")
             await self._roll_out(app, release, rec)
@@ -256,9 +264,15 @@ class Platform:
             await self.sync_edge()
         started = []
         try:
-            async with rec.step("start instances and health check"):
+            async with rec.step("start instances"):
                 for spec in instance_specs(self._target(release)):
-                    started.append(await self.supervisor.boot(spec))
+                    started.append(await self.supervisor.start(spec))
+            async with rec.step("health check"):
+                # All at once: web=3 boots in the time of one. The first failure (in start order) reports.
+                outcomes = await asyncio.gather(*(self.supervisor.until_ready(i) for i in started),
+                                                return_exceptions=True)
+                if failure := next((o for o in outcomes if isinstance(o, BaseException)), None):
+                    raise failure
         except DeployError as exc:
             await stop_all(started, grace=1)
             self.store.mark_release(app.name, release.version, "failed")

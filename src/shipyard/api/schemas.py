@@ -72,6 +72,7 @@ class ReleaseOut(BaseModel):
 class DeployRequest(BaseModel):
     source_dir: str
     commit: str
+    received_at: float | None = Field(None, description="When the push began (epoch seconds)")
 
 
 class ErrorOut(BaseModel):

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -239,13 +240,14 @@ def create_api(platform: Platform, databases: Databases, token: str) -> FastAPI:
         if not source.resolve().is_relative_to(settings.tmp_dir.resolve()) or not source.is_dir():
             raise InvalidInput("The source directory must be one the git hook exported.")
         events: asyncio.Queue[dict | None] = asyncio.Queue()
+        received = (body.received_at, time.time()) if body.received_at else None
 
         async def log(line: str) -> None:
             await events.put({"log": line})
 
         async def run() -> None:
             try:
-                release = await platform.deploy(name, source, body.commit, log)
+                release = await platform.deploy(name, source, body.commit, log, received)
                 await events.put({"release": release.version})
             except ShipyardError as exc:
                 await events.put({"error": exc.message, "hint": exc.hint})
@@ -263,6 +265,7 @@ def create_api(platform: Platform, databases: Databases, token: str) -> FastAPI:
 
     @api.api_route("/git/{repo}/{path:path}", methods=["GET", "POST"], include_in_schema=False)
     async def git(repo: str, path: str, request: Request) -> StreamingResponse:
+        started = time.time()
         check_token(request.headers.get("authorization"), token)
         name = repo.removesuffix(".git")
         if not repo.endswith(".git"):
@@ -277,7 +280,8 @@ def create_api(platform: Platform, databases: Databases, token: str) -> FastAPI:
                       remote_addr=request.client.host if request.client else "",
                       extra={"SHIPYARD_API_URL": settings.api_url, "SHIPYARD_HOOK_TOKEN": token,
                              "SHIPYARD_APP": name, "SHIPYARD_BRANCH": app.branch,
-                             "SHIPYARD_TMP": str(settings.tmp_dir), "HOME": str(settings.data_dir)})
+                             "SHIPYARD_TMP": str(settings.tmp_dir), "HOME": str(settings.data_dir),
+                             "SHIPYARD_PUSH_STARTED": f"{started:.3f}"})
         fd, name = tempfile.mkstemp(prefix="git-body-", dir=settings.tmp_dir)
         os.close(fd)
         body_file = Path(name)

@@ -172,8 +172,8 @@ async def framework_steps(request: BuildRequest, detection: Detection, venv: Pat
                        hint="Fix it, or change it with `shipyard apps set <app> --build-command ...`.")
 
 
-async def build_slug(request: BuildRequest, log: Log) -> Slug:
-    started = time.monotonic()
+async def inspect_source(request: BuildRequest, log: Log) -> Detection:
+    """Detect and pre-flight: what the source is, how it will run, and what looks wrong (fails early)."""
     files = read_files(request.source_dir)
     detection = detect(files, request)
     tree = preflight.scan_tree(request.source_dir)
@@ -186,6 +186,12 @@ async def build_slug(request: BuildRequest, log: Log) -> Slug:
     await log("-----> Pre-flight checks")
     await report_findings(preflight_findings(detection, tree, preflight.python_sources(request.source_dir, tree),
                                              request.fixed_port), log)
+    return detection
+
+
+async def build_slug(request: BuildRequest, detection: Detection, log: Log) -> Slug:
+    """The slug for an inspected source: its files, its virtualenv, the framework's build steps."""
+    started = time.monotonic()
     request.slug_dir.parent.mkdir(parents=True, exist_ok=True)
     try:
         copied = copy_source(request.source_dir, request.slug_dir / "app",

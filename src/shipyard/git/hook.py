@@ -44,7 +44,8 @@ def deploy(api_url: str, token: str, app: str, commit: str, source: Path) -> boo
     """
     url = urlsplit(api_url)
     connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port or 80, timeout=None)
-    body = json.dumps({"source_dir": str(source), "commit": commit})
+    started = os.environ.get("SHIPYARD_PUSH_STARTED")
+    body = json.dumps({"source_dir": str(source), "commit": commit, "received_at": float(started) if started else None})
     connection.request("POST", f"/apps/{app}/deploys", body=body,
                        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
     response = connection.getresponse()

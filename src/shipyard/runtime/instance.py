@@ -68,12 +68,16 @@ class Instance:
 
     async def boot(self) -> None:
         """Start the process and wait for it to listen on $PORT; raise DeployError with its last lines if not."""
-        await self._spawn()
+        await self.spawn()
+        await self.until_ready()
+
+    async def until_ready(self) -> None:
+        """The health gate: listening on $PORT (and the health path < 500), or alive for a moment if not web."""
         await self._wait_ready()
         self._set_state("up")
         self._watch = asyncio.create_task(self._supervise())
 
-    async def _spawn(self) -> None:
+    async def spawn(self) -> None:
         self._scratch.mkdir(parents=True, exist_ok=True)
         env = {**self.spec.env, "PORT": str(self.port), "HOME": str(self._scratch), "TMPDIR": str(self._scratch),
                "DYNO": self.spec.name}
@@ -158,7 +162,7 @@ class Instance:
             await asyncio.sleep(backoff)
             self.restarts += 1
             self._set_state("starting")
-            await self._spawn()
+            await self.spawn()
             try:
                 await self._wait_ready()
             except DeployError as exc:

@@ -30,16 +30,31 @@ class Supervisor:
 
     async def boot(self, spec: InstanceSpec) -> Instance:
         """Start an instance that is not routed yet; DeployError if it never listens."""
+        instance = await self.start(spec)
+        await self.until_ready(instance)
+        return instance
+
+    async def start(self, spec: InstanceSpec) -> Instance:
+        """Spawn an instance's process (not routed, not yet health-checked)."""
         instance = Instance(spec, self.app_log(spec.app), self._scratch_dir, self._on_change)
         self._booting.add(instance)
         try:
-            await instance.boot()
+            await instance.spawn()
+        except BaseException:
+            self._booting.discard(instance)
+            await instance.stop(grace=1)
+            raise
+        return instance
+
+    async def until_ready(self, instance: Instance) -> None:
+        """Wait for a started instance's health gate; it is stopped if it fails (DeployError)."""
+        try:
+            await instance.until_ready()
         except BaseException:
             await instance.stop(grace=1)
             raise
         finally:
             self._booting.discard(instance)
-        return instance
 
     def activate(self, app: str, instances: list[Instance]) -> list[Instance]:
         """Make `instances` the app's running set; returns the ones they replace (to be drained)."""
