@@ -45,6 +45,7 @@ def main() -> None:
     print(steady.report("steady"))
     print(deploying.report("deploys"))
     print("(deploys = 10 redeploys, a config change, scale 1→3→1, a rollback)")
+    print(f"p99 during deploys / steady: {deploying.p99_ms() / steady.p99_ms():.2f}x")
     if deploying.failures:
         print("failures:", *sorted(set(deploying.failures))[:10], sep="\n  ")
 

@@ -43,6 +43,10 @@ class DeployError(ShipyardError):
     """A release could not go live; the previous release keeps serving."""
 
 
+class ReleasePhaseFailed(DeployError):
+    """The Procfile's `release:` command failed; the release never went live."""
+
+
 class PlatformError(ShipyardError):
     """A part of the platform itself (edge, supervisor, store) failed."""
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 
 from .harness import Shipyard
 
@@ -126,6 +128,16 @@ def test_flask_todo_migrations_worker_seed_failing_migration_and_rollback(shipya
     assert [t["title"] for t in shipyard.get("todo", "/todos").json()] == ["milk", "eggs", "bread"]
     assert "worker.1: up  v5" in shipyard.cli("ps", "todo").out
 
+    # Back past a migration: v1's `flask db upgrade` does not know 0003, and the rollback says how to skip it.
+    past = shipyard.cli("rollback", "todo", "v1", check=False)
+    assert past.code == 1
+    assert "Release v6 failed: the release command `flask db upgrade` exited with code 1." in past.err
+    assert "`shipyard rollback todo v1 --skip-release-phase`" in past.err
+    assert "Can't locate revision identified by '0003'" in shipyard.cli("logs", "todo").out
+    assert "worker.1: up  v5" in shipyard.cli("ps", "todo").out
+    assert "now live as v7" in shipyard.cli("rollback", "todo", "v1", "--skip-release-phase").out
+    assert [t["title"] for t in shipyard.get("todo", "/todos").json()] == ["milk", "eggs", "bread"]
+
 
 def test_one_off_commands(shipyard: Shipyard) -> None:
     shipyard.cli("apps", "create", "oneoff")
@@ -171,3 +183,41 @@ def test_only_the_kept_releases_can_be_rolled_back_to(tmp_path) -> None:
         assert shipyard.get("short").text == "Hello from flask-hello v2\n"
     finally:
         shipyard.kill_all()
+
+
+def test_concurrent_pushes_are_serialised(shipyard: Shipyard) -> None:
+    shipyard.cli("apps", "create", "twopush")
+    first = shipyard.checkout("flask-hello", "twopush")
+    shipyard.push(first)
+    second = shipyard.root / "work" / "twopush-second"
+    shutil.copytree(first, second)
+    app_py = first / "app.py"
+    app_py.write_text(app_py.read_text().replace('VERSION = "1"', 'VERSION = "2"'))
+    shipyard.commit(first, "v2")
+    (second / "NOTES.md").write_text("a teammate's change\n")
+    shipyard.commit(second, "notes")
+
+    pushing = subprocess.Popen(["git", "push", "shipyard", "main"], cwd=first, env=shipyard.env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert pushing.stderr is not None
+    first_log = []
+    for line in pushing.stderr:  # the first push is deploying once the platform logs its steps
+        first_log.append(line)
+        if line.startswith("remote: ----->"):
+            break
+    late = shipyard.push(second, check=False)
+    first_log += pushing.stderr.read()
+    assert pushing.wait(timeout=300) == 0, "".join(first_log)
+
+    assert late.code != 0
+    assert "remote: -----> Another push to twopush is still deploying: this push waits for it to finish" in late.err
+    assert "another push landed while this one waited. Nothing from this push was deployed." in late.err
+    assert shipyard.get("twopush").text == "Hello from flask-hello v2\n"
+    assert re.search(r"v2\s", shipyard.cli("releases", "twopush").out)
+    assert not re.search(r"v3\s", shipyard.cli("releases", "twopush").out)
+
+    # The fix the message gives: take the other push's commit, push again.
+    shipyard.git(second, "pull", "-q", "--rebase", "shipyard", "main")
+    shipyard.push(second)
+    assert shipyard.get("twopush").text == "Hello from flask-hello v2\n"
+    assert re.search(r"v3\s", shipyard.cli("releases", "twopush").out)

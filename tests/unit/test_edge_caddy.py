@@ -83,7 +83,7 @@ def upstream() -> Iterator[Callable[[str], str]]:
 async def running_edge(tmp_path: Path) -> AsyncIterator[tuple[Edge, str]]:
     port = free_port()
     edge = Edge(config_dir=tmp_path / "caddy", admin_socket=tmp_path / "caddy" / "admin.sock",
-                listen=f"127.0.0.1:{port}", log_file=tmp_path / "logs" / "edge.log")
+                listen=f"127.0.0.1:{port}", base_domain="localhost", log_file=tmp_path / "logs" / "edge.log")
     await edge.start()
     try:
         yield edge, f"http://127.0.0.1:{port}"
@@ -144,7 +144,10 @@ def test_pages_for_unknown_host_no_instance_and_instance_down(tmp_path: Path) ->
                 empty = await client.get("/", headers={"Host": "empty.localhost"})
                 dead = await client.get("/x", headers={"Host": "dead.localhost"})
             assert unknown.status_code == 404 and "`shipyard apps`" in unknown.text
-            assert empty.status_code == 503 and "`shipyard logs empty`" in empty.text
+            assert empty.status_code == 503 and empty.text == ("Application 'empty' has no running instance.\n"
+                                                               "Deploy it with `git push`, or see why with "
+                                                               "`shipyard logs empty`.\n")
+            assert empty.headers["cache-control"] == "no-store"
             assert dead.status_code == 503 and "Application 'dead'" in dead.text
             assert "not answering" in dead.text and "`shipyard logs dead`" in dead.text
             for page in (unknown, empty, dead):
@@ -170,6 +173,11 @@ def test_apply_reloads_caddy_only_when_the_table_changes(tmp_path: Path, upstrea
                 await edge.apply([AppRoute("todo", "todo.localhost", (a, b)), apps[1]])  # scaled to 2
                 assert sorted([(await client.get("/")).json()["name"] for _ in range(4)]) == ["A", "A", "B", "B"]
                 assert config_loads(tmp_path) == first + 1  # instance changes are slot files only
+                await edge.apply([AppRoute("todo", "todo.localhost", ()), apps[1]])  # its last instance stops
+                assert (await client.get("/")).status_code == 503
+                await edge.apply([AppRoute("todo", "todo.localhost", (b,)), apps[1]])  # and one starts again
+                assert (await client.get("/")).json()["name"] == "B"
+                assert config_loads(tmp_path) == first + 1  # neither changes the routes
                 await edge.apply([])
                 assert config_loads(tmp_path) == first + 2
                 assert (await client.get("/")).status_code == 404
@@ -203,7 +211,7 @@ def test_refused_change_raises_and_keeps_the_routes(tmp_path: Path, upstream: Ca
             good = [AppRoute("todo", "todo.localhost", (a,))]
             await edge.apply(good)
             with pytest.raises(PlatformError, match="duplicate ID 'app-todo'"):
-                await edge.apply([*good, AppRoute("todo", "other.localhost", ())])
+                await edge.apply([*good, AppRoute("todo", "other.localhost", (a,))])
             async with httpx.AsyncClient(base_url=url) as client:
                 assert (await client.get("/", headers={"Host": "todo.localhost"})).json()["name"] == "A"
 
@@ -228,7 +236,7 @@ def test_start_and_stop(tmp_path: Path) -> None:
             assert config["apps"]["http"]["servers"]["edge"]["listen"][0].startswith("fd/")  # inherited socket
             with pytest.raises(PlatformError, match="already answers"):
                 await Edge(config_dir=tmp_path / "other", admin_socket=sock, listen=f"127.0.0.1:{free_port()}",
-                           log_file=tmp_path / "other.log").start()
+                           base_domain="localhost", log_file=tmp_path / "other.log").start()
         await edge.stop()  # idempotent
         assert edge.pid is None and not sock.exists()
         return pid
@@ -242,7 +250,7 @@ def test_port_in_use_is_reported(tmp_path: Path) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         edge = Edge(config_dir=tmp_path, admin_socket=tmp_path / "admin.sock", listen=f"127.0.0.1:{port}",
-                    log_file=tmp_path / "edge.log")
+                    base_domain="localhost", log_file=tmp_path / "edge.log")
         with pytest.raises(PlatformError, match="Address already in use") as raised:
             asyncio.run(edge.start())
     assert "--edge-port" in (raised.value.hint or "") and edge.pid is None
@@ -251,7 +259,7 @@ def test_port_in_use_is_reported(tmp_path: Path) -> None:
 def test_caddy_failing_to_start_shows_its_log(tmp_path: Path) -> None:
     deep = tmp_path / ("d" * 110)  # a unix socket path longer than the kernel allows
     edge = Edge(config_dir=deep, admin_socket=deep / "admin.sock", listen=f"127.0.0.1:{free_port()}",
-                log_file=tmp_path / "edge.log")
+                base_domain="localhost", log_file=tmp_path / "edge.log")
     with pytest.raises(PlatformError, match="exited while starting") as raised:
         asyncio.run(edge.start())
     assert "admin.sock: bind: invalid argument" in raised.value.message and edge.pid is None

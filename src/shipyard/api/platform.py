@@ -19,7 +19,7 @@ from shipyard.build.manifest import Manifest
 from shipyard.build.python import discover_interpreters
 from shipyard.edge.caddy import Edge
 from shipyard.edge.routes import AppRoute
-from shipyard.errors import DeployError, InvalidInput, ShipyardError
+from shipyard.errors import DeployError, InvalidInput, ReleasePhaseFailed, ShipyardError
 from shipyard.git.repos import Repos
 from shipyard.release.plan import ReleaseTarget, builds_to_prune, instance_specs, one_off_spec, release_phase_spec
 from shipyard.runtime.console import Console
@@ -163,7 +163,7 @@ class Platform:
             await self._roll_out(app, release, DeployRecord(self.store, name, description, log))
             return release
 
-    async def rollback(self, name: str, version: int, log: Log) -> records.Release:
+    async def rollback(self, name: str, version: int, log: Log, release_phase: bool = True) -> records.Release:
         """A new release with an earlier release's slug and config: no rebuild."""
         async with self._lock(name):
             app = self.store.get_app(name)
@@ -171,10 +171,19 @@ class Platform:
             if not Path(earlier.build.slug_path).is_dir():
                 raise InvalidInput(f"v{version}'s slug is no longer kept (the newest {self.settings.releases_kept} "
                                    "releases are).", hint=f"Pick a newer release from `shipyard releases {name}`.")
+            release = self.store.add_release(name, earlier.build.id, earlier.config, f"Rollback to v{version}")
+            try:
+                await self._roll_out(app, release, DeployRecord(self.store, name, f"Rollback to v{version}", log),
+                                     release_phase=release_phase)
+            except ReleasePhaseFailed as exc:
+                raise ReleasePhaseFailed(exc.message, hint=(
+                    f"Nothing changed: v{app.current_release} keeps serving; the command's output is in "
+                    f"`shipyard logs {name}`. A rollback runs v{version}'s release command against the database "
+                    "as it is now, and older code may not know a newer migration (Alembic: \"Can't locate "
+                    f"revision\"). To run v{version}'s code without it: `shipyard rollback {name} v{version} "
+                    "--skip-release-phase`.")) from None
             current = self.store.get_config(name)
             self.store.update_config(name, earlier.config, [k for k in current if k not in earlier.config])
-            release = self.store.add_release(name, earlier.build.id, earlier.config, f"Rollback to v{version}")
-            await self._roll_out(app, release, DeployRecord(self.store, name, f"Rollback to v{version}", log))
             return release
 
     async def scale(self, name: str, changes: dict[str, int]) -> records.App:
@@ -247,12 +256,15 @@ class Platform:
         if retired:
             asyncio.create_task(self._drain(retired))
 
-    async def _roll_out(self, app: records.App, release: records.Release, rec: DeployRecord) -> None:
+    async def _roll_out(self, app: records.App, release: records.Release, rec: DeployRecord,
+                        release_phase: bool = True) -> None:
         """Health-gated switch: start the new instances, route to them, then drain the old ones."""
         applog = self.supervisor.app_log(app.name)
         log = rec.log
         rec.release = release.version
-        if release_command := release_phase_spec(self._target(release)):
+        if (release_command := release_phase_spec(self._target(release))) and not release_phase:
+            await log(f"-----> Skipping the release command `{release_command.command}`, as asked")
+        elif release_command:
             async with rec.step("release phase"):
                 await self._release_phase(app, release, release_command, log)
         await log(f"-----> Releasing v{release.version}: starting web process (waiting up to {app.boot_timeout} s "
@@ -319,7 +331,7 @@ class Platform:
             self.store.mark_release(app.name, release.version, "failed")
             self.supervisor.app_log(app.name).write("shipyard[api]", f"Release v{release.version} failed: "
                                                     f"release command exited with code {code}")
-            raise DeployError(
+            raise ReleasePhaseFailed(
                 f"Release v{release.version} failed: the release command `{spec.command}` exited with code {code}.",
                 hint="Its output is above. Nothing changed: the previous release keeps serving. Fix the command "
                      "(e.g. the migration) and push again.")

@@ -81,7 +81,8 @@ class PlatformServer:
         store = Store(settings.db_file, Cipher(load_or_create_key(settings.secret_key_file)))
         token = load_or_create_token(settings.token_file)
         edge = Edge(config_dir=settings.caddy_dir, admin_socket=settings.edge_admin_socket,
-                    listen=f"{settings.edge_host}:{settings.edge_port}", log_file=settings.logs_dir / "edge.log")
+                    listen=f"{settings.edge_host}:{settings.edge_port}", base_domain=settings.base_domain,
+                    log_file=settings.logs_dir / "edge.log")
         platform = Platform(settings, store, edge)
         ca = CertificateAuthority.load_or_create(settings.data_dir / "ca")
         postgres = PostgresServer(settings.data_dir / "postgres", ca, settings.logs_dir / "postgres.log")

@@ -97,6 +97,7 @@ class RestoreRequest(BaseModel):
 
 class RollbackRequest(BaseModel):
     version: int = Field(ge=1)
+    release_phase: bool = True  # False: skip the Procfile's release command (e.g. a migration older code lacks)
 
 
 class RunRequest(BaseModel):

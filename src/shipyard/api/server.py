@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import tempfile
 import time
@@ -22,7 +21,8 @@ from shipyard.api.platform import Platform
 from shipyard.api.schemas import (AddonCreate, AppCreate, AppOut, AppUpdate, BackupOut, ConfigOut, ConfigUpdate,
                                   DeployRequest, InstanceOut, ReleaseOut, RestoreRequest, RollbackRequest, RunRequest)
 from shipyard.errors import InvalidInput, NotFound, ShipyardError, Unauthorized
-from shipyard.git.http_backend import cgi_env, run_http_backend, spool_body
+from shipyard.git.http_backend import CgiResponse, cgi_env, run_http_backend, spool_body
+from shipyard.git.push_queue import PushQueue, progress_message, push_capabilities
 from shipyard.runtime.instance import Instance
 from shipyard.runtime.logs import follow as follow_log
 from shipyard.store import records
@@ -48,6 +48,11 @@ def instance_out(i: Instance) -> InstanceOut:
                        exit_code=i.exit_code, restarts=i.restarts)
 
 
+# What `git http-backend` sends with every response, so no proxy caches one.
+NO_CACHE = {"Expires": "Fri, 01 Jan 1980 00:00:00 GMT", "Pragma": "no-cache",
+            "Cache-Control": "no-cache, max-age=0, must-revalidate"}
+
+
 def git_error(message: str, service: str) -> StreamingResponse:
     """An `ERR` pkt-line: git prints it as `fatal: remote error: <message>` instead of a bare 404."""
     line = f"ERR {message}\n".encode()
@@ -61,6 +66,7 @@ def create_api(platform: Platform, databases: Databases, token: str) -> FastAPI:
                   description="Control plane of Shipyard. Every endpoint but /health needs the platform token "
                               "as `Authorization: Bearer <token>`.")
     settings = platform.settings
+    pushes = PushQueue()
 
     @api.exception_handler(ShipyardError)
     async def _user_error(request: Request, exc: ShipyardError) -> JSONResponse:
@@ -208,7 +214,7 @@ def create_api(platform: Platform, databases: Databases, token: str) -> FastAPI:
 
     @api.post("/apps/{name}/rollback", dependencies=[Depends(authorized)])
     async def rollback(name: str, body: RollbackRequest) -> dict[str, int]:
-        release = await platform.rollback(name, body.version, quiet)
+        release = await platform.rollback(name, body.version, quiet, release_phase=body.release_phase)
         return {"release": release.version, "rolled_back_to": body.version}
 
     @api.get("/apps/{name}/deploys", dependencies=[Depends(authorized)])
@@ -282,14 +288,22 @@ def create_api(platform: Platform, databases: Databases, token: str) -> FastAPI:
                              "SHIPYARD_APP": name, "SHIPYARD_BRANCH": app.branch,
                              "SHIPYARD_TMP": str(settings.tmp_dir), "HOME": str(settings.data_dir),
                              "SHIPYARD_PUSH_STARTED": f"{started:.3f}"})
-        fd, name = tempfile.mkstemp(prefix="git-body-", dir=settings.tmp_dir)
-        os.close(fd)
-        body_file = Path(name)
-        try:
-            await spool_body(request.stream(), body_file)
-            response = await run_http_backend(env, body_file, settings.logs_dir / "git.log")
-        finally:
-            body_file.unlink()  # git holds its own open handle on it
+        body = tempfile.TemporaryFile(prefix="git-body-", dir=settings.tmp_dir)
+        await spool_body(request.stream(), body)
+        error_log = settings.logs_dir / "git.log"
+
+        async def git_backend() -> CgiResponse:
+            with body:  # git has its own handle on it once started
+                return await run_http_backend(env, body, error_log)
+
+        if request.method == "POST" and path == "git-receive-pack":
+            body.seek(0)
+            wants = push_capabilities(body.read(65536), request.headers.get("content-encoding", ""))
+            note = progress_message(f"-----> Another push to {name} is still deploying: this push waits for it "
+                                    "to finish", wants)
+            return StreamingResponse(pushes.serve(name, note, git_backend), headers=NO_CACHE,
+                                     media_type="application/x-git-receive-pack-result")
+        response = await git_backend()
         return StreamingResponse(response.body, status_code=response.status, headers=dict(response.headers))
 
     return api

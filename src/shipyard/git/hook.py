@@ -33,6 +33,12 @@ def export_tree(commit: str, dest: Path) -> None:
         tar.extractall(dest, filter="tar")
 
 
+def branch_head(ref: str) -> str:
+    """Where the branch is now (ZERO when it does not exist yet)."""
+    found = subprocess.run(["git", "rev-parse", "--verify", "--quiet", ref], capture_output=True, text=True)
+    return found.stdout.strip() or ZERO
+
+
 def say(line: str) -> None:
     print(line, flush=True)
 
@@ -88,6 +94,14 @@ def main() -> int:
             continue
         if new == ZERO:
             say(f"!     Deleting {branch} would leave nothing to deploy; the running release is unchanged.")
+            status = 1
+            continue
+        if (head := branch_head(ref)) != old:
+            # The push was made against a branch another push has moved since: git would refuse to move
+            # it after the deploy, leaving live code the branch does not have.
+            say(f"!     {branch} is now at {head[:7]}: another push landed while this one waited. "
+                "Nothing from this push was deployed.")
+            say(f"!     Fetch it (`git pull --rebase shipyard {branch}`), then push again.")
             status = 1
             continue
         tmp_root.mkdir(parents=True, exist_ok=True)

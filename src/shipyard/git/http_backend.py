@@ -7,9 +7,11 @@ The response is streamed as git writes it, so the pusher sees the build log
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from shipyard.proc import die_with_parent
 
@@ -19,6 +21,7 @@ class CgiResponse:
     status: int
     headers: list[tuple[str, str]]
     body: AsyncIterator[bytes]
+    process: asyncio.subprocess.Process
 
 
 def cgi_env(*, repos_root: Path, path_info: str, method: str, query: str,
@@ -56,7 +59,7 @@ def parse_cgi_headers(raw: bytes) -> tuple[int, list[tuple[str, str]]]:
     return status, headers
 
 
-async def spool_body(body: AsyncIterator[bytes], dest: Path) -> int:
+async def spool_body(body: AsyncIterator[bytes], dest: BinaryIO) -> int:
     """Write the whole request body to a file first.
 
     The response starts streaming while git still runs; reading the body from the
@@ -64,18 +67,20 @@ async def spool_body(body: AsyncIterator[bytes], dest: Path) -> int:
     swallows body chunks of a large (chunked) push.
     """
     size = 0
-    with open(dest, "wb") as f:
-        async for chunk in body:
-            f.write(chunk)
-            size += len(chunk)
+    async for chunk in body:
+        dest.write(chunk)
+        size += len(chunk)
+    dest.flush()
     return size
 
 
-async def run_http_backend(env: dict[str, str], body_file: Path, error_log: Path) -> CgiResponse:
-    env = {**env, "CONTENT_LENGTH": str(body_file.stat().st_size)}
-    with open(body_file, "rb") as stdin, open(error_log, "ab") as errors:
+async def run_http_backend(env: dict[str, str], body: BinaryIO, error_log: Path) -> CgiResponse:
+    """Run git on the spooled request body (an open file: git reads it from its start)."""
+    env = {**env, "CONTENT_LENGTH": str(os.fstat(body.fileno()).st_size)}
+    body.seek(0)
+    with open(error_log, "ab") as errors:
         proc = await asyncio.create_subprocess_exec(
-            "git", "http-backend", env=env, stdin=stdin, stdout=asyncio.subprocess.PIPE,
+            "git", "http-backend", env=env, stdin=body, stdout=asyncio.subprocess.PIPE,
             stderr=errors, start_new_session=True, preexec_fn=die_with_parent)
     assert proc.stdout is not None
     stdout = proc.stdout
@@ -99,4 +104,4 @@ async def run_http_backend(env: dict[str, str], body_file: Path, error_log: Path
             if proc.returncode is None:
                 await proc.wait()
 
-    return CgiResponse(status=status, headers=headers, body=stream())
+    return CgiResponse(status=status, headers=headers, body=stream(), process=proc)
