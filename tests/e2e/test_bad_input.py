@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 from .harness import APPS, Shipyard
 
 
-def replace_tree(work, sample: str) -> None:
+def replace_tree(work: Path, sample: str) -> None:
     for child in work.iterdir():
         if child.name != ".git":
             shutil.rmtree(child) if child.is_dir() else child.unlink()
     shutil.copytree(APPS / sample, work, dirs_exist_ok=True)
+
+
+def rejected(shipyard: Shipyard, work: Path, sample: str) -> str:
+    """Push a broken sample over the live flask-hello: the push fails, v1 keeps serving; its output."""
+    replace_tree(work, sample)
+    shipyard.commit(work, sample)
+    result = shipyard.push(work, check=False)
+    assert result.code != 0
+    assert shipyard.get("keep").text == "Hello from flask-hello v1\n"
+    return result.err
 
 
 def test_app_name_must_be_a_dns_label(shipyard: Shipyard) -> None:
@@ -61,45 +72,34 @@ def test_broken_pushes_are_rejected_and_the_live_release_keeps_serving(shipyard:
     assert shipyard.get("keep").text == "Hello from flask-hello v1\n"
 
     # No way to run the app.
-    replace_tree(work, "broken-no-start")
-    shipyard.commit(work, "no start command")
-    result = shipyard.push(work, check=False)
-    assert result.code != 0
-    assert "remote: !     Don't know how to run your application." in result.err
+    err = rejected(shipyard, work, "broken-no-start")
+    assert "remote: !     Don't know how to run your application." in err
     for fix in ("APP_RUN", "Procfile", "wsgi.py"):
-        assert fix in result.err
-    assert "[remote rejected] main -> main (pre-receive hook declined)" in result.err
-    assert shipyard.get("keep").text == "Hello from flask-hello v1\n"
+        assert fix in err
+    assert "[remote rejected] main -> main (pre-receive hook declined)" in err
 
     # A requirement that cannot be installed.
-    replace_tree(work, "broken-requirements")
-    shipyard.commit(work, "bad requirement")
-    result = shipyard.push(work, check=False)
-    assert result.code != 0
+    err = rejected(shipyard, work, "broken-requirements")
     assert ("remote: !     Could not install requirements.txt: Because shipyard-no-such-package-xyz was not "
-            "found in the package registry") in result.err
-    assert shipyard.get("keep").text == "Hello from flask-hello v1\n"
+            "found in the package registry") in err
 
     # An app that exits at start: the deploy fails with its last log lines.
-    replace_tree(work, "broken-crash")
-    shipyard.commit(work, "crash at start")
-    result = shipyard.push(work, check=False)
-    assert result.code != 0
-    assert "remote: !     Release v2 failed: web.1 exited with code 3 before listening on $PORT." in result.err
-    assert "remote: !       KeyError: DATABASE_URL is not set" in result.err
+    err = rejected(shipyard, work, "broken-crash")
+    assert "remote: !     Release v2 failed: web.1 exited with code 3 before listening on $PORT." in err
+    assert "remote: !       KeyError: DATABASE_URL is not set" in err
     assert ("The app reads the environment variable DATABASE_URL, which is not set: "
-            "`shipyard config set <app> DATABASE_URL=...`") in result.err
-    assert shipyard.get("keep").text == "Hello from flask-hello v1\n"
+            "`shipyard config set <app> DATABASE_URL=...`") in err
 
     # An app that never listens: fails after the app's deadline (5 s here).
-    replace_tree(work, "broken-no-listen")
-    shipyard.commit(work, "never listens")
-    result = shipyard.push(work, check=False)
-    assert result.code != 0
-    assert "remote: !     Release v3 failed: web.1 did not listen on $PORT" in result.err
-    assert "within 5 s" in result.err
-    assert "Warming up forever" in result.err
-    assert shipyard.get("keep").text == "Hello from flask-hello v1\n"
+    err = rejected(shipyard, work, "broken-no-listen")
+    assert "remote: !     Release v3 failed: web.1 did not listen on $PORT" in err
+    assert "within 5 s" in err
+    assert "Warming up forever" in err
+
+    # An app listening, but not on $PORT (Flask's `app.run()` defaults): the hint names what it listens on.
+    err = rejected(shipyard, work, "broken-wrong-port")
+    assert "remote: !     Release v4 failed: web.1 did not listen on $PORT" in err
+    assert "remote: !     The app listens on 127.0.0.1:5000, not on $PORT" in err
 
     releases = shipyard.cli("releases", "keep").out
     assert "v1 (current)" in releases and "failed" in releases

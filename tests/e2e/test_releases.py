@@ -18,12 +18,15 @@ def test_release_phase_workers_and_rollback(shipyard: Shipyard) -> None:
     assert shipyard.get("rel").text == "release-worker v1\n"
     ps = shipyard.cli("ps", "rel").out
     assert "web.1: up  v1" in ps and "worker.1: up  v1" in ps
+    assert re.search(r"^web\.1: up  v1  for \d+s  restarts 0$", ps, re.MULTILINE)
     shipyard.wait_for(lambda: "app[worker.1]: worker processed job 2" in shipyard.cli("logs", "rel").out)
 
     # A failing release command (a bad migration): the release never goes live.
     failed = shipyard.cli("config", "set", "rel", "RELEASE_EXIT=3", check=False)
     assert failed.code == 1
     assert "Release v2 failed: the release command `python release.py` exited with code 3." in failed.err
+    assert "The change stays in the config (the next push uses it); undo it with " in failed.err
+    assert "`shipyard config unset rel RELEASE_EXIT`" in failed.err
     assert shipyard.get("rel").text == "release-worker v1\n"
     assert re.search(r"v2\s+failed", shipyard.cli("releases", "rel").out)
     assert "migration 0042_add_column failed" in shipyard.cli("logs", "rel").out

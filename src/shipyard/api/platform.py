@@ -160,7 +160,12 @@ class Platform:
             verb = "Set" if set_vars else "Unset"
             description = reason or f"{verb} {changed} config vars"
             release = self.store.add_release(name, current.build.id, config, description)
-            await self._roll_out(app, release, DeployRecord(self.store, name, description, log))
+            try:
+                await self._roll_out(app, release, DeployRecord(self.store, name, description, log))
+            except DeployError as exc:
+                undo = f"`shipyard config unset {name} {' '.join(set_vars)}`" if set_vars else "`shipyard config set`"
+                raise type(exc)(exc.message, hint=f"{exc.hint or ''}\nThe change stays in the config (the next push "
+                                f"uses it); undo it with {undo}.".strip()) from None
             return release
 
     async def rollback(self, name: str, version: int, log: Log, release_phase: bool = True) -> records.Release:

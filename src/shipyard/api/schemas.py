@@ -30,6 +30,7 @@ class InstanceOut(BaseModel):
     pid: int | None
     exit_code: int | None
     restarts: int
+    since: float  # when it entered its state, seconds since the epoch
 
 
 class AppOut(BaseModel):

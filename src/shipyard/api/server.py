@@ -45,7 +45,7 @@ def mask_secrets(config: dict[str, str]) -> dict[str, str]:
 
 def instance_out(i: Instance) -> InstanceOut:
     return InstanceOut(name=i.spec.name, release=i.spec.release, state=i.state, port=i.port, pid=i.pid,
-                       exit_code=i.exit_code, restarts=i.restarts)
+                       exit_code=i.exit_code, restarts=i.restarts, since=i.since)
 
 
 # What `git http-backend` sends with every response, so no proxy caches one.

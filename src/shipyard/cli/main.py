@@ -7,6 +7,7 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -17,6 +18,7 @@ from typer.core import TyperGroup
 from shipyard.cli.console import attach
 from shipyard.cli.context import client, err, out, state
 from shipyard.cli.databases import addons_cli, db_cli
+from shipyard.cli.render import duration
 from shipyard.errors import ShipyardError
 from shipyard.settings import DEFAULT_API_PORT, DEFAULT_EDGE_PORT, Settings, default_data_dir
 
@@ -265,13 +267,14 @@ def restart(name: str, process_type: Annotated[Optional[str], typer.Argument(hel
 
 @app.command()
 def ps(name: str) -> None:
-    """The app's processes: name, state, release, restarts."""
+    """The app's processes: name, state, release, for how long, restarts."""
     a = client().request("GET", f"/apps/{name}")
     if not a["instances"]:
         out.print(f"{name} has no running processes.")
     for i in a["instances"]:
         code = f" (exit {i['exit_code']})" if i["state"] == "crashed" else ""
-        out.print(f"{i['name']}: {i['state']}{code}  v{i['release']}  restarts {i['restarts']}")
+        age = duration(time.time() - i["since"])
+        out.print(f"{i['name']}: {i['state']}{code}  v{i['release']}  for {age}  restarts {i['restarts']}")
 
 
 @app.command()

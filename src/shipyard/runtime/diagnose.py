@@ -1,4 +1,4 @@
-"""Why did an instance not come up? A pure guess from its last log lines, as a one-line fix."""
+"""Why did an instance not come up? A pure guess from its last log lines or its sockets, as a one-line fix."""
 
 from __future__ import annotations
 
@@ -37,3 +37,22 @@ def boot_hint(lines: Sequence[str]) -> str:
             if match:
                 return hint.format(*(g or "" for g in match.groups()))
     return DEFAULT_HINT
+
+
+def address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def listen_hint(port: int, listening: Sequence[tuple[str, int]]) -> str | None:
+    """The fix when the app listens, but not where the edge connects (127.0.0.1:$PORT); None if it doesn't."""
+    if not listening:
+        return None
+    if wrong_host := sorted(h for h, p in listening if p == port):
+        return (f"The app listens on {address(wrong_host[0], port)}, an address the edge doesn't reach (it "
+                "connects to 127.0.0.1:$PORT): bind 0.0.0.0:$PORT, e.g. `gunicorn --bind 0.0.0.0:$PORT app:app` "
+                "or `uvicorn main:app --host 0.0.0.0 --port $PORT`.")
+    found = ", ".join(address(h, p) for h, p in sorted(set(listening)))
+    return (f"The app listens on {found}, not on $PORT ({port}): bind 0.0.0.0:$PORT, e.g. "
+            "`web: gunicorn --bind 0.0.0.0:$PORT app:app` in the Procfile, or "
+            "`app.run(host=\"0.0.0.0\", port=int(os.environ[\"PORT\"]))`. If the port can't change, tell "
+            "Shipyard: `shipyard apps set <app> --port N`.")

@@ -14,9 +14,10 @@ import httpx
 
 from shipyard.errors import DeployError
 from shipyard.proc import free_port, signal_group, stop_process
-from shipyard.runtime.diagnose import boot_hint
+from shipyard.runtime.diagnose import boot_hint, listen_hint
 from shipyard.runtime.logs import AppLog
 from shipyard.runtime.shell import pump_output, spawn_shell
+from shipyard.runtime.sockets import listening_addresses
 from shipyard.runtime.spec import InstanceSpec, next_backoff
 
 LOG_TAIL_LINES = 20
@@ -44,6 +45,7 @@ class Instance:
         self.spec = spec
         self.port = spec.port or free_port()
         self.state = "starting"
+        self.since = time.time()  # when it entered its state (`shipyard ps`: "up for 3m")
         self.exit_code: int | None = None
         self.restarts = 0
         self._log = log
@@ -108,6 +110,7 @@ class Instance:
                     return
                 last_health = status
             await asyncio.sleep(0.05)
+        listening = listening_addresses(self._proc.pid)
         await stop_process(self._proc, grace=2)
         await self._drain_pump()
         self.exit_code = self._proc.returncode
@@ -119,7 +122,7 @@ class Instance:
                      "Change the path with `shipyard apps set <app> --health-path /path`.")
         raise DeployError(
             f"{self.spec.name} did not listen on $PORT ({self.port}) within {self.spec.boot_timeout:g} s.\n"
-            + self._tail_text(), hint=boot_hint(list(self._recent)))
+            + self._tail_text(), hint=listen_hint(self.port, listening) or boot_hint(list(self._recent)))
 
     async def _health_status(self) -> int | None:
         """The health path's HTTP status (None when the app has no health path)."""
@@ -184,6 +187,7 @@ class Instance:
     def _set_state(self, state: str) -> None:
         if state != self.state:
             self.state = state
+            self.since = time.time()
             self._on_change()
 
     async def _drain_pump(self) -> None:

@@ -1,0 +1,22 @@
+"""What a process and its children listen on (psutil reads /proc/<pid>/fd and /proc/net)."""
+
+from __future__ import annotations
+
+import psutil
+
+
+def listening_addresses(pid: int) -> list[tuple[str, int]]:
+    """(host, port) of every TCP socket the process tree listens on; empty once it is gone."""
+    found: list[tuple[str, int]] = []
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return found
+    for process in tree:
+        try:
+            connections = process.net_connections(kind="tcp")
+        except psutil.Error:
+            continue
+        found += [(c.laddr.ip, c.laddr.port) for c in connections if c.status == psutil.CONN_LISTEN]
+    return found
