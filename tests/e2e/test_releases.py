@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -198,6 +199,7 @@ def test_concurrent_pushes_are_serialised(shipyard: Shipyard) -> None:
     app_py.write_text(app_py.read_text().replace('VERSION = "1"', 'VERSION = "2"'))
     shipyard.commit(first, "v2")
     (second / "NOTES.md").write_text("a teammate's change\n")
+    (second / "logo.bin").write_bytes(os.urandom(200_000))  # a pack over 64 KiB: git probes with a flush first
     shipyard.commit(second, "notes")
 
     pushing = subprocess.Popen(["git", "push", "shipyard", "main"], cwd=first, env=shipyard.env,
@@ -208,7 +210,7 @@ def test_concurrent_pushes_are_serialised(shipyard: Shipyard) -> None:
         first_log.append(line)
         if line.startswith("remote: ----->"):
             break
-    late = shipyard.push(second, check=False)
+    late = shipyard.git(second, "-c", "http.postBuffer=65536", "push", "shipyard", "main", check=False)
     first_log += pushing.stderr.read()
     assert pushing.wait(timeout=300) == 0, "".join(first_log)
 
@@ -216,8 +218,9 @@ def test_concurrent_pushes_are_serialised(shipyard: Shipyard) -> None:
     assert "remote: -----> Another push to twopush is still deploying: this push waits for it to finish" in late.err
     assert "another push landed while this one waited. Nothing from this push was deployed." in late.err
     assert shipyard.get("twopush").text == "Hello from flask-hello v2\n"
-    assert re.search(r"v2\s", shipyard.cli("releases", "twopush").out)
-    assert not re.search(r"v3\s", shipyard.cli("releases", "twopush").out)
+    releases = shipyard.cli("releases", "twopush").out
+    assert re.search(r"v2 \(current\)\s+succeeded\s+[0-9a-f]{7}\s+Deploy [0-9a-f]{7} by Test: v2\s", releases)
+    assert not re.search(r"v3\s", releases)
 
     # The fix the message gives: take the other push's commit, push again.
     shipyard.git(second, "pull", "-q", "--rebase", "shipyard", "main")

@@ -116,10 +116,11 @@ class Platform:
     # Deploys
 
     async def deploy(self, name: str, source_dir: Path, commit: str, log: Log,
-                     received: tuple[float, float] | None = None) -> records.Release:
+                     received: tuple[float, float] | None = None, summary: str = "") -> records.Release:
         """Build the pushed source into a slug, make release vN, and roll it out.
 
         `received`: when the push began and when its source was ready, recorded as the first step.
+        `summary`: who made the commit and what it says, for `shipyard releases`.
         """
         if self._lock(name).locked():
             await log(f"-----> Another deploy of {name} is in progress: this push waits for it to finish")
@@ -143,7 +144,7 @@ class Platform:
             async with rec.step("build"):
                 slug = await build_slug(request, detection, rec.log)
             build = self.store.add_build(name, commit, str(slug.path), slug.manifest.to_json())
-            release = self.store.add_release(name, build.id, config, f"Deploy {commit[:7]}")
+            release = self.store.add_release(name, build.id, config, f"Deploy {commit[:7]}{summary}")
             await self._roll_out(app, release, rec)
             return release
 

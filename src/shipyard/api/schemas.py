@@ -74,6 +74,8 @@ class DeployRequest(BaseModel):
     source_dir: str
     commit: str
     received_at: float | None = Field(None, description="When the push began (epoch seconds)")
+    author: str = Field("", description="The commit's author, shown by `shipyard releases`")
+    subject: str = Field("", description="The commit message's first line")
 
 
 class ErrorOut(BaseModel):

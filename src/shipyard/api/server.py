@@ -43,6 +43,12 @@ def mask_secrets(config: dict[str, str]) -> dict[str, str]:
     return masked
 
 
+def commit_summary(author: str, subject: str, width: int = 60) -> str:
+    """' by Jane Doe: Fix the login page', shortened, for a release's description."""
+    text = (f" by {author}" if author else "") + (f": {subject}" if subject else "")
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
 def instance_out(i: Instance) -> InstanceOut:
     return InstanceOut(name=i.spec.name, release=i.spec.release, state=i.state, port=i.port, pid=i.pid,
                        exit_code=i.exit_code, restarts=i.restarts, since=i.since)
@@ -253,7 +259,8 @@ def create_api(platform: Platform, databases: Databases, token: str) -> FastAPI:
 
         async def run() -> None:
             try:
-                release = await platform.deploy(name, source, body.commit, log, received)
+                release = await platform.deploy(name, source, body.commit, log, received,
+                                                commit_summary(body.author, body.subject))
                 await events.put({"release": release.version})
             except ShipyardError as exc:
                 await events.put({"error": exc.message, "hint": exc.hint})
@@ -289,14 +296,15 @@ def create_api(platform: Platform, databases: Databases, token: str) -> FastAPI:
                              "SHIPYARD_TMP": str(settings.tmp_dir), "HOME": str(settings.data_dir),
                              "SHIPYARD_PUSH_STARTED": f"{started:.3f}"})
         body = tempfile.TemporaryFile(prefix="git-body-", dir=settings.tmp_dir)
-        await spool_body(request.stream(), body)
+        size = await spool_body(request.stream(), body)
         error_log = settings.logs_dir / "git.log"
 
         async def git_backend() -> CgiResponse:
             with body:  # git has its own handle on it once started
                 return await run_http_backend(env, body, error_log)
 
-        if request.method == "POST" and path == "git-receive-pack":
+        # A bare flush-pkt is git's probe before sending a large pack: it changes nothing, so it doesn't queue.
+        if request.method == "POST" and path == "git-receive-pack" and size > len(b"0000"):
             body.seek(0)
             wants = push_capabilities(body.read(65536), request.headers.get("content-encoding", ""))
             note = progress_message(f"-----> Another push to {name} is still deploying: this push waits for it "

@@ -51,7 +51,10 @@ def deploy(api_url: str, token: str, app: str, commit: str, source: Path) -> boo
     url = urlsplit(api_url)
     connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port or 80, timeout=None)
     started = os.environ.get("SHIPYARD_PUSH_STARTED")
-    body = json.dumps({"source_dir": str(source), "commit": commit, "received_at": float(started) if started else None})
+    author, _, subject = subprocess.run(["git", "log", "-1", "--format=%an%x00%s", commit], capture_output=True,
+                                        text=True).stdout.strip().partition("\0")
+    body = json.dumps({"source_dir": str(source), "commit": commit, "author": author, "subject": subject,
+                       "received_at": float(started) if started else None})
     connection.request("POST", f"/apps/{app}/deploys", body=body,
                        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
     response = connection.getresponse()
