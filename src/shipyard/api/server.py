@@ -22,7 +22,7 @@ from shipyard.api.schemas import (AddonCreate, AppCreate, AppOut, AppUpdate, Bac
                                   DeployRequest, InstanceOut, ReleaseOut, RestoreRequest, RollbackRequest, RunRequest)
 from shipyard.errors import InvalidInput, NotFound, ShipyardError, Unauthorized
 from shipyard.git.http_backend import CgiResponse, cgi_env, run_http_backend, spool_body
-from shipyard.git.push_queue import PushQueue, progress_message, push_capabilities
+from shipyard.git.push_queue import PushQueue, pkt_line, progress_message, push_capabilities
 from shipyard.runtime.instance import Instance
 from shipyard.runtime.logs import follow as follow_log
 from shipyard.store import records
@@ -61,8 +61,7 @@ NO_CACHE = {"Expires": "Fri, 01 Jan 1980 00:00:00 GMT", "Pragma": "no-cache",
 
 def git_error(message: str, service: str) -> StreamingResponse:
     """An `ERR` pkt-line: git prints it as `fatal: remote error: <message>` instead of a bare 404."""
-    line = f"ERR {message}\n".encode()
-    body = f"{len(line) + 4:04x}".encode() + line
+    body = pkt_line(f"ERR {message}\n".encode())
     media = f"application/x-{service}-advertisement" if service.startswith("git-") else "text/plain"
     return StreamingResponse(iter([body]), status_code=200 if service else 404, media_type=media)
 

@@ -44,9 +44,6 @@ class PushQueue:
         self._locks: dict[str, asyncio.Lock] = {}
         self._draining: set[asyncio.Task[None]] = set()
 
-    def busy(self, app: str) -> bool:
-        return self._lock(app).locked()
-
     async def serve(self, app: str, waiting_note: bytes,
                     receive_pack: Callable[[], Awaitable[CgiResponse]]) -> AsyncIterator[bytes]:
         """Run `receive_pack` once the app's earlier pushes are done, streaming its response.

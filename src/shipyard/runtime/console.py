@@ -55,10 +55,6 @@ class Console:
             os.close(slave)
         return cls(spec.name, proc, master)
 
-    @property
-    def pid(self) -> int:
-        return self._proc.pid
-
     async def read(self) -> bytes:
         """The next output; b"" once the process and everything it started have closed the terminal."""
         while True:

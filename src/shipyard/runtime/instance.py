@@ -68,11 +68,6 @@ class Instance:
     def routable(self) -> bool:
         return self.state == "up" and self.spec.process_type == "web"
 
-    async def boot(self) -> None:
-        """Start the process and wait for it to listen on $PORT; raise DeployError with its last lines if not."""
-        await self.spawn()
-        await self.until_ready()
-
     async def until_ready(self) -> None:
         """The health gate: listening on $PORT (and the health path < 500), or alive for a moment if not web."""
         await self._wait_ready()
