@@ -33,8 +33,12 @@ class Settings:
     # Seconds an old instance gets between SIGTERM and SIGKILL when drained.
     drain_grace: float = 10.0
     default_web_concurrency: int = 2
-    # Builds run app code (setup.py, collectstatic): sandboxed, as this uid, which needs no passwd entry.
-    build_uid: int = 61000
+    # Every app runs as host uids of its own, which need no passwd entry: its instances, release command and
+    # one-offs as tenant_uid_base + app id, its builds as build_uid_base + app id (so a build cannot change what
+    # a running instance sees, and no two apps ever share a uid). The network filter matches the whole range.
+    tenant_uid_base: int = 200000
+    build_uid_base: int = 300000
+    tenant_uid_span: int = 200000  # tenant_uid_base .. tenant_uid_base + span - 1 covers both
     # Automatic database backups: how often, and how many of them to keep per app.
     backup_interval: float = 24 * 3600
     backup_keep: int = 7
@@ -42,6 +46,12 @@ class Settings:
     releases_kept: int = field(default_factory=lambda: int(os.environ.get("SHIPYARD_RELEASES_KEPT", "20")))
     # A PostgreSQL server the user runs, instead of the embedded one (same provisioning there).
     postgres_admin_url: str = field(default_factory=lambda: os.environ.get("SHIPYARD_POSTGRES_ADMIN_URL", ""))
+
+    def app_uid(self, app_id: int) -> int:
+        return self.tenant_uid_base + app_id
+
+    def build_uid(self, app_id: int) -> int:
+        return self.build_uid_base + app_id
 
     @property
     def api_url(self) -> str:
@@ -94,6 +104,7 @@ class Settings:
 
     @property
     def uv_cache_dir(self) -> Path:
+        """Parent of the per-app uv caches (`<uv_cache_dir>/<app>`): no build can poison another app's."""
         return self.data_dir / "cache" / "uv"
 
     @property

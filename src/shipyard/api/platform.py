@@ -137,7 +137,7 @@ class Platform:
                 venvs_dir=self.settings.slugs_dir / name / "venvs", uv_cache_dir=self.settings.uv_cache_dir,
                 interpreters=self.interpreters, env={k: v for k, v in config.items() if k in build_keys},
                 start_command=app.start_command, build_command=app.build_command, fixed_port=app.port,
-                build_uid=self.settings.build_uid,
+                build_uid=self.settings.build_uid(app.id),
                 previous_slug=Path(previous.slug_path) if previous and Path(previous.slug_path).is_dir() else None)
             async with rec.step("pre-flight"):
                 detection = await inspect_source(request, rec.log)

@@ -18,6 +18,8 @@ class Base(DeclarativeBase):
 
 class AppRow(Base):
     __tablename__ = "apps"
+    # Never reuse a destroyed app's id: an app's uids derive from it.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(63), unique=True)
@@ -29,6 +31,7 @@ class AppRow(Base):
     port: Mapped[int | None] = mapped_column(default=None)
     formation: Mapped[str] = mapped_column(Text, default="{}")  # JSON {"web": 2, "worker": 1}
     health_path: Mapped[str] = mapped_column(Text, default="")  # e.g. /healthz: must answer < 500 to go live
+    size: Mapped[str] = mapped_column(String(16), default="small")  # memory/CPU/process limits of each instance
     # The release version that is live (desired). Only promoted after it passed its health gate.
     current_release: Mapped[int | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -8,6 +8,7 @@ from datetime import datetime
 
 @dataclass(frozen=True)
 class App:
+    id: int  # its uids derive from it (Settings.app_uid, Settings.build_uid)
     name: str
     branch: str
     boot_timeout: int
@@ -18,6 +19,7 @@ class App:
     formation: dict[str, int]
     health_path: str
     created_at: datetime
+    size: str = "small"  # instance size: memory, CPU and process limits (runtime.limits.SIZES)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import create_engine, event, func, select
+from sqlalchemy import create_engine, event, func, inspect, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -35,10 +35,24 @@ def _sqlite_engine(path: Path) -> Engine:
     return engine
 
 
+# Columns added after a table was first created: create_all() makes new tables only.
+ADDED_COLUMNS = {"apps": {"size": "VARCHAR(16) NOT NULL DEFAULT 'small'"}}
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    with engine.begin() as conn:
+        for table, columns in ADDED_COLUMNS.items():
+            present = {c["name"] for c in inspect(conn).get_columns(table)}
+            for name, ddl in columns.items():
+                if name not in present:
+                    conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
+
+
 class Store:
     def __init__(self, db_path: Path, cipher: Cipher) -> None:
         self._engine = _sqlite_engine(db_path)
         Base.metadata.create_all(self._engine)
+        _add_missing_columns(self._engine)
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
         self._cipher = cipher
 
@@ -234,11 +248,11 @@ class Store:
 
     @staticmethod
     def _app(row: AppRow) -> records.App:
-        return records.App(name=row.name, branch=row.branch, boot_timeout=row.boot_timeout,
+        return records.App(id=row.id, name=row.name, branch=row.branch, boot_timeout=row.boot_timeout,
                            current_release=row.current_release, start_command=row.start_command or "",
                            build_command=row.build_command or "", port=row.port,
                            formation=json.loads(row.formation or "{}"), health_path=row.health_path or "",
-                           created_at=row.created_at)
+                           created_at=row.created_at, size=row.size or "small")
 
     @staticmethod
     def _build(row: BuildRow, app: str) -> records.Build:
