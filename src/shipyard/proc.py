@@ -92,6 +92,33 @@ def bwrap_system_args() -> list[str]:
     return args
 
 
+# bwrap runs as root: it starts with this environment and nothing else (a tenant's LD_PRELOAD or
+# LD_LIBRARY_PATH in it would run the tenant's code as root).
+BWRAP_ENV = {"PATH": "/usr/bin:/bin"}
+SETPRIV = "/usr/bin/setpriv"
+
+
 def setpriv_args(uid: int, gid: int) -> list[str]:
-    """The prefix that runs a command as uid/gid with no supplementary groups (after bwrap made the mounts)."""
-    return ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--"]
+    """The prefix that runs a command as uid/gid (after bwrap made the mounts, as root): no supplementary
+    groups, no capabilities (effective, inheritable, ambient or bounding), and no_new_privs, so no setuid
+    program can give any back."""
+    return [SETPRIV, f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--no-new-privs", "--inh-caps=-all",
+            "--bounding-set=-all", "--"]
+
+
+def memfd_with(data: bytes, name: str = "shipyard") -> int:
+    """An fd (at offset 0) holding data: how bwrap gets its arguments (`--args FD`) and files
+    (`--ro-bind-data FD`) without them showing in any process's command line or environment.
+    Close-on-exec: only a child given it in `pass_fds` inherits it."""
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    try:
+        os.write(fd, data)
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def nul_separated(items: list[str]) -> bytes:
+    return b"".join(item.encode() + b"\0" for item in items)

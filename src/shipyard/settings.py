@@ -35,10 +35,10 @@ class Settings:
     default_web_concurrency: int = 2
     # Every app runs as host uids of its own, which need no passwd entry: its instances, release command and
     # one-offs as tenant_uid_base + app id, its builds as build_uid_base + app id (so a build cannot change what
-    # a running instance sees, and no two apps ever share a uid). The network filter matches the whole range.
-    tenant_uid_base: int = 200000
-    build_uid_base: int = 300000
-    tenant_uid_span: int = 200000  # tenant_uid_base .. tenant_uid_base + span - 1 covers both
+    # a running instance sees, and no two apps ever share a uid). The network filter matches the whole span.
+    # Two platforms on one machine (the tests start several) need different bases: SHIPYARD_UID_BASE.
+    tenant_uid_base: int = field(default_factory=lambda: int(os.environ.get("SHIPYARD_UID_BASE", "200000")))
+    uid_span: int = 200000  # tenant_uid_base .. tenant_uid_base + uid_span - 1: runtime, then build uids
     # Automatic database backups: how often, and how many of them to keep per app.
     backup_interval: float = 24 * 3600
     backup_keep: int = 7
@@ -52,6 +52,10 @@ class Settings:
 
     def build_uid(self, app_id: int) -> int:
         return self.build_uid_base + app_id
+
+    @property
+    def build_uid_base(self) -> int:
+        return self.tenant_uid_base + self.uid_span // 2
 
     @property
     def api_url(self) -> str:

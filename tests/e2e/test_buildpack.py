@@ -170,4 +170,6 @@ def test_builds_are_sandboxed(shipyard: Shipyard) -> None:
     report = shipyard.get("probe").text
     for path in secrets:
         assert f"{path}: denied (FileNotFoundError)" in report
-    assert "uid=61000" in report
+    build_uid = int(re.search(r"uid=(\d+)", report).group(1))
+    base = int(shipyard.env["SHIPYARD_UID_BASE"])
+    assert base + 100_000 < build_uid < base + 200_000  # the app's own build uid: never root, never shared

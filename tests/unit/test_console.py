@@ -7,6 +7,7 @@ from pathlib import Path
 
 from shipyard.cli.client import Target
 from shipyard.cli.console import console_url
+from shipyard.runtime.confinement import Confinement
 from shipyard.runtime.console import Console
 from shipyard.runtime.spec import InstanceSpec
 
@@ -16,10 +17,13 @@ def spec(command: str, tmp_path: Path) -> InstanceSpec:
                         env={"PATH": "/usr/bin:/bin"})
 
 
+UNCONFINED = Confinement(bwrap=None, cgroups=None, layers=[])
+
+
 def test_a_process_on_a_pty_reads_keystrokes_and_sees_its_size(tmp_path: Path) -> None:
     async def scenario() -> tuple[bytes, int]:
         console = await Console.start(spec('stty size; [ -t 0 ] && echo "tty $DYNO $TERM"; read line; '
-                                           'echo "got:$line"; exit 4', tmp_path), columns=90, rows=30, term="vt100")
+                                           'echo "got:$line"; exit 4', tmp_path), UNCONFINED, columns=90, rows=30, term="vt100")
         await console.write(b"hello\n")
         output = b""
         while chunk := await console.read():
@@ -35,7 +39,7 @@ def test_a_process_on_a_pty_reads_keystrokes_and_sees_its_size(tmp_path: Path) -
 
 def test_closing_stops_a_process_still_running(tmp_path: Path) -> None:
     async def scenario() -> int:
-        console = await Console.start(spec("sleep 600", tmp_path), columns=80, rows=24, term="")
+        console = await Console.start(spec("sleep 600", tmp_path), UNCONFINED, columns=80, rows=24, term="")
         console.resize(100, 50)
         await console.close()
         return await console.wait()

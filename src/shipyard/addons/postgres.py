@@ -98,10 +98,45 @@ def expired(backups: list[Backup], keep: int) -> list[Backup]:
     return automatic[keep:]
 
 
+# An app role may log in to its own database and nothing more: no privilege that reaches other apps' data,
+# the server's files or programs, or other roles.
+APP_ROLE_ATTRIBUTES = "NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT"
+# So that one app cannot take all of the server's connections (max_connections) from the others.
+CONNECTION_LIMIT = 20
+
+# Roles provision() made: app_<name>, owning the database of the same name.
+_APP_ROLES = r"""
+SELECT r.rolname, r.rolconnlimit, r.rolsuper OR r.rolcreatedb OR r.rolcreaterole OR r.rolreplication OR r.rolbypassrls,
+       ARRAY(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid)
+FROM pg_roles r JOIN pg_database d ON d.datname = r.rolname AND d.datdba = r.oid
+WHERE r.rolname LIKE 'app\_%'
+"""
+
+
+def enforce_role_limits(conn: psycopg.Connection, limit: int) -> list[str]:
+    """Bring every app role to the connection limit and attributes provision() gives; the roles changed.
+
+    Idempotent: a role already right is not touched, so an admin without SUPERUSER (an external server)
+    only needs rights for what is actually wrong. Memberships are revoked: an app role is granted nothing."""
+    changed = []
+    for role, connlimit, privileged, member_of in conn.execute(_APP_ROLES).fetchall():
+        ident = sql.Identifier(role)
+        if privileged:
+            conn.execute(sql.SQL("ALTER ROLE {} " + APP_ROLE_ATTRIBUTES).format(ident))
+        if connlimit != limit:
+            conn.execute(sql.SQL("ALTER ROLE {} CONNECTION LIMIT {}").format(ident, sql.Literal(limit)))
+        for group in member_of:
+            conn.execute(sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(group), ident))
+        if privileged or connlimit != limit or member_of:
+            changed.append(role)
+    return changed
+
+
 class PostgresAddon:
-    def __init__(self, target: AdminTarget, backups_dir: Path) -> None:
+    def __init__(self, target: AdminTarget, backups_dir: Path, connection_limit: int = CONNECTION_LIMIT) -> None:
         self.target = target
         self.backups_dir = backups_dir
+        self.connection_limit = connection_limit
 
     def _admin(self, dbname: str = "postgres") -> psycopg.Connection:
         t = self.target
@@ -109,10 +144,12 @@ class PostgresAddon:
                                sslmode=t.sslmode, sslrootcert=t.sslrootcert, autocommit=True, connect_timeout=10)
 
     def check(self) -> None:
-        """Connect once as the admin, so a wrong URL or password is reported at start, not at first use."""
+        """Connect once as the admin, so a wrong URL or password is reported at start, not at first use;
+        then hold every existing app role to the limits new ones get (roles made by older versions)."""
         try:
             with self._admin() as conn:
                 conn.execute("SELECT 1")
+                enforce_role_limits(conn, self.connection_limit)
         except psycopg.Error as exc:
             self_target = f"{self.target.user}@{self.target.host}:{self.target.port}"
             raise PlatformError(f"Cannot connect to PostgreSQL as {self_target}: {str(exc).strip()}",
@@ -126,7 +163,8 @@ class PostgresAddon:
                 raise Conflict(f"App '{app}' already has a PostgreSQL database.",
                                hint=f"See it with `shipyard config {app}`.")
             ident = sql.Identifier(role)
-            conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(ident, sql.Literal(password)))
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} " + APP_ROLE_ATTRIBUTES + " CONNECTION LIMIT {}")
+                         .format(ident, sql.Literal(password), sql.Literal(self.connection_limit)))
             conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(ident, ident))
             conn.execute(sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(ident))
         return Credentials(self.target.host, self.target.port, role, role, password)

@@ -19,6 +19,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import psutil
+
 from shipyard.addons.tls import CertificateAuthority
 from shipyard.errors import PlatformError
 from shipyard.proc import bwrap_system_args, die_with_parent, find_bwrap, free_port, setpriv_args, stop_process
@@ -51,7 +53,10 @@ INSIDE = Path("/var/lib/shipyard/postgres")
 
 
 def sandboxed(argv: list[str], root: Path, uid: int, gid: int) -> list[str]:
-    args = [str(find_bwrap()), "--die-with-parent", "--unshare-ipc", "--unshare-uts", "--proc", "/proc",
+    # Its own pid namespace: if the platform is killed (even with SIGKILL), bwrap's init dies with it and
+    # the kernel ends every process of the namespace. (A parent-death signal does not reach a child that
+    # changed its uid under bwrap, so without the namespace the server outlived the platform.)
+    args = [str(find_bwrap()), "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--proc", "/proc",
             "--dev", "/dev", "--tmpfs", "/tmp", *bwrap_system_args()]
     for parent in ("/var", "/var/lib", "/var/lib/shipyard"):
         args += ["--perms", "0755", "--dir", parent]
@@ -155,13 +160,14 @@ class PostgresServer:
         self._watch = asyncio.create_task(self._supervise())
 
     def _postmaster_pid(self) -> int | None:
-        """The running postmaster of this data directory, if any (also one an earlier platform left behind)."""
-        try:
-            pid = int((self.data / "postmaster.pid").read_text().split()[0])
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except (OSError, ValueError, IndexError):
+        """The running postmaster, as the host sees it (postmaster.pid holds its pid inside its namespace)."""
+        if self._proc is None or self._proc.returncode is not None:
             return None
-        return pid if b"postgres" in cmdline else None
+        try:
+            tree = psutil.Process(self._proc.pid).children(recursive=True)
+            return next((p.pid for p in tree if p.name() == "postgres" and "-D" in p.cmdline()), None)
+        except psutil.Error:
+            return None
 
     async def _stop_postmaster(self, timeout: float = 15) -> None:
         # Signal the postmaster itself: bubblewrap, its parent, does not pass signals on.
@@ -177,7 +183,6 @@ class PostgresServer:
             os.kill(pid, signal.SIGKILL)
 
     async def _spawn(self) -> None:
-        await self._stop_postmaster()  # one left running by a platform that was killed
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         start = self.log_file.stat().st_size if self.log_file.exists() else 0
         with open(self.log_file, "ab") as log:

@@ -10,22 +10,54 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from urllib.parse import urlsplit
 
 from fastapi import WebSocket, WebSocketDisconnect
 
 from shipyard.api.auth import check_token
 from shipyard.api.platform import Platform
-from shipyard.errors import ShipyardError
+from shipyard.errors import ShipyardError, Unauthorized
 from shipyard.runtime.console import Console
+from shipyard.store.names import validate_command
 
 DRAIN_TIMEOUT = 1.0  # output still buffered when the process exits (a daemon it left may hold the pty)
+POLICY_VIOLATION = 1008  # WebSocket close code for a refused origin or token (RFC 6455 7.4.1)
+
+
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    parts = urlsplit(url.strip())
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+    except ValueError:
+        return None
+    if not parts.scheme or not parts.hostname:
+        return None
+    return parts.scheme.lower(), parts.hostname.lower(), port
+
+
+def check_origin(origin: str | None, own_url: str) -> None:
+    """Browsers send `Origin` with every WebSocket handshake and let any page open one to any host, with
+    the user's cookies and cached credentials: only a page of the API's own origin may. Programs (the
+    CLI's client) send none."""
+    if origin is None:
+        return
+    if _origin(origin) is None or _origin(origin) != _origin(own_url):
+        raise Unauthorized(f"Consoles are not opened for web pages of other origins ({origin[:100]!r}).",
+                           hint=f"Use `shipyard run` or a client that sends no Origin header or {own_url}.")
 
 
 async def serve_console(websocket: WebSocket, platform: Platform, token: str, name: str, command: str,
-                        columns: int, rows: int, term: str) -> None:
+                        columns: int, rows: int, term: str, *, origin: str) -> None:
+    # Checked before anything else: a refused client only ever gets the error.
+    try:
+        check_origin(websocket.headers.get("origin"), origin)
+        check_token(websocket.headers.get("authorization"), token)
+    except ShipyardError as exc:
+        await _refuse(websocket, exc, POLICY_VIOLATION)
+        return
     await websocket.accept()
     try:
-        check_token(websocket.headers.get("authorization"), token)
+        validate_command(command)
         console = await platform.console(name, command, columns, rows, term)
     except ShipyardError as exc:
         await websocket.send_text(json.dumps({"error": exc.message, "hint": exc.hint}))
@@ -48,6 +80,14 @@ async def serve_console(websocket: WebSocket, platform: Platform, token: str, na
             task.cancel()
         await console.close()  # stops the process if the user went away first
         platform.console_ended(name, console, await console.wait())
+
+
+async def _refuse(websocket: WebSocket, exc: ShipyardError, code: int) -> None:
+    """The error as the first (and only) frame, as every other console error, then a close with `code`."""
+    await websocket.accept()
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        await websocket.send_text(json.dumps({"error": exc.message, "hint": exc.hint}))
+        await websocket.close(code=code, reason="refused")
 
 
 async def _send_output(websocket: WebSocket, console: Console) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from shipyard.api.deploys import DeployRecord
+from shipyard.api.slugs import prune_slugs, release_target
 from shipyard.build.builder import BuildRequest, build_slug, inspect_source
 from shipyard.build.manifest import Manifest
 from shipyard.build.python import discover_interpreters
@@ -21,7 +22,8 @@ from shipyard.edge.caddy import Edge
 from shipyard.edge.routes import AppRoute
 from shipyard.errors import DeployError, InvalidInput, ReleasePhaseFailed, ShipyardError
 from shipyard.git.repos import Repos
-from shipyard.release.plan import ReleaseTarget, builds_to_prune, instance_specs, one_off_spec, release_phase_spec
+from shipyard.release.plan import ReleaseTarget, instance_specs, one_off_spec, release_phase_spec
+from shipyard.runtime.confinement import Confinement
 from shipyard.runtime.console import Console
 from shipyard.runtime.logs import AppLog
 from shipyard.runtime.oneoff import run_once
@@ -38,12 +40,17 @@ BUILD_KNOBS = ("APP_RUN", "APP_MODULE", "GUNICORN_APP_MODULE", "GUNICORN_CONFIG"
 
 
 class Platform:
-    def __init__(self, settings: Settings, store: Store, edge: Edge) -> None:
+    def __init__(self, settings: Settings, store: Store, edge: Edge, confinement: Confinement) -> None:
         self.settings = settings
         self.store = store
         self.edge = edge
+        self.confinement = confinement
+        # Files every app may read besides its own, e.g. the CA certificate its PGSSLROOTCERT names (set by
+        # the platform's start, never from a config var: a tenant must not choose what gets bound in).
+        self.shared_files: tuple[Path, ...] = ()
         self.repos = Repos(settings.repos_dir)
-        self.supervisor = Supervisor(settings.logs_dir, settings.tmp_dir / "instances", self._routes_changed)
+        self.supervisor = Supervisor(settings.logs_dir, settings.tmp_dir / "instances", self._routes_changed,
+                                     confinement)
         self._locks: dict[str, asyncio.Lock] = {}
         self._edge_dirty = asyncio.Event()
         self._edge_task: asyncio.Task[None] | None = None
@@ -54,6 +61,7 @@ class Platform:
     # Lifecycle
 
     async def start(self) -> None:
+        self.store.fail_unfinished()
         await self.edge.start()
         self._edge_task = asyncio.create_task(self._edge_loop())
         await self.sync_edge()
@@ -101,7 +109,8 @@ class Platform:
             self.store.delete_app(name)
             await self.sync_edge()
             self.repos.delete(name)
-            for folder in (self.settings.slugs_dir / name, self.settings.logs_dir / name):
+            for folder in (self.settings.slugs_dir / name, self.settings.logs_dir / name,
+                           self.settings.uv_cache_dir / name):
                 shutil.rmtree(folder, ignore_errors=True)
 
     def app_state(self, app: records.App) -> str:
@@ -134,10 +143,13 @@ class Platform:
             previous = self.store.latest_build(name)
             request = BuildRequest(
                 source_dir=source_dir, slug_dir=self.settings.slugs_dir / name / f"{int(time.time() * 1000)}-{commit[:12]}",
-                venvs_dir=self.settings.slugs_dir / name / "venvs", uv_cache_dir=self.settings.uv_cache_dir,
+                venvs_dir=self.settings.slugs_dir / name / "venvs",
+                # Per app: a build that poisons its cache poisons only its own app's next builds.
+                uv_cache_dir=self.settings.uv_cache_dir / name,
                 interpreters=self.interpreters, env={k: v for k, v in config.items() if k in build_keys},
                 start_command=app.start_command, build_command=app.build_command, fixed_port=app.port,
-                build_uid=self.settings.build_uid(app.id),
+                build_uid=self.settings.build_uid(app.id), runtime_uid=self.settings.app_uid(app.id),
+                scratch_dir=self.settings.tmp_dir / "builds",
                 previous_slug=Path(previous.slug_path) if previous and Path(previous.slug_path).is_dir() else None)
             async with rec.step("pre-flight"):
                 detection = await inspect_source(request, rec.log)
@@ -216,14 +228,14 @@ class Platform:
     async def run(self, name: str, command: str, echo: Log) -> int:
         """A one-off process with the current release's slug and environment; returns its exit code."""
         spec, applog = self._one_off(name, command)
-        code, _ = await run_once(spec, applog, echo)
+        code, _ = await run_once(spec, applog, echo, self.confinement)
         applog.write(f"shipyard[{spec.name}]", f"Process exited with status {code}")
         return code
 
     async def console(self, name: str, command: str, columns: int, rows: int, term: str) -> Console:
         """`run` attached to a terminal: the caller carries the bytes and calls `console_ended`."""
         spec, _ = self._one_off(name, command, interactive=True)
-        return await Console.start(spec, columns=columns, rows=rows, term=term)
+        return await Console.start(spec, self.confinement, columns=columns, rows=rows, term=term)
 
     def console_ended(self, name: str, console: Console, code: int) -> None:
         self.supervisor.app_log(name).write(f"shipyard[{console.name}]", f"Process exited with status {code}")
@@ -264,7 +276,20 @@ class Platform:
 
     async def _roll_out(self, app: records.App, release: records.Release, rec: DeployRecord,
                         release_phase: bool = True) -> None:
-        """Health-gated switch: start the new instances, route to them, then drain the old ones."""
+        """Health-gated switch: start the new instances, route to them, then drain the old ones.
+
+        Whatever goes wrong on the way (also a bug, a full disk, a cancelled request), a release that did not
+        go live is marked failed, never left `deploying`.
+        """
+        try:
+            await self._switch(app, release, rec, release_phase)
+        except BaseException:
+            if self.store.get_app(app.name).current_release != release.version:
+                self.store.mark_release(app.name, release.version, "failed")
+            raise
+
+    async def _switch(self, app: records.App, release: records.Release, rec: DeployRecord,
+                      release_phase: bool) -> None:
         applog = self.supervisor.app_log(app.name)
         log = rec.log
         rec.release = release.version
@@ -304,7 +329,7 @@ class Platform:
             old = self.supervisor.activate(app.name, started)
             await self.sync_edge()
             self.store.set_current_release(app.name, release.version)
-            self._prune_slugs(app.name, release.version)
+            prune_slugs(self.settings, self.store, app.name, release.version)
             applog.write("shipyard[api]", f"Release v{release.version} is live ({release.description})")
             await log(f"-----> v{release.version} is live at {self.settings.app_url(app.name)}")
         if old:
@@ -312,27 +337,10 @@ class Platform:
         else:
             rec.succeeded()
 
-    def _prune_slugs(self, name: str, current: int) -> None:
-        """Delete slugs beyond the kept releases, and virtualenvs no kept slug uses."""
-        releases = self.store.list_releases(name)
-        prune = builds_to_prune([(r.version, r.build.id) for r in releases], current, self.settings.releases_kept)
-        kept_venvs = set()
-        for r in releases:
-            slug = Path(r.build.slug_path)
-            if r.build.id in prune:
-                shutil.rmtree(slug, ignore_errors=True)
-            elif (slug / "venv").is_symlink():
-                kept_venvs.add((slug / "venv").resolve())
-        venvs = self.settings.slugs_dir / name / "venvs"
-        if prune and venvs.is_dir():
-            for venv in venvs.iterdir():
-                if venv.is_dir() and venv.resolve() not in kept_venvs:
-                    shutil.rmtree(venv, ignore_errors=True)
-
     async def _release_phase(self, app: records.App, release: records.Release, spec: InstanceSpec, log: Log) -> None:
         """The Procfile's `release:` command, with the new release's environment; failing aborts the release."""
         await log(f"-----> Running release command: {spec.command}")
-        code, recent = await run_once(spec, self.supervisor.app_log(app.name), log)
+        code, recent = await run_once(spec, self.supervisor.app_log(app.name), log, self.confinement)
         if code != 0:
             self.store.mark_release(app.name, release.version, "failed")
             self.supervisor.app_log(app.name).write("shipyard[api]", f"Release v{release.version} failed: "
@@ -363,15 +371,8 @@ class Platform:
         await self.supervisor.retire(old, self.settings.drain_grace)
 
     def _target(self, release: records.Release) -> ReleaseTarget:
-        app = self.store.get_app(release.app)
-        manifest = Manifest.from_json(release.build.manifest)
-        concurrency = int(release.config.get("WEB_CONCURRENCY") or self.settings.default_web_concurrency)
-        return ReleaseTarget(app=release.app, version=release.version, slug_path=Path(release.build.slug_path),
-                             process_types=manifest.process_types, config={**manifest.env, **release.config},
-                             hostname=self.settings.app_hostname(release.app),
-                             external_url=self.settings.app_url(release.app),
-                             boot_timeout=float(app.boot_timeout), web_concurrency=concurrency, fixed_port=app.port,
-                             formation=app.formation, health_path=app.health_path)
+        return release_target(self.settings, self.store.get_app(release.app), release, self.interpreters,
+                              self.shared_files)
 
     def _lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())

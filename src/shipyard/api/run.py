@@ -22,6 +22,8 @@ from shipyard.api.databases import Databases
 from shipyard.api.platform import Platform
 from shipyard.api.server import create_api
 from shipyard.edge.caddy import Edge
+from shipyard.runtime import netfilter
+from shipyard.runtime.confinement import Confinement, Layer
 from shipyard.errors import AlreadyRunning, PlatformError
 from shipyard.settings import Settings
 from shipyard.store.secrets import Cipher, load_or_create_key
@@ -83,7 +85,10 @@ class PlatformServer:
         edge = Edge(config_dir=settings.caddy_dir, admin_socket=settings.edge_admin_socket,
                     listen=f"{settings.edge_host}:{settings.edge_port}", base_domain=settings.base_domain,
                     log_file=settings.logs_dir / "edge.log")
-        platform = Platform(settings, store, edge)
+        confinement = await asyncio.to_thread(Confinement.detect, f"shipyard-{settings.tenant_uid_base}",
+                                              settings.tenant_uid_base)
+        confinement.sweep()  # cgroups a killed platform left behind
+        platform = Platform(settings, store, edge, confinement)
         ca = CertificateAuthority.load_or_create(settings.data_dir / "ca")
         postgres = PostgresServer(settings.data_dir / "postgres", ca, settings.logs_dir / "postgres.log")
         databases = Databases(platform, None)
@@ -91,6 +96,7 @@ class PlatformServer:
                                 log_level="warning", lifespan="off", timeout_graceful_shutdown=5)
         server = uvicorn.Server(config)
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        network: netfilter.TenantNetwork | None = None
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -103,10 +109,17 @@ class PlatformServer:
                     await postgres.start()
                     target = embedded_target(postgres)
                 databases.addon = PostgresAddon(target, settings.data_dir / "backups")
+                if target.sslrootcert:
+                    platform.shared_files = (Path(target.sslrootcert),)
                 await asyncio.to_thread(databases.addon.check)
             except PlatformError as exc:
                 databases.unavailable = exc.message.splitlines()[0]
                 self.announce(f"Warning: the PostgreSQL add-on is unavailable: {exc.message}")
+            network = await self.filter_tenant_network(confinement, databases)
+            for layer in confinement.layers:
+                if not layer.active:
+                    self.announce(f"Warning: isolation layer '{layer.name}' is degraded: {layer.detail} "
+                                  "(see `shipyard doctor`)")
             await platform.start()
             backups = asyncio.create_task(databases.scheduled_backups(settings.backup_interval,
                                                                       settings.backup_keep))
@@ -126,9 +139,34 @@ class PlatformServer:
             await serving
         finally:
             await platform.shutdown()
+            if network is not None:
+                await netfilter.remove(network)
             await postgres.stop()
             store.close()
             settings.state_file.unlink(missing_ok=True)
+
+    async def filter_tenant_network(self, confinement: Confinement,
+                                    databases: Databases) -> netfilter.TenantNetwork | None:
+        """Load the per-uid packet filter; degraded (and said so) where nftables is missing."""
+        s = self.settings
+        target = databases.addon.target if databases.addon else None
+        database_port = target.port if target and target.host in ("127.0.0.1", "localhost") else None
+        network = netfilter.TenantNetwork(s.tenant_uid_base, s.tenant_uid_base + s.uid_span - 1, database_port,
+                                          s.edge_port)
+        if not confinement.sandboxed:
+            confinement.add_layer(Layer("network", False, "no per-app uids, so no per-uid packet filter"))
+            return None
+        try:
+            await netfilter.apply(network)
+        except PlatformError as exc:
+            confinement.add_layer(Layer("network", False, f"apps can reach every port of this machine: "
+                                        f"{exc.message} {exc.hint or ''}".strip()))
+            return None
+        confinement.add_layer(Layer("network", True, f"nftables table {network.table}: per-uid filtering in the "
+                                    "host's network namespace (no extra hop on the edge's path); apps answer only "
+                                    "on loopback, reach their database, the edge's public port and the outside "
+                                    "world, not the API, the edge's internals, other apps or other local ports"))
+        return network
 
     def announce_ready(self, token: str) -> None:
         s = self.settings

@@ -20,6 +20,7 @@ class AppUpdate(BaseModel):
     build_command: str | None = Field(None, description="Run after the install, in the app's directory")
     port: int | None = Field(None, ge=0, le=65535, description="Fixed port for apps that ignore $PORT; 0 clears it")
     health_path: str | None = Field(None, pattern=r"^(/.*)?$", description="HTTP path that must answer < 500")
+    size: str | None = Field(None, description="Instance size: small (512 MB), medium (1 GB) or large (2 GB)")
 
 
 class InstanceOut(BaseModel):
@@ -41,6 +42,7 @@ class AppOut(BaseModel):
     build_command: str
     port: int | None
     health_path: str
+    size: str
     release: int | None
     state: str
     url: str
@@ -106,3 +108,9 @@ class RollbackRequest(BaseModel):
 class RunRequest(BaseModel):
     command: str = Field(min_length=1)
     detach: bool = Field(False, description="Return at once; the output goes to the app's log")
+
+
+class LayerOut(BaseModel):
+    name: str
+    active: bool
+    detail: str

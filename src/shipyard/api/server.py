@@ -19,14 +19,17 @@ from shipyard.api.console import serve_console
 from shipyard.api.databases import Databases
 from shipyard.api.platform import Platform
 from shipyard.api.schemas import (AddonCreate, AppCreate, AppOut, AppUpdate, BackupOut, ConfigOut, ConfigUpdate,
-                                  DeployRequest, InstanceOut, ReleaseOut, RestoreRequest, RollbackRequest, RunRequest)
+                                  DeployRequest, InstanceOut, LayerOut, ReleaseOut, RestoreRequest, RollbackRequest,
+                                  RunRequest)
+from shipyard.runtime.limits import size_named
 from shipyard.errors import InvalidInput, NotFound, ShipyardError, Unauthorized
 from shipyard.git.http_backend import CgiResponse, cgi_env, run_http_backend, spool_body
 from shipyard.git.push_queue import PushQueue, pkt_line, progress_message, push_capabilities
 from shipyard.runtime.instance import Instance
 from shipyard.runtime.logs import follow as follow_log
 from shipyard.store import records
-from shipyard.store.names import validate_branch, validate_config_key
+from shipyard.store.names import (validate_branch, validate_command, validate_config_key, validate_config_total,
+                                  validate_config_value)
 
 
 async def quiet(line: str) -> None:
@@ -66,6 +69,12 @@ def git_error(message: str, service: str) -> StreamingResponse:
     return StreamingResponse(iter([body]), status_code=200 if service else 404, media_type=media)
 
 
+def challenge(path: str) -> str:
+    """A 401's WWW-Authenticate: Basic only for git, which needs it to ask its credential helper; a
+    Basic challenge anywhere else would make browsers prompt and then replay the token cross-site."""
+    return 'Basic realm="Shipyard"' if path.startswith("/git/") else 'Bearer realm="Shipyard"'
+
+
 def create_api(platform: Platform, databases: Databases, token: str) -> FastAPI:
     api = FastAPI(title="Shipyard", version=__version__,
                   description="Control plane of Shipyard. Every endpoint but /health needs the platform token "
@@ -75,7 +84,7 @@ def create_api(platform: Platform, databases: Databases, token: str) -> FastAPI:
 
     @api.exception_handler(ShipyardError)
     async def _user_error(request: Request, exc: ShipyardError) -> JSONResponse:
-        headers = {"WWW-Authenticate": 'Basic realm="Shipyard"'} if isinstance(exc, Unauthorized) else None
+        headers = {"WWW-Authenticate": challenge(request.url.path)} if isinstance(exc, Unauthorized) else None
         return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=exc.status_code, headers=headers)
 
     def authorized(request: Request) -> None:
@@ -84,7 +93,7 @@ def create_api(platform: Platform, databases: Databases, token: str) -> FastAPI:
     def app_out(app: records.App) -> AppOut:
         return AppOut(name=app.name, branch=app.branch, boot_timeout=app.boot_timeout,
                       start_command=app.start_command, build_command=app.build_command, port=app.port,
-                      health_path=app.health_path,
+                      health_path=app.health_path, size=app.size,
                       release=app.current_release,
                       state=platform.app_state(app), url=settings.app_url(app.name),
                       git_url=f"{settings.api_url}/git/{app.name}.git", created_at=app.created_at,
@@ -93,6 +102,19 @@ def create_api(platform: Platform, databases: Databases, token: str) -> FastAPI:
     @api.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
+
+    @api.get("/doctor", dependencies=[Depends(authorized)])
+    async def doctor() -> list[LayerOut]:
+        """Which isolation layers are active on this machine, and why the others are degraded."""
+        layers = [LayerOut(name=layer.name, active=layer.active, detail=layer.detail)
+                  for layer in platform.confinement.layers]
+        if databases.addon is None:
+            layers.append(LayerOut(name="database", active=False, detail=f"no PostgreSQL add-on: {databases.unavailable}"))
+        else:
+            layers.append(LayerOut(name="database", active=True, detail=(
+                "a role and database per app (CONNECT revoked from PUBLIC, pg_hba: a role only into its own "
+                "database, TLS only), a connection limit per role; admin credentials stay in the data directory")))
+        return layers
 
     @api.get("/apps", dependencies=[Depends(authorized)])
     async def list_apps() -> list[AppOut]:
@@ -113,7 +135,11 @@ def create_api(platform: Platform, databases: Databases, token: str) -> FastAPI:
         changes = body.model_dump(exclude_none=True)
         if "port" in changes:
             changes["port"] = changes["port"] or None  # 0 clears the fixed port
-        return app_out(platform.store.update_app(name, **changes))
+        resized = "size" in changes and size_named(changes["size"]).name != platform.store.get_app(name).size
+        updated = platform.store.update_app(name, **changes)
+        if resized and updated.current_release is not None:
+            await platform.restart(name, None)  # as on Heroku: new limits mean new instances
+        return app_out(platform.store.get_app(name))
 
     @api.delete("/apps/{name}", dependencies=[Depends(authorized)])
     async def destroy_app(name: str, confirm: str = "") -> dict[str, str | None]:
@@ -136,6 +162,9 @@ def create_api(platform: Platform, databases: Databases, token: str) -> FastAPI:
     async def update_config(name: str, body: ConfigUpdate) -> ConfigOut:
         for key in [*body.set, *body.unset]:
             validate_config_key(key)
+        for key, value in body.set.items():
+            validate_config_value(key, value)
+        validate_config_total(platform.store.get_config(name), body.set, body.unset)
         release = await platform.update_config(name, body.set, body.unset, quiet, build_time=body.build_time)
         return ConfigOut(config=platform.store.get_config(name), release=release.version if release else None)
 
@@ -186,13 +215,18 @@ def create_api(platform: Platform, databases: Databases, token: str) -> FastAPI:
     @api.websocket("/apps/{name}/console")
     async def console(websocket: WebSocket, name: str, command: str = "bash", columns: int = 80, rows: int = 24,
                       term: str = "xterm-256color") -> None:
-        """`shipyard run` from a terminal: the process on a pty (frames: see shipyard.api.console)."""
-        await serve_console(websocket, platform, token, name, command, columns, rows, term)
+        """`shipyard run` from a terminal: the process on a pty (frames: see shipyard.api.console).
+
+        `command` (URL-encoded in the query) is one shell command line, like /runs' body."""
+        await serve_console(websocket, platform, token, name, command, columns, rows, term, origin=settings.api_url)
 
     @api.post("/apps/{name}/runs", dependencies=[Depends(authorized)])
     async def run(name: str, body: RunRequest) -> StreamingResponse:
-        """A one-off command; streams NDJSON {"output": line} events and a final {"exit": code}."""
+        """A one-off command; streams NDJSON {"output": line} events and a final {"exit": code}.
+
+        `command` is one shell command line, run as `bash -c -- <command>`: never parsed for options here."""
         platform.store.get_app(name)
+        validate_command(body.command)
         events: asyncio.Queue[dict | None] = asyncio.Queue()
 
         async def echo(line: str) -> None:
@@ -278,7 +312,7 @@ def create_api(platform: Platform, databases: Databases, token: str) -> FastAPI:
     @api.api_route("/git/{repo}/{path:path}", methods=["GET", "POST"], include_in_schema=False)
     async def git(repo: str, path: str, request: Request) -> StreamingResponse:
         started = time.time()
-        check_token(request.headers.get("authorization"), token)
+        check_token(request.headers.get("authorization"), token, allow_basic=True)
         name = repo.removesuffix(".git")
         if not repo.endswith(".git"):
             raise NotFound(f"Git remotes end in .git: use {settings.api_url}/git/{name}.git")

@@ -5,20 +5,24 @@ Each step is a small function with a typed result; the build log reads like Hero
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shipyard.build import preflight
+from shipyard.build import nofollow, preflight
 from shipyard.build.dependencies import MANIFESTS, DependencyPlan, plan_dependencies
 from shipyard.build.detect import (ASGI_WORKER, FILES_OF_INTEREST, StartCommand, django_settings_module,
                                    django_wsgi_path, parse_procfile, resolve_start_command)
 from shipyard.build.install import (Venv, add_servers, create_venv, install_argv, install_dependencies,
                                     mark_complete, reusable_venv, uv_env, venv_digest)
 from shipyard.build.manifest import Manifest
+from shipyard.build.ownership import freeze, hand_over_slug, prepare_cache, prepare_venvs_dir, stop_build_processes
 from shipyard.build.python import Interpreter, PythonChoice, choose_python, requested_python
 from shipyard.build.runner import Log, Runner
 from shipyard.build.sandbox import Sandbox, build_sandbox
@@ -40,7 +44,7 @@ class BuildRequest:
     source_dir: Path
     slug_dir: Path  # final place of the slug: venvs are not relocatable
     venvs_dir: Path  # the app's reusable virtualenvs, one per dependency digest
-    uv_cache_dir: Path  # shared by all builds (uv hardlinks from it unsandboxed, copies in the sandbox)
+    uv_cache_dir: Path  # the app's own (uv hardlinks from it unsandboxed, copies in the sandbox)
     interpreters: Sequence[Interpreter]
     env: Mapping[str, str] = field(default_factory=dict)  # build-time config vars and knobs
     start_command: str = ""  # the app's start command setting
@@ -48,6 +52,10 @@ class BuildRequest:
     fixed_port: int | None = None
     build_uid: int | None = None  # run build steps sandboxed as this uid (None: unsandboxed, e.g. unit tests)
     previous_slug: Path | None = None  # the app's last slug: unchanged files are hardlinked from it
+    # A sandboxed build's slug and new venv are frozen to this uid (the app's instances' uid; root when None).
+    runtime_uid: int | None = None
+    # Parent of the platform's own folder for this build's inputs (root's; the system's tmp when None).
+    scratch_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -71,14 +79,27 @@ class Detection:
         return tuple(found)
 
 
-def read_files(source_dir: Path) -> dict[str, str]:
-    files = {name: (source_dir / name).read_text(errors="replace")
-             for name in FILES_OF_INTEREST if (source_dir / name).is_file()}
+def read_files(source_dir: Path) -> tuple[dict[str, str], list[str]]:
+    """The files detection reads, and those skipped because they are (or lie below) a symlink: a pushed
+    repository's link (`.python-version` → the token) must never be read as root."""
+    files: dict[str, str] = {}
+    links: list[str] = []
+
+    def read(name: str) -> None:
+        try:
+            files[name] = nofollow.read_text(source_dir, name)
+        except (FileNotFoundError, ValueError):
+            pass
+        except nofollow.SymlinkRefused:
+            links.append(name)
+
+    for name in FILES_OF_INTEREST:
+        read(name)
     if "manage.py" in files and (wsgi := django_wsgi_path(files["manage.py"])):
         for extra in (wsgi, settings_path(files["manage.py"])):
-            if extra and (source_dir / extra).is_file():
-                files[extra] = (source_dir / extra).read_text(errors="replace")
-    return files
+            if extra:
+                read(extra)
+    return files, links
 
 
 def settings_path(manage_py: str) -> str | None:
@@ -122,23 +143,24 @@ async def report_findings(findings: Sequence[preflight.Finding], log: Log) -> No
         raise BuildError(errors[0].message + others, hint=errors[0].fix)
 
 
-async def build_venv(request: BuildRequest, detection: Detection, log: Log, run: Runner) -> Venv:
+async def build_venv(request: BuildRequest, detection: Detection, log: Log, run: Runner, inputs: Path,
+                     frozen_uid: int | None) -> Venv:
     environ = uv_env(request.uv_cache_dir, detection.env)
     app_dir = request.slug_dir / "app"
     assemble = ".s2i/bin/assemble" in detection.files
     digest = venv_digest(detection.dependencies, {k: v for k, v in detection.files.items() if k in MANIFESTS},
                          detection.python.interpreter, detection.servers, detection.env)
     reusable = detection.dependencies.reusable and not assemble
-    if reusable and (existing := reusable_venv(request.venvs_dir, digest)):
+    if reusable and (existing := reusable_venv(request.venvs_dir, digest, frozen_uid)):
         await log("-----> Reusing the virtualenv of an earlier build (same dependencies and Python)")
-        (request.slug_dir / "venv").symlink_to(existing)
+        nofollow.symlink_new(request.slug_dir, "venv", str(existing))
         return Venv(existing, reused=True)
     venv = request.venvs_dir / digest if reusable else request.slug_dir / "venv"
     venv.parent.mkdir(parents=True, exist_ok=True)
     await create_venv(venv, detection.python.interpreter, environ, log, run, seed=assemble)
     if assemble:
         await log("-----> Running .s2i/bin/assemble")
-        default = default_assemble_script(request.slug_dir / ".s2i-default",
+        default = default_assemble_script(inputs / "s2i",
                                           install_argv(str(find_binary("uv", "uv")), detection.dependencies,
                                                        venv / "bin" / "python", None, detection.env))
         env = {**step_env(venv, request.slug_dir, {**environ, **detection.env}), "STI_SCRIPTS_PATH": str(default.parent)}
@@ -146,18 +168,15 @@ async def build_venv(request: BuildRequest, detection: Detection, log: Log, run:
                        hint="Fix .s2i/bin/assemble; it can call $STI_SCRIPTS_PATH/assemble for the default install.")
     else:
         await log(f"-----> Installing dependencies from {detection.dependencies.kind} with uv")
-        await install_dependencies(venv, app_dir, detection.dependencies, environ, log, run)
+        await install_dependencies(venv, app_dir, detection.dependencies, environ, log, run, inputs)
     await add_servers(venv, app_dir, detection.servers, environ, log, run)
-    if reusable:
-        mark_complete(venv)
-        (request.slug_dir / "venv").symlink_to(venv)
-    return Venv(venv, reused=False)
+    return Venv(venv, reused=False)  # marked complete and linked from the slug once frozen (settle())
 
 
 async def framework_steps(request: BuildRequest, detection: Detection, venv: Path, log: Log, run: Runner) -> None:
     app_dir = request.slug_dir / "app"
     env = step_env(venv, request.slug_dir, detection.env)
-    if detection.django_settings and (venv / "bin" / "django-admin").exists():
+    if detection.django_settings and nofollow.is_file(venv, "bin/django-admin"):
         path, source = detection.django_settings
         if detection.env.get("DISABLE_COLLECTSTATIC"):
             await log("-----> Skipping collectstatic (DISABLE_COLLECTSTATIC is set)")
@@ -174,10 +193,13 @@ async def framework_steps(request: BuildRequest, detection: Detection, venv: Pat
 
 async def inspect_source(request: BuildRequest, log: Log) -> Detection:
     """Detect and pre-flight: what the source is, how it will run, and what looks wrong (fails early)."""
-    files = read_files(request.source_dir)
+    files, links = read_files(request.source_dir)
     detection = detect(files, request)
     tree = preflight.scan_tree(request.source_dir)
     await log(f"-----> Python app detected ({detection.dependencies.kind})")
+    for name in links:
+        await log(f"       Note: {name} is a symlink (or lies below one); Shipyard reads no file through a link, "
+                  "so it was ignored.")
     await log(f"-----> Using Python {detection.python.interpreter.version}"
               f"{'' if detection.python_source == 'default' else f' (from {detection.python_source})'}")
     if detection.python.note:
@@ -193,33 +215,74 @@ async def build_slug(request: BuildRequest, detection: Detection, log: Log) -> S
     """The slug for an inspected source: its files, its virtualenv, the framework's build steps."""
     started = time.monotonic()
     request.slug_dir.parent.mkdir(parents=True, exist_ok=True)
+    inputs = inputs_folder(request.scratch_dir)
+    run = Runner(None)
     try:
+        frozen_uid = (request.runtime_uid or 0) if request.build_uid is not None and os.geteuid() == 0 else None
         copied = copy_source(request.source_dir, request.slug_dir / "app",
-                             request.previous_slug / "app" if request.previous_slug else None)
+                             request.previous_slug / "app" if request.previous_slug else None, trusted_uid=frozen_uid)
         await log(f"-----> Copied {copied.changed} changed file(s); {copied.linked} unchanged, shared with the "
                   "previous slug")
-        run = Runner(sandbox_for(request, detection))
-        venv = await build_venv(request, detection, log, run)
+        run = Runner(sandbox_for(request, detection, inputs))
+        venv = await build_venv(request, detection, log, run, inputs, frozen_uid if run.sandbox else None)
         await framework_steps(request, detection, venv.path, log, run)
+        settle(request, venv, run, frozen_uid)
         manifest = Manifest(process_types=detection.process_types, start_rule=detection.start.rule,
                             python=str(detection.python.interpreter.version),
                             requirements_digest=venv.path.name, framework=framework(detection),
                             env=detection.s2i_env)
-        (request.slug_dir / "manifest.json").write_text(manifest.to_json())
+        nofollow.write_new(request.slug_dir, "manifest.json", manifest.to_json().encode())
     except BaseException:
-        shutil.rmtree(request.slug_dir, ignore_errors=True)
+        if run.sandbox is not None and run.ran:
+            with contextlib.suppress(BuildError):
+                stop_build_processes(run.sandbox.uid)
+        shutil.rmtree(request.slug_dir, ignore_errors=True)  # fd-based: follows no link the build left
         raise
+    finally:
+        shutil.rmtree(inputs, ignore_errors=True)
     await log(f"-----> Build succeeded ({time.monotonic() - started:.1f} s)")
     return Slug(request.slug_dir, manifest)
 
 
-def sandbox_for(request: BuildRequest, detection: Detection) -> Sandbox | None:
+def inputs_folder(scratch_dir: Path | None) -> Path:
+    """The platform's own folder for what it writes for a build (generated requirements, the default assemble
+    script): root's, read-only in the sandbox, so no build can plant a link in it or change what is there."""
+    if scratch_dir is not None:
+        scratch_dir.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="build-", dir=scratch_dir))
+    folder.chmod(0o755)
+    return folder
+
+
+def settle(request: BuildRequest, venv: Venv, run: Runner, frozen_uid: int | None) -> None:
+    """After the last build step: no build process left, the slug and new venv frozen, then the platform's own
+    writes into them (through no link: none can be planted any more, and each write replaces what is there)."""
+    shared = not venv.reused and venv.path.parent == request.venvs_dir  # else the slug's own venv, or reused
+    if run.sandbox is not None and run.ran:  # a code-only redeploy runs no step: no process to look for
+        stop_build_processes(run.sandbox.uid)
+    for name in ("app", *(() if venv.reused or shared else ("venv",))):
+        if not nofollow.is_dir(request.slug_dir, name):
+            raise BuildError(f"The build replaced the slug's {name} folder with something else (a link?).",
+                             hint="Build steps may change files inside the app's folder, not replace the folder.")
+    if run.sandbox is not None and frozen_uid is not None:
+        freeze(request.slug_dir, frozen_uid, frozen_uid)
+        if shared:
+            freeze(venv.path, frozen_uid, frozen_uid)
+    if shared:
+        mark_complete(venv.path)
+    if venv.reused or shared:
+        nofollow.symlink_new(request.slug_dir, "venv", str(venv.path))
+
+
+def sandbox_for(request: BuildRequest, detection: Detection, inputs: Path) -> Sandbox | None:
     if request.build_uid is None:
         return None
-    sandbox = build_sandbox(request.build_uid, detection.python.interpreter.path,
+    sandbox = build_sandbox(request.build_uid, detection.python.interpreter.path, [inputs],
                             [request.slug_dir, request.venvs_dir, request.uv_cache_dir])
     if sandbox is not None:
-        sandbox.give(request.slug_dir, request.venvs_dir, request.uv_cache_dir)
+        hand_over_slug(request.slug_dir, sandbox.uid, sandbox.gid)
+        prepare_venvs_dir(request.venvs_dir, sandbox.gid)
+        prepare_cache(request.uv_cache_dir, sandbox.uid)
     return sandbox
 
 

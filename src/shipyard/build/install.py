@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from shipyard.build import nofollow
 from shipyard.build.dependencies import DependencyPlan
 from shipyard.build.python import Interpreter
 from shipyard.build.runner import Log, Runner
@@ -94,13 +95,14 @@ async def create_venv(venv: Path, interpreter: Interpreter, environ: Mapping[str
 
 
 async def install_dependencies(venv: Path, app_dir: Path, plan: DependencyPlan, environ: Mapping[str, str],
-                               log: Log, run: Runner) -> None:
+                               log: Log, run: Runner, inputs_dir: Path) -> None:
+    """inputs_dir: the platform's folder for this build (root's, read-only in the sandbox): never a folder the
+    build can write, where a link it planted would take root's write elsewhere."""
     uv = str(find_binary("uv", "uv"))
     generated = None
     if plan.requirements:
-        generated = venv.parent / f"requirements-from-{plan.kind.replace('.', '-')}.txt"
-        generated.write_text("\n".join(plan.requirements) + "\n")
-        generated.chmod(0o644)  # written by the platform, read by the sandboxed build user
+        generated = inputs_dir / f"requirements-from-{plan.kind.replace('.', '-')}.txt"
+        nofollow.write_new(inputs_dir, generated.name, ("\n".join(plan.requirements) + "\n").encode())
     env = dict(environ)
     if plan.kind == "uv.lock":
         env["UV_PROJECT_ENVIRONMENT"] = str(venv)
@@ -117,11 +119,17 @@ async def install_dependencies(venv: Path, app_dir: Path, plan: DependencyPlan, 
 
 
 def missing_servers(venv: Path, servers: tuple[str, ...]) -> list[str]:
+    """Looked up without following links: the venv was written by the build."""
+    try:
+        with nofollow.opened_dir(venv, "lib") as fd:
+            pythons = [name for name in os.listdir(fd) if name.startswith("python")]
+    except (FileNotFoundError, nofollow.SymlinkRefused):
+        pythons = []
     missing = []
     for module in servers:
-        if module == "gunicorn" and (venv / "bin" / "gunicorn").exists():
+        if module == "gunicorn" and nofollow.is_file(venv, "bin/gunicorn"):
             continue
-        if module != "gunicorn" and list(venv.glob(f"lib/python*/site-packages/{module}")):
+        if module != "gunicorn" and any(nofollow.is_dir(venv, f"lib/{p}/site-packages/{module}") for p in pythons):
             continue
         missing.append(SERVER_PACKAGES[module])
     return missing
@@ -140,13 +148,22 @@ async def add_servers(venv: Path, app_dir: Path, servers: tuple[str, ...], envir
         raise BuildError(f"Could not install {', '.join(missing)}: {summarize_uv_failure(lines)}")
 
 
-def reusable_venv(venvs_dir: Path, digest: str) -> Path | None:
+def reusable_venv(venvs_dir: Path, digest: str, frozen_uid: int | None) -> Path | None:
+    """The venv an earlier successful build made for this digest: a real folder, frozen (owned by frozen_uid,
+    which no build can chown to) and marked complete by root. Anything else there (a build that died half-way,
+    or one a rejected build made up for a digest it guessed) is removed."""
     venv = venvs_dir / digest
-    if (venv / COMPLETE).exists():
+    st = nofollow.lstat(venvs_dir, digest)
+    marker = nofollow.lstat(venvs_dir, f"{digest}/{COMPLETE}")
+    if (st is not None and stat.S_ISDIR(st.st_mode) and marker is not None and stat.S_ISREG(marker.st_mode)
+            and (frozen_uid is None or (st.st_uid == frozen_uid and marker.st_uid == 0))):
         return venv
-    shutil.rmtree(venv, ignore_errors=True)  # a build that died half-way
+    if st is not None:
+        with nofollow.opened_dir(venvs_dir) as fd:
+            nofollow.remove(fd, digest)
     return None
 
 
 def mark_complete(venv: Path) -> None:
-    (venv / COMPLETE).write_text("")
+    """Written by root once the venv is frozen; a link the build planted there is replaced, never followed."""
+    nofollow.write_new(venv, COMPLETE, b"")

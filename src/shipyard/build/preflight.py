@@ -6,10 +6,15 @@ warning is printed in the build log. Every finding carries its one-line fix.
 
 from __future__ import annotations
 
+import os
+import posixpath
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from shipyard.build import nofollow
 
 MAX_FILE_BYTES = 100 * 1024 * 1024
 _SERVERS = re.compile(r"\b(gunicorn|uvicorn|hypercorn|daphne|waitress-serve|runserver|flask run)\b")
@@ -29,7 +34,8 @@ class Finding:
 class SourceFile:
     path: str  # relative to the repository root
     size: int
-    link_target: str | None = None  # for symlinks: where they point, resolved against the repository
+    link_target: str | None = None  # for symlinks out of the repository: where they point
+    is_link: bool = False  # any symlink: never read through
 
 
 def check_release_command(process_types: Mapping[str, str]) -> list[Finding]:
@@ -108,21 +114,38 @@ def check_files(files: Sequence[SourceFile]) -> list[Finding]:
     return findings
 
 
+def points_outside(rel: str, target: str) -> bool:
+    """Whether a link at rel leaves the repository, judged from its text alone: the platform never follows it
+    (a link to another link is judged on its own, so a chain out is caught at the link that leaves)."""
+    if posixpath.isabs(target):
+        return True
+    return posixpath.normpath(posixpath.join(posixpath.dirname(rel), target)).split("/")[0] == ".."
+
+
 def scan_tree(root: Path) -> list[SourceFile]:
-    """The repository's files with sizes and link targets (the I/O side of check_files)."""
+    """The repository's files with sizes and link targets (the I/O side of check_files); links are not followed."""
     found = []
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root).as_posix()
-        if rel == ".git" or rel.startswith(".git/"):
-            continue
-        if path.is_symlink():
-            inside = (path.parent / path.readlink()).resolve().is_relative_to(root.resolve())
-            found.append(SourceFile(rel, 0, None if inside else str(path.readlink())))
-        elif path.is_file():
-            found.append(SourceFile(rel, path.stat().st_size))
-    return found
+    for folder, dirs, files in os.walk(root):  # os.walk lists a linked folder but does not descend into it
+        base = Path(folder).relative_to(root)
+        if base == Path("."):
+            dirs[:] = [d for d in dirs if d != ".git"]
+        for name in sorted(dirs + files):
+            rel = (base / name).as_posix()
+            st = (Path(folder) / name).lstat()
+            if stat.S_ISLNK(st.st_mode):
+                target = os.readlink(Path(folder) / name)
+                found.append(SourceFile(rel, 0, target if points_outside(rel, target) else None, is_link=True))
+            elif stat.S_ISREG(st.st_mode):
+                found.append(SourceFile(rel, st.st_size))
+    return sorted(found, key=lambda f: f.path)
 
 
 def python_sources(root: Path, files: Sequence[SourceFile], limit: int = 1024 * 1024) -> dict[str, str]:
-    return {f.path: (root / f.path).read_text(errors="replace") for f in files
-            if f.path.endswith(".py") and f.link_target is None and f.size < limit}
+    sources = {}
+    for f in files:
+        if f.path.endswith(".py") and not f.is_link and f.size < limit:
+            try:
+                sources[f.path] = nofollow.read_text(root, f.path)
+            except (FileNotFoundError, nofollow.SymlinkRefused):
+                continue
+    return sources

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 from shipyard.build.sandbox import Sandbox
@@ -13,10 +13,11 @@ Log = Callable[[str], Awaitable[None]]
 INDENT = "       "
 
 
-async def run_logged(argv: list[str], env: Mapping[str, str], cwd: Path, log: Log) -> tuple[int, list[str]]:
+async def run_logged(argv: list[str], env: Mapping[str, str], cwd: Path, log: Log,
+                     pass_fds: Sequence[int] = ()) -> tuple[int, list[str]]:
     proc = await asyncio.create_subprocess_exec(
         *argv, cwd=cwd, env=dict(env), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
+        stderr=asyncio.subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent, pass_fds=pass_fds)
     assert proc.stdout is not None
     lines: list[str] = []
     async for raw in proc.stdout:
@@ -29,13 +30,19 @@ async def run_logged(argv: list[str], env: Mapping[str, str], cwd: Path, log: Lo
 class Runner:
     def __init__(self, sandbox: Sandbox | None = None) -> None:
         self.sandbox = sandbox
+        self.ran = False  # whether any process ran as the build uid (a code-only redeploy may run none)
 
     async def __call__(self, argv: list[str], env: Mapping[str, str], cwd: Path, log: Log) -> tuple[int, list[str]]:
-        if self.sandbox is not None:
-            argv = self.sandbox.argv(argv, cwd)
-            # No passwd entry exists for the build user; tools that ask for a name or a home get these.
-            # The shared uv cache and the app's venvs are separate bind mounts, and link() never crosses
-            # mounts: uv copies from its cache either way, so say so rather than warn in every build log.
-            env = {**env, "HOME": "/tmp", "USER": "shipyard-build", "LOGNAME": "shipyard-build",
-                   "UV_LINK_MODE": "copy"}
-        return await run_logged(argv, env, cwd, log)
+        if self.sandbox is None:
+            return await run_logged(argv, env, cwd, log)
+        # No passwd entry exists for the build user; tools that ask for a name or a home get these.
+        # The app's uv cache and its venvs are separate bind mounts, and link() never crosses
+        # mounts: uv copies from its cache either way, so say so rather than warn in every build log.
+        env = {**env, "HOME": "/tmp", "USER": "shipyard-build", "LOGNAME": "shipyard-build", "UV_LINK_MODE": "copy"}
+        launch = self.sandbox.launch(argv, env, cwd)
+        self.ran = True
+        try:
+            # bwrap's own working directory is "/": cwd is a build-writable path the host must not follow.
+            return await run_logged(launch.argv, launch.env, Path("/"), log, pass_fds=launch.fds)
+        finally:
+            launch.close()

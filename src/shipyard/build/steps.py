@@ -7,6 +7,7 @@ import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
+from shipyard.build import nofollow
 from shipyard.build.install import shorten
 from shipyard.build.runner import Log, Runner
 from shipyard.errors import BuildError
@@ -32,14 +33,17 @@ def step_env(venv: Path, home: Path, env: Mapping[str, str]) -> dict[str, str]:
 
 
 def default_assemble_script(folder: Path, install_argv: list[str]) -> Path:
-    """A script .s2i/bin/assemble can call to run Shipyard's own install (OpenShift's `$STI_SCRIPTS_PATH/assemble`)."""
+    """A script .s2i/bin/assemble can call to run Shipyard's own install (OpenShift's `$STI_SCRIPTS_PATH/assemble`).
+
+    folder: in the platform's own folder for this build (root's, read-only in the sandbox), so no build can
+    plant a link there for root to write through, or change the script.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o755)  # the platform writes it, the sandboxed build user runs it
-    script = folder / "assemble"
-    script.write_text("#!/bin/sh\nset -e\necho '---> Installing application dependencies (Shipyard default assemble)'\n"
-                      f"exec {shlex.join(install_argv)}\n")
-    script.chmod(0o755)
-    return script
+    text = ("#!/bin/sh\nset -e\necho '---> Installing application dependencies (Shipyard default assemble)'\n"
+            f"exec {shlex.join(install_argv)}\n")
+    nofollow.write_new(folder, "assemble", text.encode(), mode=0o755)
+    return folder / "assemble"
 
 
 async def run_step(name: str, command: list[str], cwd: Path, env: Mapping[str, str], log: Log, run: Runner,

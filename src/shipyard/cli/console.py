@@ -1,4 +1,5 @@
-"""The terminal side of `shipyard run` with a TTY: raw keystrokes up, output down, window resizes.
+"""The terminal side of `shipyard run` with a TTY: raw keystrokes up, output down, window resizes;
+and how `run`'s arguments split into its own options and the user's command.
 
 The remote process has a pty of its own, so the local terminal is put in raw mode and passes every
 byte (Ctrl-C included) through; it is restored however the session ends.
@@ -8,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import sys
 import termios
 import threading
 import tty
+from dataclasses import dataclass
 from types import FrameType
 from urllib.parse import urlencode
 
@@ -21,6 +24,37 @@ from websockets.sync.client import ClientConnection, connect
 
 from shipyard.cli.client import Target
 from shipyard.errors import PlatformError, ShipyardError
+
+
+@dataclass(frozen=True)
+class RunArgs:
+    """What follows the app's name in `shipyard run APP …`."""
+
+    command: list[str]
+    detach: bool = False
+    no_tty: bool = False
+    help: bool = False
+
+
+RUN_FLAGS = {"-d": "detach", "--detach": "detach", "--no-tty": "no_tty", "--help": "help"}
+
+
+def split_run_args(args: list[str]) -> RunArgs:
+    """`run`'s own options come first; the command starts at `--` or at the first other word, and from
+    there on nothing is an option of `run` (`shipyard run todo ls -d` lists a directory, it doesn't detach)."""
+    flags: dict[str, bool] = {}
+    for index, arg in enumerate(args):
+        if arg == "--":
+            return RunArgs(args[index + 1:], **flags)
+        if arg in RUN_FLAGS:
+            flags[RUN_FLAGS[arg]] = True
+            continue
+        if arg.startswith("-"):
+            raise ShipyardError(f"`shipyard run` has no option {arg}.",
+                                hint=f"A command that starts with a dash goes after `--`: "
+                                     f"`shipyard run APP -- {shlex.join(args[index:])}`.")
+        return RunArgs(args[index:], **flags)
+    return RunArgs([], **flags)
 
 
 def console_url(target: Target, name: str, command: str, columns: int, rows: int, term: str) -> str:
@@ -40,7 +74,11 @@ def attach(target: Target, name: str, command: str) -> int:
         raise PlatformError(f"Cannot open a console on Shipyard at {target.api_url}: {exc}",
                             hint="Is `shipyard up` running? Start it, or check SHIPYARD_API_URL.") from None
     with connection:
-        first = json.loads(connection.recv())
+        try:
+            first = json.loads(connection.recv())
+        except ConnectionClosed:
+            raise PlatformError("Shipyard closed the console before it started.",
+                                hint="See the platform's output (`shipyard up`) for why.") from None
         if "error" in first:
             raise ShipyardError(first["error"], hint=first.get("hint"))
         return _session(connection)

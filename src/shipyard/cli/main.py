@@ -70,6 +70,20 @@ def up(
     run_platform(settings, lambda text: out.print(text))
 
 
+@app.command()
+def doctor() -> None:
+    """Which isolation layers protect apps (and the platform) on this machine, and which are degraded."""
+    layers = client().request("GET", "/doctor")
+    for layer in layers:
+        mark = "[green]active[/green]  " if layer["active"] else "[red]degraded[/red]"
+        out.print(f"{mark} [bold]{layer['name']}[/bold]: {layer['detail']}")
+    degraded = [layer["name"] for layer in layers if not layer["active"]]
+    if degraded:
+        out.print(f"\n{len(degraded)} layer(s) degraded: apps on this machine are less isolated than the "
+                  "README's security model says.")
+        raise typer.Exit(1)
+
+
 # Apps
 
 @apps_cli.command("list")
@@ -117,7 +131,7 @@ def apps_info(name: str) -> None:
     a = client().request("GET", f"/apps/{name}")
     out.print(f"[bold]{a['name']}[/bold]  release {('v' + str(a['release'])) if a['release'] else '-'}  {a['state']}")
     out.print(f"  URL:          {a['url']}\n  Git remote:   {a['git_url']}\n  Branch:       {a['branch']}\n"
-              f"  Boot timeout: {a['boot_timeout']} s")
+              f"  Boot timeout: {a['boot_timeout']} s\n  Size:         {a.get('size', 'small')}")
     for label, key in (("Start command", "start_command"), ("Build command", "build_command"), ("Fixed port", "port"),
                        ("Health path", "health_path")):
         if a[key]:
@@ -136,13 +150,15 @@ def apps_set(
     build_command: Annotated[Optional[str], typer.Option(help="Run after installing dependencies.")] = None,
     port: Annotated[Optional[int], typer.Option(help="Fixed port for apps that ignore $PORT (0 = none).")] = None,
     health_path: Annotated[Optional[str], typer.Option(help="Path that must answer < 500 before going live.")] = None,
+    size: Annotated[Optional[str], typer.Option(help="Instance size: small (512 MB), medium (1 GB), large (2 GB); "
+                                                "running instances are replaced.")] = None,
 ) -> None:
-    """Change an app's settings; build and start settings apply from the next push."""
+    """Change an app's settings; build and start settings apply from the next push, a size at once."""
     client().request("PATCH", f"/apps/{name}", json={"branch": branch, "boot_timeout": boot_timeout,
                                                       "start_command": start_command,
                                                       "build_command": build_command, "port": port,
-                                                      "health_path": health_path})
-    out.print(f"Updated {name}.")
+                                                      "health_path": health_path, "size": size})
+    out.print(f"Updated {name}." + (f" Its instances now run as {size}." if size else ""))
 
 
 @apps_cli.command("destroy")
@@ -212,7 +228,10 @@ def rollback(name: str, version: Annotated[str, typer.Argument(help="The release
     out.print(f"Rolled {name} back to v{result['rolled_back_to']}: now live as v{result['release']}.")
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+# Click stops at the app's name (no interspersed options): everything after it is read by split_run_args, so
+# no word of the user's command is ever taken for an option of `run`.
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                               "allow_interspersed_args": False})
 def run(ctx: typer.Context, name: str,
         detach: Annotated[bool, typer.Option("--detach", "-d", help="Don't wait; output goes to the logs.")] = False,
         no_tty: Annotated[bool, typer.Option("--no-tty", help="Don't attach a terminal, even from one.")] = False,
@@ -220,9 +239,17 @@ def run(ctx: typer.Context, name: str,
     """Run a one-off command in the app's environment: `shipyard run todo -- python -m app.seed`.
 
     From a terminal it is attached to it (`shipyard run todo` alone opens a shell); otherwise its
-    output is streamed and its exit code passed through.
+    output is streamed and its exit code passed through. Options go before the command; everything
+    after `--` (or from the command's first word) is the command, dashes included.
     """
-    command = shlex.join(ctx.args)
+    from shipyard.cli.console import split_run_args
+
+    parsed = split_run_args(ctx.args)
+    if parsed.help:
+        out.print(ctx.get_help(), markup=False, highlight=False)
+        raise typer.Exit(0)
+    detach, no_tty = detach or parsed.detach, no_tty or parsed.no_tty
+    command = shlex.join(parsed.command)
     if not detach and not no_tty and sys.stdin.isatty() and sys.stdout.isatty():
         raise typer.Exit(attach(client().target, name, command or "bash"))
     if not command:

@@ -24,13 +24,68 @@ ZERO = "0" * 40
 def export_tree(commit: str, dest: Path) -> None:
     """Write the commit's files to dest.
 
-    The `tar` filter refuses any file that would land outside dest (also through a
-    link); links pointing out of the tree are kept so the builder's pre-flight
-    check can name them.
+    Each member goes through tarfile's `tar` filter (no absolute names, none leaving dest,
+    no special bits); links pointing out of the tree are kept so the builder's pre-flight
+    check can name them. The files themselves are written here, not by extractall: every
+    folder on a member's way is opened with O_NOFOLLOW and every file created with O_EXCL,
+    so no member can go through a link an earlier member made, whatever the filter's
+    path checks miss (they resolve paths by name, and have had bypasses).
     """
     archive = subprocess.run(["git", "archive", "--format=tar", commit], check=True, capture_output=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(dest, filter="tar")
+    root = os.open(dest, DIR_FLAGS)
+    try:
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            for member in tar:
+                write_member(tar, tarfile.tar_filter(member, str(dest)), root)
+    finally:
+        os.close(root)
+
+
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def open_parent(root: int, names: list[str]) -> int:
+    """An fd on the folder holding the member, made as needed, never through a link (ELOOP/ENOTDIR if one is)."""
+    fd = os.dup(root)
+    try:
+        for name in names:
+            try:
+                os.mkdir(name, 0o755, dir_fd=fd)
+            except FileExistsError:
+                pass
+            new = os.open(name, DIR_FLAGS, dir_fd=fd)
+            os.close(fd)
+            fd = new
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def write_member(tar: tarfile.TarFile, member: tarfile.TarInfo, root: int) -> None:
+    names = [n for n in member.name.split("/") if n not in ("", ".")]
+    if not names or ".." in names:
+        raise tarfile.FilterError(f"{member.name!r} is not a path inside the tree")
+    if member.isdir():
+        os.close(open_parent(root, names))
+        return
+    parent = open_parent(root, names[:-1])
+    try:
+        if member.issym():
+            os.symlink(member.linkname, names[-1], dir_fd=parent)
+        elif member.isreg():
+            source = tar.extractfile(member)
+            assert source is not None
+            fd = os.open(names[-1], os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                         dir_fd=parent)
+            with os.fdopen(fd, "wb") as out:
+                shutil.copyfileobj(source, out)
+                out.flush()
+                os.fchmod(out.fileno(), (member.mode or 0o644) & 0o755)
+                os.utime(out.fileno(), (member.mtime, member.mtime))
+        # git archive makes nothing else (no hardlinks, devices or FIFOs): anything else is skipped.
+    finally:
+        os.close(parent)
 
 
 def branch_head(ref: str) -> str:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
 
+from shipyard.runtime.limits import SIZES, Size
 from shipyard.runtime.spec import InstanceSpec
 
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -27,6 +29,9 @@ class ReleaseTarget:
     formation: Mapping[str, int] = None  # type: ignore[assignment]
     fixed_port: int | None = None  # for apps that ignore $PORT: PORT is set to it and the edge routes there
     health_path: str = ""
+    uid: int | None = None  # the app's own uid (None: unconfined)
+    size: Size = SIZES["small"]
+    read_only: tuple[Path, ...] = ()  # what its processes may read: slug, venv, interpreter, CA certificate
 
     def scale(self, process_type: str) -> int:
         if self.formation and process_type in self.formation:
@@ -44,6 +49,9 @@ def runtime_env(target: ReleaseTarget) -> dict[str, str]:
         "HOME": str(target.slug_path / "app"),
         "LANG": "C.UTF-8",
         "PYTHONUNBUFFERED": "1",
+        # No passwd entry exists for an app's uid: tools that ask for a user name get the app's.
+        "USER": target.app,
+        "LOGNAME": target.app,
         "WEB_CONCURRENCY": str(target.web_concurrency),
         "SHIPYARD_APP": target.app,
         "SHIPYARD_RELEASE": f"v{target.version}",
@@ -67,19 +75,26 @@ def builds_to_prune(releases: list[tuple[int, int]], current: int | None, keep: 
     return {build for _, build in ordered} - kept
 
 
+def confinement(target: ReleaseTarget) -> dict[str, Any]:
+    """The sandbox fields every process of the release shares."""
+    return {"uid": target.uid, "size": target.size, "read_only": target.read_only}
+
+
 def release_phase_spec(target: ReleaseTarget) -> InstanceSpec | None:
     """The Procfile's `release:` command, run once per release before it goes live."""
     command = target.process_types.get("release")
     if not command:
         return None
     return InstanceSpec(app=target.app, release=target.version, process_type="release", index=1, command=command,
-                        cwd=target.slug_path / "app", env=runtime_env(target), boot_timeout=target.boot_timeout)
+                        cwd=target.slug_path / "app", env=runtime_env(target), boot_timeout=target.boot_timeout,
+                        **confinement(target))
 
 
 def one_off_spec(target: ReleaseTarget, command: str, index: int) -> InstanceSpec:
     """`shipyard run`: a command in the release's environment and directory, named run.N."""
     return InstanceSpec(app=target.app, release=target.version, process_type="run", index=index, command=command,
-                        cwd=target.slug_path / "app", env=runtime_env(target), boot_timeout=target.boot_timeout)
+                        cwd=target.slug_path / "app", env=runtime_env(target), boot_timeout=target.boot_timeout,
+                        **confinement(target))
 
 
 def instance_specs(target: ReleaseTarget) -> list[InstanceSpec]:
@@ -94,5 +109,5 @@ def instance_specs(target: ReleaseTarget) -> list[InstanceSpec]:
                                       env=env, boot_timeout=target.boot_timeout,
                                       port=target.fixed_port if process_type == "web" else None,
                                       health_path=target.health_path if process_type == "web" else "",
-                                      host_header=target.hostname))
+                                      host_header=target.hostname, **confinement(target)))
     return specs

@@ -14,7 +14,9 @@ import pty
 import struct
 import termios
 
-from shipyard.proc import die_with_parent, stop_process
+from shipyard.proc import stop_process
+from shipyard.runtime.confinement import Confinement
+from shipyard.runtime.shell import Spawned, spawn
 from shipyard.runtime.spec import InstanceSpec
 
 READ_SIZE = 65536
@@ -24,36 +26,30 @@ def _set_size(fd: int, columns: int, rows: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", max(rows, 1), max(columns, 1), 0, 0))
 
 
-def _take_terminal() -> None:
-    """preexec_fn (after setsid): stdin, the pty, becomes the session's controlling terminal."""
-    die_with_parent()
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-
 class Console:
     """One process on a pty: `read` its output, `write` keystrokes, `resize`, `wait` for its exit code."""
 
-    def __init__(self, name: str, proc: asyncio.subprocess.Process, master: int) -> None:
+    def __init__(self, name: str, spawned: Spawned, master: int) -> None:
         self.name = name  # run.N
-        self._proc = proc
+        self._spawned = spawned
+        self._proc = spawned.proc
         self._master = master
         os.set_blocking(master, False)
 
     @classmethod
-    async def start(cls, spec: InstanceSpec, *, columns: int, rows: int, term: str) -> Console:
+    async def start(cls, spec: InstanceSpec, confinement: Confinement, *, columns: int, rows: int,
+                    term: str) -> Console:
         master, slave = pty.openpty()
         try:
             _set_size(slave, columns, rows)
-            env = {**spec.env, "DYNO": spec.name, "TERM": term or "xterm-256color"}
-            proc = await asyncio.create_subprocess_exec(
-                "/bin/bash", "-c", spec.command, cwd=spec.cwd, env=env, stdin=slave, stdout=slave, stderr=slave,
-                start_new_session=True, preexec_fn=_take_terminal)
+            env = {**spec.env, "DYNO": spec.name, "TERM": term or "xterm-256color", "TMPDIR": "/tmp"}
+            spawned = await spawn(spec, env, confinement, stdio=(slave, slave, slave), terminal=True)
         except BaseException:
             os.close(master)
             raise
         finally:
             os.close(slave)
-        return cls(spec.name, proc, master)
+        return cls(spec.name, spawned, master)
 
     async def read(self) -> bytes:
         """The next output; b"" once the process and everything it started have closed the terminal."""
@@ -95,6 +91,7 @@ class Console:
         """Stop the process if it still runs (the user went away), then release the pty."""
         if self._proc.returncode is None:
             await stop_process(self._proc, grace=2)
+        await self._spawned.cleanup()  # background jobs in process groups of their own go too
         if self._master >= 0:
             os.close(self._master)
             self._master = -1

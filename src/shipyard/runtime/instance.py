@@ -16,7 +16,8 @@ from shipyard.errors import DeployError
 from shipyard.proc import free_port, signal_group, stop_process
 from shipyard.runtime.diagnose import boot_hint, listen_hint
 from shipyard.runtime.logs import AppLog
-from shipyard.runtime.shell import pump_output, spawn_shell
+from shipyard.runtime.confinement import Confinement
+from shipyard.runtime.shell import Spawned, pump_output, spawn
 from shipyard.runtime.sockets import listening_addresses
 from shipyard.runtime.spec import InstanceSpec, next_backoff
 
@@ -24,6 +25,7 @@ LOG_TAIL_LINES = 20
 # A process that stayed up this long is healthy again: its next crash restarts without delay.
 STABLE_AFTER = 60.0
 WORKER_SETTLE = 1.0
+OOM_POLL = 1.0  # how often a running instance's OOM-kill counter is read
 
 
 async def is_listening(port: int) -> bool:
@@ -41,8 +43,9 @@ async def is_listening(port: int) -> bool:
 
 class Instance:
     def __init__(self, spec: InstanceSpec, log: AppLog, scratch_root: Path,
-                 on_change: Callable[[], None]) -> None:
+                 on_change: Callable[[], None], confinement: Confinement) -> None:
         self.spec = spec
+        self._confinement = confinement
         self.port = spec.port or free_port()
         self.state = "starting"
         self.since = time.time()  # when it entered its state (`shipyard ps`: "up for 3m")
@@ -52,6 +55,8 @@ class Instance:
         self._scratch = scratch_root / f"{spec.app}-{spec.name}-v{spec.release}-{self.port}"
         self._on_change = on_change
         self._proc: asyncio.subprocess.Process | None = None
+        self._spawned: Spawned | None = None
+        self._oom_baseline = 0
         self._pump: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
         self._recent: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
@@ -75,11 +80,14 @@ class Instance:
         self._watch = asyncio.create_task(self._supervise())
 
     async def spawn(self) -> None:
-        self._scratch.mkdir(parents=True, exist_ok=True)
-        env = {**self.spec.env, "PORT": str(self.port), "HOME": str(self._scratch), "TMPDIR": str(self._scratch),
-               "DYNO": self.spec.name}
+        env = {**self.spec.env, "PORT": str(self.port), "DYNO": self.spec.name, "TMPDIR": "/tmp"}
+        if not self._confinement.sandboxed:  # no private /tmp and writable layer: a scratch folder instead
+            self._scratch.mkdir(parents=True, exist_ok=True)
+            env |= {"HOME": str(self._scratch), "TMPDIR": str(self._scratch)}
         self._recent.clear()
-        self._proc = await spawn_shell(self.spec.command, self.spec.cwd, env)
+        self._spawned = await spawn(self.spec, env, self._confinement)
+        self._proc = self._spawned.proc
+        self._oom_baseline = self._spawned.cgroup.oom_kills() if self._spawned.cgroup else 0
         self.exit_code = None
         self._platform_log(f"Starting process with command `{self.spec.command}` (pid {self._proc.pid}, port {self.port})")
         self._pump = asyncio.create_task(pump_output(self._proc, self._log, f"app[{self.spec.name}]", self._recent))
@@ -95,6 +103,12 @@ class Instance:
             if self._proc.returncode is not None:
                 await self._drain_pump()
                 self.exit_code = self._proc.returncode
+                if self._out_of_memory():
+                    raise DeployError(
+                        f"{self.spec.name} ran out of memory while starting: it exceeded its limit of "
+                        f"{self.spec.size.memory_mb} MB ({self.spec.size.name}) and was killed.\n" + self._tail_text(),
+                        hint=f"Give it a bigger size (`shipyard apps set {self.spec.app} --size medium`), or "
+                             "lower WEB_CONCURRENCY (each gunicorn worker loads the app).")
                 raise DeployError(
                     f"{self.spec.name} exited with code {self.exit_code} before listening on $PORT.\n"
                     + self._tail_text(), hint=boot_hint(list(self._recent)))
@@ -149,10 +163,15 @@ class Instance:
         while True:
             assert self._proc is not None
             started = time.monotonic()
-            code = await self._proc.wait()
+            code = await self._wait_exit()
+            out_of_memory = self._out_of_memory()  # read before its cgroup goes
             signal_group(self._proc.pid, signal.SIGKILL)  # what the crashed process forked dies with it
             await self._drain_pump()
+            await self._cleanup()
             self.exit_code = code
+            if out_of_memory:
+                self._platform_log(f"Process exceeded its memory limit ({self.spec.size.memory_mb} MB) "
+                                   "and was restarted")
             self._platform_log(f"Process exited with status {code}")
             self._set_state("crashed")
             backoff = 0.0 if time.monotonic() - started > STABLE_AFTER else next_backoff(backoff)
@@ -168,6 +187,27 @@ class Instance:
                 continue
             self._set_state("up")
 
+    async def _wait_exit(self) -> int:
+        """The exit code; an instance whose cgroup saw an OOM kill (often one gunicorn worker, which the
+        master would quietly replace) is killed whole, so it restarts clean and says why."""
+        assert self._proc is not None
+        while True:
+            try:
+                return await asyncio.wait_for(asyncio.shield(self._proc.wait()), timeout=OOM_POLL)
+            except asyncio.TimeoutError:
+                if self._out_of_memory():
+                    signal_group(self._proc.pid, signal.SIGKILL)
+                    if self._spawned and self._spawned.cgroup:
+                        await asyncio.to_thread(self._spawned.cgroup.kill)
+
+    def _out_of_memory(self) -> bool:
+        cgroup = self._spawned.cgroup if self._spawned else None
+        return cgroup is not None and cgroup.oom_kills() > self._oom_baseline
+
+    async def _cleanup(self) -> None:
+        if self._spawned is not None:
+            await self._spawned.cleanup()
+
     async def stop(self, grace: float) -> None:
         self._set_state("stopping")
         if self._watch:
@@ -175,6 +215,7 @@ class Instance:
         if self._proc:
             code = await stop_process(self._proc, grace)
             await self._drain_pump()
+            await self._cleanup()
             self._platform_log(f"Process exited with status {code}")
         self._set_state("stopped")
         shutil.rmtree(self._scratch, ignore_errors=True)

@@ -7,17 +7,19 @@ import collections
 from collections.abc import Awaitable, Callable
 
 from shipyard.proc import stop_process
+from shipyard.runtime.confinement import Confinement
 from shipyard.runtime.logs import AppLog
-from shipyard.runtime.shell import pump_output, spawn_shell
+from shipyard.runtime.shell import pump_output, spawn
 from shipyard.runtime.spec import InstanceSpec
 
 RELEASE_PHASE_LIMIT = 3600.0
 
 
 async def run_once(spec: InstanceSpec, applog: AppLog, echo: Callable[[str], Awaitable[None]],
-                   limit: float = RELEASE_PHASE_LIMIT) -> tuple[int, list[str]]:
+                   confinement: Confinement, limit: float = RELEASE_PHASE_LIMIT) -> tuple[int, list[str]]:
     """Run `spec` to completion (killed after `limit` seconds); returns its exit code and last 20 lines."""
-    proc = await spawn_shell(spec.command, spec.cwd, {**spec.env, "DYNO": spec.name})
+    spawned = await spawn(spec, {**spec.env, "DYNO": spec.name, "TMPDIR": "/tmp"}, confinement)
+    proc = spawned.proc
     recent: collections.deque[str] = collections.deque(maxlen=20)
     try:
         await asyncio.wait_for(asyncio.gather(pump_output(proc, applog, f"app[{spec.name}]", recent, echo),
@@ -25,4 +27,8 @@ async def run_once(spec: InstanceSpec, applog: AppLog, echo: Callable[[str], Awa
     except asyncio.TimeoutError:
         await stop_process(proc, grace=5)
         return -1, list(recent)
+    finally:
+        if proc.returncode is None:  # cancelled (the caller went away): nothing may outlive it
+            await stop_process(proc, grace=2)
+        await spawned.cleanup()
     return proc.returncode if proc.returncode is not None else -1, list(recent)

@@ -1,29 +1,80 @@
 """How every app process is started and how its output reaches the app's log.
 
-Long-running instances, the release phase and `shipyard run` all go through these two
-functions, so they share the same shell, session and log format.
+Long-running instances, the release phase, `shipyard run` and consoles all go through `spawn`, so they
+share the same sandbox, cgroup, session and log format.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import fcntl
+import re
+import termios
 from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
+from dataclasses import dataclass
+from typing import IO
 
 from shipyard.proc import die_with_parent
+from shipyard.runtime.cgroups import Cgroup
+from shipyard.runtime.confinement import Confinement
 from shipyard.runtime.logs import AppLog
+from shipyard.runtime.spec import InstanceSpec
 
 LINE_LIMIT = 1024 * 1024
+# Terminal controls in an app's output would let it rewrite what the log viewer shows (a fake
+# `shipyard[api]` line after a `\r`, colours, cursor moves): they are logged escaped.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x80-\x9f]")
 
 
-async def spawn_shell(command: str, cwd: Path, env: Mapping[str, str]) -> asyncio.subprocess.Process:
-    """Run `command` through bash (so `$PORT` and `${PORT:-8000}` expand) in its own session, which the
-    platform can signal as a group, and which dies with the platform."""
-    return await asyncio.create_subprocess_exec(
-        "/bin/bash", "-c", command, cwd=cwd, env=dict(env), stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
-        preexec_fn=die_with_parent, limit=LINE_LIMIT)
+def printable(text: str) -> str:
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+@dataclass
+class Spawned:
+    proc: asyncio.subprocess.Process
+    cgroup: Cgroup | None
+
+    async def cleanup(self) -> None:
+        """Once the process is gone: kill what it left in its cgroup (daemons), then remove the cgroup."""
+        if self.cgroup is not None:
+            await asyncio.to_thread(_kill_and_remove, self.cgroup)
+
+
+def _kill_and_remove(cgroup: Cgroup) -> None:
+    cgroup.kill()
+    cgroup.remove()
+
+
+async def spawn(spec: InstanceSpec, env: Mapping[str, str], confinement: Confinement,
+                stdio: tuple[int | IO[bytes], int | IO[bytes], int | IO[bytes]] | None = None,
+                terminal: bool = False) -> Spawned:
+    """Start `spec.command` through bash (so `$PORT` and `${PORT:-8000}` expand) in the app's sandbox and
+    cgroup, in its own session (signalled as a group), dying with the platform."""
+    launch = confinement.launch(spec, env)
+    cgroup = await asyncio.to_thread(confinement.cgroup, spec, spec.size)
+
+    def prepare() -> None:  # in the child, as root, before exec: nothing it forks escapes the cgroup
+        if cgroup is not None:
+            cgroup.join()
+        die_with_parent()
+        if terminal:  # stdin, a pty, becomes the session's controlling terminal
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    stdin, stdout, stderr = stdio or (asyncio.subprocess.DEVNULL, asyncio.subprocess.PIPE, asyncio.subprocess.STDOUT)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *launch.argv, cwd="/" if confinement.sandboxed and spec.uid is not None else spec.cwd, env=launch.env,
+            stdin=stdin, stdout=stdout, stderr=stderr, start_new_session=True, preexec_fn=prepare,
+            pass_fds=launch.pass_fds, limit=LINE_LIMIT)
+    except BaseException:
+        if cgroup is not None:
+            await asyncio.to_thread(_kill_and_remove, cgroup)
+        raise
+    finally:
+        launch.close()
+    return Spawned(proc, cgroup)
 
 
 async def pump_output(proc: asyncio.subprocess.Process, applog: AppLog, source: str,
@@ -37,7 +88,7 @@ async def pump_output(proc: asyncio.subprocess.Process, applog: AppLog, source: 
             continue
         if not raw:
             return
-        text = raw.decode("utf-8", errors="replace").rstrip("\n")
+        text = printable(raw.decode("utf-8", errors="replace").rstrip("\n"))
         recent.append(text)
         applog.write(source, text)
         if echo is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shipyard.runtime.limits import SIZES, Size
+
 
 @dataclass(frozen=True)
 class InstanceSpec:
@@ -19,6 +21,11 @@ class InstanceSpec:
     port: int | None = None  # a fixed port; otherwise the supervisor picks a free one
     health_path: str = ""  # web only: an HTTP path that must answer < 500 before the instance is routed
     host_header: str = ""
+    # Confinement: the app's own uid (None: unconfined), its size's limits, and what it may read besides
+    # its app directory (`cwd`, which it sees under an ephemeral writable layer).
+    uid: int | None = None
+    size: Size = SIZES["small"]
+    read_only: tuple[Path, ...] = ()
 
     @property
     def name(self) -> str:

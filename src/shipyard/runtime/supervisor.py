@@ -11,13 +11,16 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
+from shipyard.runtime.confinement import Confinement
 from shipyard.runtime.instance import Instance
 from shipyard.runtime.logs import AppLog
 from shipyard.runtime.spec import InstanceSpec
 
 
 class Supervisor:
-    def __init__(self, logs_dir: Path, scratch_dir: Path, on_change: Callable[[], None]) -> None:
+    def __init__(self, logs_dir: Path, scratch_dir: Path, on_change: Callable[[], None],
+                 confinement: Confinement) -> None:
+        self.confinement = confinement
         self._logs_dir = logs_dir
         self._scratch_dir = scratch_dir
         self._on_change = on_change
@@ -36,7 +39,7 @@ class Supervisor:
 
     async def start(self, spec: InstanceSpec) -> Instance:
         """Spawn an instance's process (not routed, not yet health-checked)."""
-        instance = Instance(spec, self.app_log(spec.app), self._scratch_dir, self._on_change)
+        instance = Instance(spec, self.app_log(spec.app), self._scratch_dir, self._on_change, self.confinement)
         self._booting.add(instance)
         try:
             await instance.spawn()

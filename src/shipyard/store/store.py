@@ -112,6 +112,16 @@ class Store:
             if release is not None:
                 release.status = "succeeded"
 
+    def fail_unfinished(self) -> int:
+        """At start: releases and deploys a killed platform left half-way are failed, never `deploying` forever."""
+        with self._session() as s:
+            releases = list(s.scalars(select(ReleaseRow).where(ReleaseRow.status == "deploying")))
+            for row in releases:
+                row.status = "failed"
+            for deploy in s.scalars(select(DeployRow).where(DeployRow.status == "running")):
+                deploy.status, deploy.finished_at = "failed", utcnow()
+            return len(releases)
+
     # Deploys
 
     def add_deploy(self, name: str, description: str) -> int:

@@ -1,0 +1,120 @@
+"""The tenant sandbox every app process runs in: bubblewrap, then the app's own uid, then its command.
+
+bubblewrap (started as root, with an empty environment) makes the namespaces (pid, ipc, uts, mount)
+and a root file system holding only the system read-only, the app's interpreter, its slug read-only
+with an ephemeral writable layer over the app directory, the platform CA's certificate, a private
+/tmp and /dev/shm. `setpriv` (still root, still with an empty environment) drops to the app's uid with
+no capabilities and `no_new_privs`. Only then does the app's environment exist: a bash running as the
+app reads it from a launch script that only the sandbox sees, and runs the command.
+
+So nothing the tenant controls (config vars, `.s2i/environment`, LD_PRELOAD) reaches a root process,
+and the app's secrets are never on a command line the host can read.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+LAUNCH_SCRIPT = "/run/shipyard/launch"
+SYSTEM_PATHS = (PurePosixPath("/usr"), PurePosixPath("/etc"))
+# Names a shell can export; anything else could not reach a Python app through bash anyway.
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class Jail:
+    """What one sandboxed process may see, as plain values."""
+
+    uid: int
+    hostname: str
+    cwd: Path
+    read_only: tuple[Path, ...]  # bound at the same path (the slug, the venv, the interpreter, the CA cert)
+    overlays: tuple[Path, ...]  # read-only underneath, writable on top, the writes gone when it exits
+
+
+def _parents(path: PurePosixPath) -> list[PurePosixPath]:
+    return list(reversed(path.parents))[1:]  # without "/"
+
+
+def bwrap_args(jail: Jail, system_args: Sequence[str], script_fd: int) -> list[str]:
+    """bubblewrap's options (passed through --args, so not on any command line)."""
+    args = ["--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+            "--hostname", jail.hostname, "--clearenv", "--proc", "/proc", "--dev", "/dev",
+            "--perms", "1777", "--tmpfs", "/dev/shm", "--perms", "1777", "--tmpfs", "/tmp", "--tmpfs", "/run",
+            *system_args]
+    made: set[PurePosixPath] = set(SYSTEM_PATHS) | {PurePosixPath("/run"), PurePosixPath("/tmp")}
+    binds = [("--ro-bind", p) for p in jail.read_only] + [("--overlay", p) for p in jail.overlays]
+    for kind, path in binds:
+        pure = PurePosixPath(path)
+        # bwrap makes missing parents 0700, which the app's uid could not cross.
+        for parent in _parents(pure):
+            if parent not in made and not any(parent.is_relative_to(s) for s in SYSTEM_PATHS):
+                args += ["--perms", "0755", "--dir", str(parent)]
+                made.add(parent)
+        made.add(pure)
+        if kind == "--overlay":
+            # The layer's top folder is bwrap's (root's): opened up so the app can create files in it; only
+            # the app's own processes ever see it.
+            args += ["--overlay-src", str(path), "--tmp-overlay", str(path), "--chmod", "0777", str(path)]
+        else:
+            args += ["--ro-bind", str(path), str(path)]
+    args += ["--dir", str(PurePosixPath(LAUNCH_SCRIPT).parent), "--perms", "0444",
+             "--ro-bind-data", str(script_fd), LAUNCH_SCRIPT, "--chdir", str(jail.cwd)]
+    return args
+
+
+def privilege_drop(uid: int) -> list[str]:
+    """Run as the app: its uid and gid, no supplementary groups, no capabilities, no way to gain any."""
+    return ["/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs",
+            "--inh-caps=-all", "--bounding-set=-all", "--"]
+
+
+def launch_script(env: Mapping[str, str], command: str) -> str:
+    """The script the app's uid runs first: its environment, then its command through bash.
+
+    `bash -c --` so a command starting with `-` is a command, not an option.
+    """
+    lines = [f"export {name}={shlex.quote(value)}" for name, value in env.items()
+             if _ENV_NAME.fullmatch(name) and "\0" not in value]
+    lines.append(f"exec /bin/bash -c -- {shlex.quote(command)}")
+    return "\n".join(lines) + "\n"
+
+
+def memfd(name: str, data: bytes) -> int:
+    """An inheritable in-memory file holding `data`, positioned at its start."""
+    fd = os.memfd_create(name, 0)
+    os.write(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How to exec one sandboxed process: argv, its (empty) environment and the fds it inherits."""
+
+    argv: list[str]
+    env: dict[str, str]
+    pass_fds: tuple[int, ...]
+
+    def close(self) -> None:
+        for fd in self.pass_fds:
+            os.close(fd)
+
+
+def sandboxed_launch(bwrap: Path, system_args: Sequence[str], jail: Jail, env: Mapping[str, str],
+                     command: str) -> Launch:
+    script_fd = memfd("launch", launch_script(env, command).encode())
+    args = bwrap_args(jail, system_args, script_fd)
+    args_fd = memfd("bwrap-args", b"".join(a.encode() + b"\0" for a in args))
+    argv = [str(bwrap), "--args", str(args_fd), "--", *privilege_drop(jail.uid), "/bin/bash", LAUNCH_SCRIPT]
+    return Launch(argv, {"PATH": "/usr/bin:/bin"}, (args_fd, script_fd))
+
+
+def unconfined_launch(env: Mapping[str, str], command: str) -> Launch:
+    """Where no sandbox can be made (the platform does not run as root): a plain bash, as before."""
+    return Launch(["/bin/bash", "-c", "--", command], dict(env), ())
