@@ -219,6 +219,6 @@ def test_fork_bomb_stops_at_the_pids_cap(shipyard: Shipyard, tenants: dict[str, 
 
 def test_doctor_lists_every_layer_active(shipyard: Shipyard, tenants: dict[str, object]) -> None:
     report = shipyard.cli("doctor").out
-    for layer in ("sandbox", "limits", "network", "database"):
+    for layer in ("sandbox", "limits", "network", "builds", "control plane", "database"):
         assert re.search(rf"active\s+{layer}:", report), report
     assert "degraded" not in report

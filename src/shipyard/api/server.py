@@ -108,6 +108,16 @@ def create_api(platform: Platform, databases: Databases, token: str) -> FastAPI:
         """Which isolation layers are active on this machine, and why the others are degraded."""
         layers = [LayerOut(name=layer.name, active=layer.active, detail=layer.detail)
                   for layer in platform.confinement.layers]
+        layers.append(LayerOut(name="builds", active=platform.confinement.sandboxed, detail=(
+            "the same sandbox as instances, as each app's own build uid, an empty environment until that uid "
+            "runs, a uv cache per app, slugs frozen once built, no symlink followed by the platform"
+            if platform.confinement.sandboxed else "builds run unconfined (see the sandbox layer)")))
+        private = [path for path in (settings.token_file, settings.edge_admin_socket, settings.secret_key_file)
+                   if path.exists() and path.stat().st_mode & 0o077]
+        layers.append(LayerOut(name="control plane", active=not private, detail=(
+            "token and secret key 0600, the edge's admin API on a unix socket only the platform can open, "
+            "git and API behind the token" if not private else
+            f"readable by others: {', '.join(map(str, private))} (chmod 600 them)")))
         if databases.addon is None:
             layers.append(LayerOut(name="database", active=False, detail=f"no PostgreSQL add-on: {databases.unavailable}"))
         else:

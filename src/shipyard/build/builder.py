@@ -189,6 +189,9 @@ async def framework_steps(request: BuildRequest, detection: Detection, venv: Pat
         await log(f"-----> Running the build command: {request.build_command}")
         await run_step("The build command", ["/bin/bash", "-c", request.build_command], app_dir, env, log, run,
                        hint="Fix it, or change it with `shipyard apps set <app> --build-command ...`.")
+    # The app's own modules as bytecode too (instances cannot keep what they compile). Files that do
+    # not compile (Python 2 leftovers, templates named .py) are not the build's concern: quiet, no failure.
+    await run(["python", "-m", "compileall", "-qq", "."], env, app_dir, log)
 
 
 async def inspect_source(request: BuildRequest, log: Log) -> Detection:

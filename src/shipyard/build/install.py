@@ -31,7 +31,10 @@ class Venv:
 def uv_env(uv_cache_dir: Path, env: Mapping[str, str]) -> dict[str, str]:
     """A clean environment for uv: the platform's own variables stay out of builds."""
     clean = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(uv_cache_dir.parent), "UV_CACHE_DIR": str(uv_cache_dir),
-             "NO_COLOR": "1", "UV_NO_PROGRESS": "1", "UV_PYTHON_DOWNLOADS": "never", "LANG": "C.UTF-8"}
+             "NO_COLOR": "1", "UV_NO_PROGRESS": "1", "UV_PYTHON_DOWNLOADS": "never", "LANG": "C.UTF-8",
+             # Instances see their venv read-only, so bytecode they compiled would be lost at every start:
+             # compiled once here, an app boots 2.5-3.5x faster (see the facts on waking idle apps).
+             "UV_COMPILE_BYTECODE": "1"}
     for name in ("SSL_CERT_FILE", "UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_EXTRA_INDEX_URL"):
         if name in os.environ:
             clean[name] = os.environ[name]
@@ -63,7 +66,8 @@ def venv_digest(plan: DependencyPlan, manifest_texts: Mapping[str, str], python:
                 servers: tuple[str, ...], env: Mapping[str, str]) -> str:
     """What a reusable venv depends on: the manifests, the interpreter, the added servers, the index."""
     h = hashlib.sha256()
-    for part in (plan.kind, str(python.version), str(python.path), ",".join(servers), env.get("PIP_INDEX_URL", ""),
+    for part in ("bytecode", plan.kind, str(python.version), str(python.path), ",".join(servers),
+                 env.get("PIP_INDEX_URL", ""),
                  env.get("PIP_UPGRADE", ""), *plan.requirements,
                  *(f"{k}\0{v}" for k, v in sorted(manifest_texts.items()))):
         h.update(part.encode() + b"\0")

@@ -71,6 +71,24 @@ class Cgroup:
             with open(folder / "cgroup.procs", "w") as f:
                 f.write(pid)
 
+    def adopt(self, pid: int) -> None:
+        """Move a process and everything it has forked so far in (from the platform, while bubblewrap waits
+        on its block fd, so nothing can fork behind our back: what forks after a move is born inside)."""
+        moved: set[int] = set()
+        pending = [pid]
+        while pending:
+            current = pending.pop()
+            if current in moved:
+                continue
+            try:
+                for folder in self.folders.values():
+                    with open(folder / "cgroup.procs", "w") as f:
+                        f.write(str(current))
+            except ProcessLookupError:  # it exited meanwhile: nothing left to confine
+                pass
+            moved.add(current)
+            pending += _children(current)
+
     def oom_kills(self) -> int:
         name = "memory.oom_control" if self.version == 1 else "memory.events"
         folder = self.folders.get("memory" if self.version == 1 else "")
@@ -123,6 +141,16 @@ class Cgroup:
                     break
                 except OSError:  # still has (dying) processes
                     time.sleep(0.02)
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found += [int(c) for c in (task / "children").read_text().split()]
+    except OSError:  # it exited meanwhile
+        pass
+    return found
 
 
 def _write(path: Path, value: str) -> bool:

@@ -91,12 +91,15 @@ class Confinement:
     def sandboxed(self) -> bool:
         return self.bwrap is not None
 
-    def launch(self, spec: InstanceSpec, env: Mapping[str, str]) -> Launch:
+    def confines(self, spec: InstanceSpec) -> bool:
+        return self.bwrap is not None and spec.uid is not None
+
+    def launch(self, spec: InstanceSpec, env: Mapping[str, str], block_fd: int | None = None) -> Launch:
         if self.bwrap is None or spec.uid is None:
             return unconfined_launch(env, spec.command)
         jail = Jail(uid=spec.uid, hostname=spec.app, cwd=spec.cwd, read_only=spec.read_only,
                     overlays=(spec.cwd,))
-        return sandboxed_launch(self.bwrap, self._system_args, jail, env, spec.command)
+        return sandboxed_launch(self.bwrap, self._system_args, jail, env, spec.command, block_fd)
 
     def cgroup(self, spec: InstanceSpec, size: Size) -> Cgroup | None:
         if self.cgroups is None:

@@ -41,9 +41,13 @@ def _parents(path: PurePosixPath) -> list[PurePosixPath]:
     return list(reversed(path.parents))[1:]  # without "/"
 
 
-def bwrap_args(jail: Jail, system_args: Sequence[str], script_fd: int) -> list[str]:
-    """bubblewrap's options (passed through --args, so not on any command line)."""
-    args = ["--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+def bwrap_args(jail: Jail, system_args: Sequence[str], script_fd: int, block_fd: int | None = None) -> list[str]:
+    """bubblewrap's options (passed through --args, so not on any command line).
+
+    `block_fd`: bubblewrap sets up the sandbox, then waits for a byte on it before it runs anything of the
+    app's, so the platform can move it into its cgroup meanwhile (see shell.spawn).
+    """
+    args = [*(["--block-fd", str(block_fd)] if block_fd is not None else []), "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
             "--hostname", jail.hostname, "--clearenv", "--proc", "/proc", "--dev", "/dev",
             "--perms", "1777", "--tmpfs", "/dev/shm", "--perms", "1777", "--tmpfs", "/tmp", "--tmpfs", "/run",
             *system_args]
@@ -99,7 +103,8 @@ class Launch:
 
     argv: list[str]
     env: dict[str, str]
-    pass_fds: tuple[int, ...]
+    pass_fds: tuple[int, ...]  # closed here once the child has them
+    inherited: tuple[int, ...] = ()  # passed too, but the caller's to close
 
     def close(self) -> None:
         for fd in self.pass_fds:
@@ -107,12 +112,12 @@ class Launch:
 
 
 def sandboxed_launch(bwrap: Path, system_args: Sequence[str], jail: Jail, env: Mapping[str, str],
-                     command: str) -> Launch:
+                     command: str, block_fd: int | None = None) -> Launch:
     script_fd = memfd("launch", launch_script(env, command).encode())
-    args = bwrap_args(jail, system_args, script_fd)
+    args = bwrap_args(jail, system_args, script_fd, block_fd)
     args_fd = memfd("bwrap-args", b"".join(a.encode() + b"\0" for a in args))
     argv = [str(bwrap), "--args", str(args_fd), "--", *privilege_drop(jail.uid), "/bin/bash", LAUNCH_SCRIPT]
-    return Launch(argv, {"PATH": "/usr/bin:/bin"}, (args_fd, script_fd))
+    return Launch(argv, {"PATH": "/usr/bin:/bin"}, (args_fd, script_fd), (block_fd,) if block_fd is not None else ())
 
 
 def unconfined_launch(env: Mapping[str, str], command: str) -> Launch:

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import fcntl
+import os
 import re
+import signal
 import termios
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import IO
 
-from shipyard.proc import die_with_parent
+from shipyard.proc import die_with_parent, signal_group
 from shipyard.runtime.cgroups import Cgroup
 from shipyard.runtime.confinement import Confinement
 from shipyard.runtime.logs import AppLog
@@ -51,29 +54,51 @@ async def spawn(spec: InstanceSpec, env: Mapping[str, str], confinement: Confine
                 stdio: tuple[int | IO[bytes], int | IO[bytes], int | IO[bytes]] | None = None,
                 terminal: bool = False) -> Spawned:
     """Start `spec.command` through bash (so `$PORT` and `${PORT:-8000}` expand) in the app's sandbox and
-    cgroup, in its own session (signalled as a group), dying with the platform."""
-    launch = confinement.launch(spec, env)
-    cgroup = await asyncio.to_thread(confinement.cgroup, spec, spec.size)
+    cgroup, in its own session (signalled as a group), dying with the platform.
 
-    def prepare() -> None:  # in the child, as root, before exec: nothing it forks escapes the cgroup
-        if cgroup is not None:
-            cgroup.join()
+    A sandboxed process joins its cgroup while bubblewrap builds the sandbox and waits on a pipe: moving a
+    process between cgroups can wait for an RCU grace period (10-30 ms on cgroup v1), which then overlaps
+    bubblewrap's own work instead of delaying the exec (and blocking the event loop, which waits for it).
+    """
+    cgroup = await asyncio.to_thread(confinement.cgroup, spec, spec.size)
+    sandboxed = confinement.confines(spec)
+    gate = os.pipe() if sandboxed and cgroup is not None else None
+    launch = confinement.launch(spec, env, block_fd=gate[0] if gate else None)
+    join_here = cgroup if cgroup is not None and gate is None else None
+
+    def prepare() -> None:  # in the child, as root, before exec
+        if join_here is not None:
+            join_here.join()
         die_with_parent()
         if terminal:  # stdin, a pty, becomes the session's controlling terminal
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
     stdin, stdout, stderr = stdio or (asyncio.subprocess.DEVNULL, asyncio.subprocess.PIPE, asyncio.subprocess.STDOUT)
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *launch.argv, cwd="/" if confinement.sandboxed and spec.uid is not None else spec.cwd, env=launch.env,
-            stdin=stdin, stdout=stdout, stderr=stderr, start_new_session=True, preexec_fn=prepare,
-            pass_fds=launch.pass_fds, limit=LINE_LIMIT)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *launch.argv, cwd="/" if sandboxed else spec.cwd, env=launch.env, stdin=stdin, stdout=stdout,
+                stderr=stderr, start_new_session=True, preexec_fn=prepare,
+                pass_fds=launch.pass_fds + launch.inherited, limit=LINE_LIMIT)
+        finally:
+            launch.close()
+            if gate:
+                os.close(gate[0])
+        if gate:
+            try:
+                await asyncio.to_thread(cgroup.adopt, proc.pid)  # type: ignore[union-attr]
+            except BaseException:
+                signal_group(proc.pid, signal.SIGKILL)
+                await proc.wait()
+                raise
+            finally:
+                with contextlib.suppress(BrokenPipeError):  # bubblewrap already gone: its exit code says why
+                    os.write(gate[1], b"go")
+                os.close(gate[1])
     except BaseException:
         if cgroup is not None:
             await asyncio.to_thread(_kill_and_remove, cgroup)
         raise
-    finally:
-        launch.close()
     return Spawned(proc, cgroup)
 
 
