@@ -129,7 +129,21 @@ class Shipyard:
             os.kill(pid, signal.SIGKILL)
         assert not survivors, f"processes survived shipyard up: {survivors}"
         self.proc = None
+        self.clean_host_state()
         return code
+
+    def clean_host_state(self) -> None:
+        """What a platform killed by a test (kill -9) leaves on the host: its nftables table and cgroups."""
+        base = self.env["SHIPYARD_UID_BASE"]
+        if shutil.which("nft"):
+            subprocess.run(["nft", "delete", "table", "inet", f"shipyard_{base}"], capture_output=True)
+        for depth in ("*", "*/*", "*/*/*"):
+            for folder in sorted(Path("/sys/fs/cgroup").glob(f"{depth}/shipyard-{base}"), reverse=True):
+                for leftover in [*folder.glob("*/"), folder]:
+                    try:
+                        leftover.rmdir()
+                    except OSError:
+                        pass
 
     def kill_all(self) -> None:
         if self.proc is not None:

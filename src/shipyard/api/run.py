@@ -139,6 +139,7 @@ class PlatformServer:
             await serving
         finally:
             await platform.shutdown()
+            confinement.close()
             if network is not None:
                 await netfilter.remove(network)
             await postgres.stop()

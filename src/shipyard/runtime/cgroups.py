@@ -229,6 +229,15 @@ class CgroupTree:
                 _write(folders[""] / name, value)
         return cgroup
 
+    def close(self) -> None:
+        """At the platform's stop: nothing of ours stays in the host's cgroup tree."""
+        self.sweep()
+        for base in self.bases.values():
+            try:
+                base.rmdir()
+            except OSError:
+                pass
+
     def sweep(self) -> None:
         """Remove cgroups left by a platform that was killed (their processes die with it)."""
         for base in self.bases.values():

@@ -109,3 +109,7 @@ class Confinement:
     def sweep(self) -> None:
         if self.cgroups is not None:
             self.cgroups.sweep()
+
+    def close(self) -> None:
+        if self.cgroups is not None:
+            self.cgroups.close()
