@@ -14,7 +14,7 @@ import shutil
 import signal
 import socket
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from shipyard.errors import PlatformError
 
@@ -91,6 +91,20 @@ def bwrap_system_args() -> list[str]:
             args += ["--ro-bind", str(host), f"/{name}"]
     return args
 
+
+def crossable_parents(path: PurePosixPath, made: set[PurePosixPath]) -> list[str]:
+    """bwrap arguments making the folders above a mount point 0755: bwrap makes missing parents 0700,
+    which the unprivileged uid inside could not cross. `made` (updated) holds what exists already."""
+    args: list[str] = []
+    for parent in list(reversed(path.parents))[1:]:  # without "/"
+        if parent not in made and not any(parent.is_relative_to(s) for s in SYSTEM_MOUNTS):
+            args += ["--perms", "0755", "--dir", str(parent)]
+            made.add(parent)
+    return args
+
+
+# bound by bwrap_system_args(): nothing to make below them
+SYSTEM_MOUNTS = (PurePosixPath("/usr"), PurePosixPath("/etc"))
 
 # bwrap runs as root: it starts with this environment and nothing else (a tenant's LD_PRELOAD or
 # LD_LIBRARY_PATH in it would run the tenant's code as root).

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import socket
 import statistics
 import subprocess
@@ -25,8 +24,8 @@ import pytest
 
 from .harness import Shipyard
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nft"),
-                                reason="isolation needs root and nftables (installed by .ci/run)")
+# Not skipped for a missing nftables: .ci/run installs it, and a missing layer must fail (doctor test).
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="apps are confined only when the platform runs as root")
 
 HOST_SIDE, OUTSIDE = "198.18.0.1", "198.18.0.2"
 OUTSIDE_PORT = 8099
@@ -125,7 +124,17 @@ def host_tmp_marker() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def tenants(host_tmp_marker: Path, shipyard: Shipyard, outside: Outside) -> dict[str, object]:
+def abstract_socket() -> Iterator[str]:
+    """An abstract unix socket outside every sandbox (as another app's, or the host's, would be)."""
+    name = f"shipyard-isolation-{os.getpid()}"
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind("\0" + name)
+        server.listen()
+        yield name
+
+
+@pytest.fixture(scope="module")
+def tenants(host_tmp_marker: Path, abstract_socket: str, shipyard: Shipyard, outside: Outside) -> dict[str, object]:
     shipyard.cli("apps", "create", "benign", "--postgres")
     benign = shipyard.checkout("flask-hello", "benign")
     shipyard.push(benign)
@@ -138,6 +147,7 @@ def tenants(host_tmp_marker: Path, shipyard: Shipyard, outside: Outside) -> dict
                  f"PROBE_OTHER_PORT={shipyard.app_info('benign')['instances'][0]['port']}",
                  f"PROBE_HOST_ADDRESS={host_address()}", f"PROBE_OUTSIDE_HOST={OUTSIDE}",
                  f"PROBE_OUTSIDE_PORT={OUTSIDE_PORT}", f"PROBE_HOST_TMP_MARKER={HOST_TMP_MARKER}",
+                 f"PROBE_ABSTRACT_SOCKET={abstract_socket}",
                  # The hostile role, aimed at the benign app's database.
                  f"PROBE_OTHER_DATABASE_URL={hostile_url.rsplit('/', 1)[0]}/app_benign?sslmode=require")
     hostile = shipyard.checkout("hostile-tenant", "hostile")
@@ -149,7 +159,9 @@ def test_every_escape_attempt_is_refused(shipyard: Shipyard, tenants: dict[str, 
     results = shipyard.get("hostile", "/attempts").json()
     allowed = {name: outcome for name, outcome in results.items() if not outcome.startswith("refused")}
     assert not allowed, f"the sandbox let these through: {allowed}"
-    assert len(results) >= 20
+    assert len(results) >= 22
+    # Refused by Landlock's scope (EPERM), not for want of a listener: the test holds one open.
+    assert "PermissionError" in results["connect to an abstract unix socket outside the sandbox"]
     assert psutil.pid_exists(shipyard.proc.pid)  # the platform was signalled in vain
     assert shipyard.get("benign").status_code == 200
 
@@ -165,6 +177,7 @@ def test_the_sandbox_from_inside(shipyard: Shipyard, tenants: dict[str, object])
     assert {owner for pid, owner in facts["owners"].items() if pid != "1"} == {str(facts["uid"])}
     assert facts["hostname"] == "hostile" and facts["tmp_writable"] and facts["shm_writable"]
     assert not facts["host_tmp_visible"]
+    assert facts["abstract_socket_inside"].startswith("ALLOWED")  # Landlock scopes, it does not forbid
 
 
 def test_writes_work_vanish_at_restart_and_never_touch_the_slug(shipyard: Shipyard,
@@ -204,6 +217,7 @@ def test_memory_limit_kills_restarts_and_spares_the_neighbour(shipyard: Shipyard
                       in shipyard.cli("logs", "hostile", "-n", "200").out, timeout=60)
     shipyard.wait_for(lambda: shipyard.get("hostile").status_code == 200, timeout=60)
     # Within 2x its baseline (plus 5 ms: a p95 of ~2 ms moves by that much on a busy 2-core machine anyway).
+    print(f"benign p95: {baseline * 1000:.1f} ms steady, {p95(samples) * 1000:.1f} ms during the memory hog")
     assert p95(samples) <= 2 * baseline + 0.005, (p95(samples), baseline)
 
 
@@ -213,12 +227,13 @@ def test_fork_bomb_stops_at_the_pids_cap(shipyard: Shipyard, tenants: dict[str, 
                               headers={"Host": f"hostile.localhost:{shipyard.edge_port}"}).json()
     result, samples = during(bomb, shipyard, "benign")
     assert result["stopped_by"] == "EAGAIN" and result["forked"] < 256, result
+    print(f"benign p95: {baseline * 1000:.1f} ms steady, {p95(samples) * 1000:.1f} ms during the fork bomb")
     assert p95(samples) <= 2 * baseline + 0.005, (p95(samples), baseline)
     assert shipyard.get("hostile").status_code == 200
 
 
 def test_doctor_lists_every_layer_active(shipyard: Shipyard, tenants: dict[str, object]) -> None:
     report = shipyard.cli("doctor").out
-    for layer in ("sandbox", "limits", "network", "builds", "control plane", "database"):
+    for layer in ("sandbox", "scopes", "limits", "network", "builds", "control plane", "database"):
         assert re.search(rf"active\s+{layer}:", report), report
     assert "degraded" not in report

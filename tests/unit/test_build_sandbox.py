@@ -27,7 +27,7 @@ def test_launch_keeps_the_build_env_out_of_root_processes(tmp_path: Path) -> Non
     try:
         assert launch.env == BWRAP_ENV
         assert not any("s3cr3t" in a or "evil" in a for a in launch.argv)  # not in bwrap's /proc/PID/cmdline
-        args_fd, env_fd = launch.fds
+        args_fd, env_fd = launch.pass_fds
         assert launch.argv[1:3] == ["--args", str(args_fd)]
         bwrap_args = read_fd(args_fd).split(b"\0")
         assert b"--clearenv" in bwrap_args and b"--setenv" not in bwrap_args and b"s3cr3t" not in b"".join(bwrap_args)

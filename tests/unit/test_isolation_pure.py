@@ -14,7 +14,8 @@ from shipyard.release.plan import ReleaseTarget, instance_specs, one_off_spec, r
 from shipyard.runtime.cgroups import limit_values, oom_kills, parse_own_cgroups
 from shipyard.runtime.limits import SIZES, size_named, web_concurrency
 from shipyard.runtime.netfilter import TenantNetwork, removal, ruleset
-from shipyard.runtime.sandbox import Jail, bwrap_args, launch_script, privilege_drop
+from shipyard.proc import setpriv_args
+from shipyard.runtime.sandbox import Jail, bwrap_args, launch_script
 from shipyard.runtime.shell import printable
 
 JAIL = Jail(uid=200007, hostname="todo", cwd=Path("/data/slugs/todo/1/app"),
@@ -38,7 +39,7 @@ def test_bwrap_arguments_show_only_what_the_app_may_see() -> None:
 
 
 def test_privileges_are_dropped_for_good() -> None:
-    drop = privilege_drop(200007)
+    drop = setpriv_args(200007, 200007)
     assert drop[:5] == ["/usr/bin/setpriv", "--reuid=200007", "--regid=200007", "--clear-groups", "--no-new-privs"]
     assert "--inh-caps=-all" in drop and "--bounding-set=-all" in drop and drop[-1] == "--"
 

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
+from shipyard import landlock
 from shipyard.build.sandbox import Sandbox
 from shipyard.proc import die_with_parent
 
@@ -13,11 +14,18 @@ Log = Callable[[str], Awaitable[None]]
 INDENT = "       "
 
 
+def die_with_parent_scoped() -> None:
+    """preexec_fn of a sandboxed step: dies with the platform, and is a Landlock domain of its own."""
+    die_with_parent()
+    landlock.scope_self()
+
+
 async def run_logged(argv: list[str], env: Mapping[str, str], cwd: Path, log: Log,
-                     pass_fds: Sequence[int] = ()) -> tuple[int, list[str]]:
+                     pass_fds: Sequence[int] = (), scoped: bool = False) -> tuple[int, list[str]]:
     proc = await asyncio.create_subprocess_exec(
         *argv, cwd=cwd, env=dict(env), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent, pass_fds=pass_fds)
+        stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+        preexec_fn=die_with_parent_scoped if scoped else die_with_parent, pass_fds=pass_fds)
     assert proc.stdout is not None
     lines: list[str] = []
     async for raw in proc.stdout:
@@ -43,6 +51,7 @@ class Runner:
         self.ran = True
         try:
             # bwrap's own working directory is "/": cwd is a build-writable path the host must not follow.
-            return await run_logged(launch.argv, launch.env, Path("/"), log, pass_fds=launch.fds)
+            return await run_logged(launch.argv, launch.env, Path("/"), log, pass_fds=launch.pass_fds,
+                                    scoped=self.sandbox.scoped)
         finally:
             launch.close()

@@ -21,9 +21,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from shipyard.proc import BWRAP_ENV, bwrap_system_args, find_binary, find_bwrap, memfd_with, nul_separated, setpriv_args
-
-SYSTEM_BINDS = ("/usr", "/etc")  # bound by bwrap_system_args(): no parent dirs to make below them
+from shipyard import landlock
+from shipyard.proc import (BWRAP_ENV, SYSTEM_MOUNTS, bwrap_system_args, crossable_parents, find_binary, find_bwrap,
+                           memfd_with, nul_separated, setpriv_args)
+from shipyard.runtime.sandbox import Launch
 ENV_FILE = "/run/shipyard/env"
 # Runs as the build uid with an empty environment: reads ENV_FILE (NUL-separated K=V) and execs the step.
 # Python 3.6 syntax: it runs on the app's interpreter, the one binary every build is sure to see.
@@ -40,22 +41,6 @@ except OSError as e:
 """
 
 
-def ancestors(path: PurePosixPath) -> list[PurePosixPath]:
-    return list(reversed(path.parents))[1:]  # without "/"
-
-
-@dataclass(frozen=True)
-class Launch:
-    """What to start: argv (no secret in it), the fds it must inherit, and bwrap's own fixed environment."""
-    argv: list[str]
-    fds: tuple[int, ...]
-    env: Mapping[str, str]
-
-    def close(self) -> None:
-        for fd in self.fds:
-            os.close(fd)
-
-
 @dataclass(frozen=True)
 class Sandbox:
     bwrap: Path
@@ -64,6 +49,7 @@ class Sandbox:
     python: Path  # the app's interpreter: runs the trampoline
     read_only: tuple[Path, ...]
     writable: tuple[Path, ...]
+    scoped: bool = False  # Landlock keeps abstract unix sockets and signals inside the sandbox
 
     def mount_args(self) -> list[str]:
         # --unshare-pid: every process of the step dies with its pid 1 when the step ends, so none is
@@ -71,15 +57,10 @@ class Sandbox:
         args = ["--die-with-parent", "--new-session", "--clearenv", "--unshare-pid", "--unshare-ipc",
                 "--unshare-uts", "--unshare-cgroup-try", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
                 *bwrap_system_args()]
-        made: set[PurePosixPath] = {PurePosixPath(p) for p in SYSTEM_BINDS}
+        made: set[PurePosixPath] = set(SYSTEM_MOUNTS)
         binds = [("--ro-bind", p) for p in self.read_only] + [("--bind", p) for p in self.writable]
         for flag, path in binds:
-            # bwrap makes missing parents 0700, which the unprivileged user could not cross.
-            for parent in ancestors(PurePosixPath(path)):
-                if parent not in made and not any(parent.is_relative_to(s) for s in SYSTEM_BINDS):
-                    args += ["--perms", "0755", "--dir", str(parent)]
-                    made.add(parent)
-            args += [flag, str(path), str(path)]
+            args += [*crossable_parents(PurePosixPath(path), made), flag, str(path), str(path)]
         return args
 
     def launch(self, command: Sequence[str], env: Mapping[str, str], cwd: Path) -> Launch:
@@ -94,7 +75,7 @@ class Sandbox:
             raise
         argv = [str(self.bwrap), "--args", str(args_fd), *setpriv_args(self.uid, self.gid),
                 str(self.python), "-I", "-S", "-c", TRAMPOLINE, ENV_FILE, *command]
-        return Launch(argv, (args_fd, env_fd), dict(BWRAP_ENV))
+        return Launch(argv, dict(BWRAP_ENV), (args_fd, env_fd))
 
 
 def build_sandbox(uid: int, interpreter: Path, read_only: Sequence[Path], writable: Sequence[Path]) -> Sandbox | None:
@@ -104,4 +85,5 @@ def build_sandbox(uid: int, interpreter: Path, read_only: Sequence[Path], writab
     python = interpreter.resolve()
     system = tuple(p for p in (python.parent.parent, find_binary("uv", "uv").resolve())
                    if not str(p).startswith("/usr/"))
-    return Sandbox(find_bwrap(), uid, uid, python, (*system, *read_only), tuple(writable))
+    return Sandbox(find_bwrap(), uid, uid, python, (*system, *read_only), tuple(writable),
+                   scoped=landlock.abi_version() >= landlock.SCOPES_ABI)

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from shipyard import landlock
 from shipyard.errors import PlatformError
 from shipyard.proc import bwrap_system_args, find_bwrap
 from shipyard.runtime.cgroups import Cgroup, CgroupTree
@@ -52,8 +53,10 @@ def probe_sandbox(bwrap: Path, uid: int) -> str | None:
 
 
 class Confinement:
-    def __init__(self, bwrap: Path | None, cgroups: CgroupTree | None, layers: list[Layer]) -> None:
+    def __init__(self, bwrap: Path | None, cgroups: CgroupTree | None, layers: list[Layer],
+                 scoped: bool = False) -> None:
         self.bwrap = bwrap
+        self.scoped = scoped  # Landlock scopes each sandbox (abstract unix sockets, signals)
         self.cgroups = cgroups
         self.layers = layers
         self._system_args = bwrap_system_args()
@@ -79,10 +82,16 @@ class Confinement:
                 layers.append(Layer("sandbox", True, "bubblewrap: own pid/ipc/uts/mount namespaces, system "
                                     "read-only, slug read-only under an ephemeral writable layer, private "
                                     "/tmp; a uid of its own per app, no capabilities, no_new_privs"))
+        abi = landlock.abi_version()
+        scoped = bwrap is not None and abi >= landlock.SCOPES_ABI
+        layers.append(Layer("scopes", scoped, f"Landlock ABI {abi}: abstract unix sockets and signals stay inside "
+                            "each sandbox" if scoped else "abstract unix sockets of one app are reachable from "
+                            f"another (Landlock ABI {abi or 'missing'}; scopes need ABI {landlock.SCOPES_ABI}, "
+                            "Linux 6.12)"))
         cgroups, detail = CgroupTree.detect(cgroup_name)
         layers.append(Layer("limits", cgroups is not None,
                             detail if cgroups else f"no memory/CPU/process limits: {detail}"))
-        return cls(bwrap, cgroups, layers)
+        return cls(bwrap, cgroups, layers, scoped)
 
     def add_layer(self, layer: Layer) -> None:
         self.layers = [existing for existing in self.layers if existing.name != layer.name] + [layer]

@@ -20,8 +20,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from shipyard.proc import BWRAP_ENV, SYSTEM_MOUNTS, crossable_parents, memfd_with, nul_separated, setpriv_args
+
 LAUNCH_SCRIPT = "/run/shipyard/launch"
-SYSTEM_PATHS = (PurePosixPath("/usr"), PurePosixPath("/etc"))
 # Names a shell can export; anything else could not reach a Python app through bash anyway.
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -37,10 +38,6 @@ class Jail:
     overlays: tuple[Path, ...]  # read-only underneath, writable on top, the writes gone when it exits
 
 
-def _parents(path: PurePosixPath) -> list[PurePosixPath]:
-    return list(reversed(path.parents))[1:]  # without "/"
-
-
 def bwrap_args(jail: Jail, system_args: Sequence[str], script_fd: int, block_fd: int | None = None) -> list[str]:
     """bubblewrap's options (passed through --args, so not on any command line).
 
@@ -51,16 +48,11 @@ def bwrap_args(jail: Jail, system_args: Sequence[str], script_fd: int, block_fd:
             "--hostname", jail.hostname, "--clearenv", "--proc", "/proc", "--dev", "/dev",
             "--perms", "1777", "--tmpfs", "/dev/shm", "--perms", "1777", "--tmpfs", "/tmp", "--tmpfs", "/run",
             *system_args]
-    made: set[PurePosixPath] = set(SYSTEM_PATHS) | {PurePosixPath("/run"), PurePosixPath("/tmp")}
+    made: set[PurePosixPath] = {*SYSTEM_MOUNTS, PurePosixPath("/run"), PurePosixPath("/tmp")}
     binds = [("--ro-bind", p) for p in jail.read_only] + [("--overlay", p) for p in jail.overlays]
     for kind, path in binds:
-        pure = PurePosixPath(path)
-        # bwrap makes missing parents 0700, which the app's uid could not cross.
-        for parent in _parents(pure):
-            if parent not in made and not any(parent.is_relative_to(s) for s in SYSTEM_PATHS):
-                args += ["--perms", "0755", "--dir", str(parent)]
-                made.add(parent)
-        made.add(pure)
+        args += crossable_parents(PurePosixPath(path), made)
+        made.add(PurePosixPath(path))
         if kind == "--overlay":
             # The layer's top folder is bwrap's (root's): opened up so the app can create files in it; only
             # the app's own processes ever see it.
@@ -72,12 +64,6 @@ def bwrap_args(jail: Jail, system_args: Sequence[str], script_fd: int, block_fd:
     return args
 
 
-def privilege_drop(uid: int) -> list[str]:
-    """Run as the app: its uid and gid, no supplementary groups, no capabilities, no way to gain any."""
-    return ["/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--no-new-privs",
-            "--inh-caps=-all", "--bounding-set=-all", "--"]
-
-
 def launch_script(env: Mapping[str, str], command: str) -> str:
     """The script the app's uid runs first: its environment, then its command through bash.
 
@@ -87,14 +73,6 @@ def launch_script(env: Mapping[str, str], command: str) -> str:
              if _ENV_NAME.fullmatch(name) and "\0" not in value]
     lines.append(f"exec /bin/bash -c -- {shlex.quote(command)}")
     return "\n".join(lines) + "\n"
-
-
-def memfd(name: str, data: bytes) -> int:
-    """An inheritable in-memory file holding `data`, positioned at its start."""
-    fd = os.memfd_create(name, 0)
-    os.write(fd, data)
-    os.lseek(fd, 0, os.SEEK_SET)
-    return fd
 
 
 @dataclass(frozen=True)
@@ -113,11 +91,10 @@ class Launch:
 
 def sandboxed_launch(bwrap: Path, system_args: Sequence[str], jail: Jail, env: Mapping[str, str],
                      command: str, block_fd: int | None = None) -> Launch:
-    script_fd = memfd("launch", launch_script(env, command).encode())
-    args = bwrap_args(jail, system_args, script_fd, block_fd)
-    args_fd = memfd("bwrap-args", b"".join(a.encode() + b"\0" for a in args))
-    argv = [str(bwrap), "--args", str(args_fd), "--", *privilege_drop(jail.uid), "/bin/bash", LAUNCH_SCRIPT]
-    return Launch(argv, {"PATH": "/usr/bin:/bin"}, (args_fd, script_fd), (block_fd,) if block_fd is not None else ())
+    script_fd = memfd_with(launch_script(env, command).encode(), "launch")
+    args_fd = memfd_with(nul_separated(bwrap_args(jail, system_args, script_fd, block_fd)), "bwrap-args")
+    argv = [str(bwrap), "--args", str(args_fd), "--", *setpriv_args(jail.uid, jail.uid), "/bin/bash", LAUNCH_SCRIPT]
+    return Launch(argv, dict(BWRAP_ENV), (args_fd, script_fd), (block_fd,) if block_fd is not None else ())
 
 
 def unconfined_launch(env: Mapping[str, str], command: str) -> Launch:

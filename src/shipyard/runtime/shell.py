@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import IO
 
+from shipyard import landlock
 from shipyard.proc import die_with_parent, signal_group
 from shipyard.runtime.cgroups import Cgroup
 from shipyard.runtime.confinement import Confinement
@@ -65,11 +66,14 @@ async def spawn(spec: InstanceSpec, env: Mapping[str, str], confinement: Confine
     gate = os.pipe() if sandboxed and cgroup is not None else None
     launch = confinement.launch(spec, env, block_fd=gate[0] if gate else None)
     join_here = cgroup if cgroup is not None and gate is None else None
+    scope = sandboxed and confinement.scoped
 
     def prepare() -> None:  # in the child, as root, before exec
         if join_here is not None:
             join_here.join()
         die_with_parent()
+        if scope:
+            landlock.scope_self()
         if terminal:  # stdin, a pty, becomes the session's controlling terminal
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 

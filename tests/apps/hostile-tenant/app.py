@@ -69,6 +69,8 @@ def attempts() -> dict[str, str]:
         "write to the system": attempt(lambda: Path("/usr/lib/owned").write_text("x")),
         "write to the slug's venv": attempt(lambda: (Path(os.environ["VIRTUAL_ENV"]) / "owned").write_text("x")),
         "gain root with a setuid-free trick": attempt(lambda: os.setuid(0)),
+        "connect to an abstract unix socket outside the sandbox": attempt(
+            lambda: _unix("\0" + env("PROBE_ABSTRACT_SOCKET"))),
     }
     return results
 
@@ -88,7 +90,17 @@ def facts() -> dict[str, object]:
     return {"uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(), "cap_eff": fields["CapEff"].strip(),
             "no_new_privs": fields["NoNewPrivs"].strip(), "pids": pids, "owners": owners,
             "hostname": socket.gethostname(), "host_tmp_visible": Path(env("PROBE_HOST_TMP_MARKER")).exists(),
-            "tmp_writable": _writable("/tmp"), "shm_writable": _writable("/dev/shm"), "cwd": os.getcwd()}
+            "tmp_writable": _writable("/tmp"), "shm_writable": _writable("/dev/shm"), "cwd": os.getcwd(),
+            "abstract_socket_inside": attempt(_abstract_inside)}
+
+
+def _abstract_inside() -> str:
+    """Abstract unix sockets still work between the app's own processes."""
+    name = f"\0hostile-{os.getpid()}"
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(name)
+        server.listen()
+        return _unix(name)
 
 
 def _writable(folder: str) -> bool:
@@ -167,7 +179,7 @@ def forkbomb() -> dict[str, object]:
     return {"forked": len(children), "stopped_by": error}
 
 
-def _unix(path: Path) -> str:
+def _unix(path: "Path | str") -> str:
     with socket.socket(socket.AF_UNIX) as s:
         s.connect(str(path))
     return "connected"
