@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import statistics
 import subprocess
@@ -81,6 +82,13 @@ def web_pid(shipyard: Shipyard, app: str) -> int:
     """The gunicorn master of the app's web.1 (a child of the sandbox), as the host sees it."""
     root = psutil.Process(shipyard.app_info(app)["instances"][0]["pid"])
     return next(p.pid for p in root.children(recursive=True) if "gunicorn" in " ".join(p.cmdline()))
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def p95(samples: list[float]) -> float:
@@ -237,3 +245,15 @@ def test_doctor_lists_every_layer_active(shipyard: Shipyard, tenants: dict[str, 
     for layer in ("sandbox", "scopes", "limits", "network", "builds", "control plane", "database"):
         assert re.search(rf"active\s+{layer}:", report), report
     assert "degraded" not in report
+
+
+def test_kill_9_of_a_sandbox_takes_everything_in_it_and_the_instance_comes_back(
+        shipyard: Shipyard, tenants: dict[str, object]) -> None:
+    sandbox = shipyard.app_info("hostile")["instances"][0]["pid"]
+    inside = [p.pid for p in psutil.Process(sandbox).children(recursive=True)]
+    assert len(inside) >= 3  # the sandbox's init, gunicorn's master and its workers
+    os.kill(sandbox, signal.SIGKILL)
+    shipyard.wait_for(lambda: not any(alive(p) for p in inside), timeout=15)
+    shipyard.wait_for(lambda: shipyard.app_info("hostile")["instances"][0]["pid"] != sandbox, timeout=30)
+    shipyard.wait_for(lambda: shipyard.get("hostile").status_code == 200, timeout=30)
+    assert shipyard.get("benign").status_code == 200

@@ -3,7 +3,6 @@ the packet filter's rules, and how app output is logged."""
 
 from __future__ import annotations
 
-import shlex
 import subprocess
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from shipyard.runtime.cgroups import limit_values, oom_kills, parse_own_cgroups
 from shipyard.runtime.limits import SIZES, size_named, web_concurrency
 from shipyard.runtime.netfilter import TenantNetwork, removal, ruleset
 from shipyard.proc import setpriv_args
-from shipyard.runtime.sandbox import Jail, bwrap_args, launch_script
+from shipyard.runtime.sandbox import Jail, app_command, bwrap_args, launch_script
 from shipyard.runtime.shell import printable
 
 JAIL = Jail(uid=200007, hostname="todo", cwd=Path("/data/slugs/todo/1/app"),
@@ -44,14 +43,17 @@ def test_privileges_are_dropped_for_good() -> None:
     assert "--inh-caps=-all" in drop and "--bounding-set=-all" in drop and drop[-1] == "--"
 
 
-def test_the_launch_script_sets_the_environment_and_runs_the_command_safely(tmp_path: Path) -> None:
-    env = {"SECRET": "it's $HOME `id`\nline two", "LD_PRELOAD": "/x.so", "BAD NAME": "dropped", "PORT": "5000"}
-    script = launch_script(env, "-c")
-    assert "export BAD NAME" not in script and "BAD" not in script.replace("BAD NAME", "")
-    assert script.splitlines()[-1] == f"exec /bin/bash -c -- {shlex.quote('-c')}"
-    # Run it (without its exec line) to see the values arrive unchanged.
-    (tmp_path / "launch").write_text(launch_script(env, 'printf "%s|%s|%s" "$SECRET" "$LD_PRELOAD" "$PORT"'))
-    done = subprocess.run(["/bin/bash", str(tmp_path / "launch")], capture_output=True, text=True, env={})
+def test_the_environment_and_the_command_reach_only_the_apps_bash(tmp_path: Path) -> None:
+    env = {"SECRET": "it's $HOME `id`\nline two", "LD_PRELOAD": "/x.so", "BAD NAME": "dropped", "PORT": "5000",
+           "TRAILING\n": "dropped too"}
+    script = launch_script(env)
+    assert "BAD" not in script and "TRAILING" not in script and "5000" in script
+    assert app_command("-c") == ["/bin/bash", "-c", "--", ". /run/shipyard/launch\n-c"]
+    # Run it, with the script where the sandbox puts it, to see the values arrive unchanged.
+    (tmp_path / "launch").write_text(script)
+    argv = app_command('printf "%s|%s|%s" "$SECRET" "$LD_PRELOAD" "$PORT"')
+    argv[-1] = argv[-1].replace("/run/shipyard/launch", str(tmp_path / "launch"))
+    done = subprocess.run(argv, capture_output=True, text=True, env={})
     assert done.stdout == "it's $HOME `id`\nline two|/x.so|5000"
 
 

@@ -5,7 +5,7 @@ and a root file system holding only the system read-only, the app's interpreter,
 with an ephemeral writable layer over the app directory, the platform CA's certificate, a private
 /tmp and /dev/shm. `setpriv` (still root, still with an empty environment) drops to the app's uid with
 no capabilities and `no_new_privs`. Only then does the app's environment exist: a bash running as the
-app reads it from a launch script that only the sandbox sees, and runs the command.
+app reads it from a file that only the sandbox sees, and runs the command.
 
 So nothing the tenant controls (config vars, `.s2i/environment`, LD_PRELOAD) reaches a root process,
 and the app's secrets are never on a command line the host can read.
@@ -64,15 +64,16 @@ def bwrap_args(jail: Jail, system_args: Sequence[str], script_fd: int, block_fd:
     return args
 
 
-def launch_script(env: Mapping[str, str], command: str) -> str:
-    """The script the app's uid runs first: its environment, then its command through bash.
+def launch_script(env: Mapping[str, str]) -> str:
+    """What the app's bash reads first: its environment (only the sandbox sees this file)."""
+    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in env.items()
+                   if _ENV_NAME.fullmatch(name) and "\0" not in value)
 
-    `bash -c --` so a command starting with `-` is a command, not an option.
-    """
-    lines = [f"export {name}={shlex.quote(value)}" for name, value in env.items()
-             if _ENV_NAME.fullmatch(name) and "\0" not in value]
-    lines.append(f"exec /bin/bash -c -- {shlex.quote(command)}")
-    return "\n".join(lines) + "\n"
+
+def app_command(command: str) -> list[str]:
+    """bash as the app: its environment, then its command. `--`, so a command starting with `-` is a
+    command; one bash, since bash 5.1+ execs the last simple command of a -c string itself."""
+    return ["/bin/bash", "-c", "--", f". {LAUNCH_SCRIPT}\n{command}"]
 
 
 @dataclass(frozen=True)
@@ -91,9 +92,9 @@ class Launch:
 
 def sandboxed_launch(bwrap: Path, system_args: Sequence[str], jail: Jail, env: Mapping[str, str],
                      command: str, block_fd: int | None = None) -> Launch:
-    script_fd = memfd_with(launch_script(env, command).encode(), "launch")
+    script_fd = memfd_with(launch_script(env).encode(), "launch")
     args_fd = memfd_with(nul_separated(bwrap_args(jail, system_args, script_fd, block_fd)), "bwrap-args")
-    argv = [str(bwrap), "--args", str(args_fd), "--", *setpriv_args(jail.uid, jail.uid), "/bin/bash", LAUNCH_SCRIPT]
+    argv = [str(bwrap), "--args", str(args_fd), "--", *setpriv_args(jail.uid, jail.uid), *app_command(command)]
     return Launch(argv, dict(BWRAP_ENV), (args_fd, script_fd), (block_fd,) if block_fd is not None else ())
 
 
