@@ -81,7 +81,9 @@ def outside() -> Iterator[Outside]:
 def web_pid(shipyard: Shipyard, app: str) -> int:
     """The gunicorn master of the app's web.1 (a child of the sandbox), as the host sees it."""
     root = psutil.Process(shipyard.app_info(app)["instances"][0]["pid"])
-    return next(p.pid for p in root.children(recursive=True) if "gunicorn" in " ".join(p.cmdline()))
+    # bubblewrap's own processes (root) carry the command in their arguments too: the app's are not root.
+    return min(p.pid for p in root.children(recursive=True)
+               if p.uids().real != 0 and "gunicorn" in " ".join(p.cmdline()))
 
 
 def alive(pid: int) -> bool:

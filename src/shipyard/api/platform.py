@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from shipyard.api.deploys import DeployRecord
-from shipyard.api.slugs import prune_slugs, release_target
+from shipyard.api.slugs import adopt_slugs, prune_slugs, release_target
 from shipyard.build.builder import BuildRequest, build_slug, inspect_source
 from shipyard.build.manifest import Manifest
 from shipyard.build.python import discover_interpreters
@@ -62,6 +62,9 @@ class Platform:
 
     async def start(self) -> None:
         self.store.fail_unfinished()
+        if self.confinement.sandboxed:
+            for app in self.store.list_apps():
+                await asyncio.to_thread(adopt_slugs, self.settings, self.store, app)
         await self.edge.start()
         self._edge_task = asyncio.create_task(self._edge_loop())
         await self.sync_edge()

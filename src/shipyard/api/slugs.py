@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from shipyard.build.manifest import Manifest
+from shipyard.build.ownership import freeze
 from shipyard.build.python import Interpreter
 from shipyard.release.plan import ReleaseTarget, builds_to_prune
 from shipyard.runtime.limits import size_named, web_concurrency
@@ -48,6 +49,22 @@ def readable_paths(settings: Settings, app: str, slug: Path, python: str, interp
             paths.append(interpreter.path.parent.parent)
     paths += [f for f in shared_files if f.is_file()]
     return tuple(paths)
+
+
+def adopt_slugs(settings: Settings, store: Store, app: records.App) -> int:
+    """Slugs built before apps ran as their own uids (a data directory from an older Shipyard) are frozen
+    for the app's uid at start, so the sandboxed instances can read them. Idempotent: a slug already
+    owned by the app's uid is left alone. Returns how many were adopted."""
+    uid = settings.app_uid(app.id)
+    adopted = 0
+    for release in store.list_releases(app.name):
+        slug = Path(release.build.slug_path)
+        venv = (slug / "venv").resolve()
+        for tree in (slug, venv if venv.is_relative_to((settings.slugs_dir / app.name).resolve()) else None):
+            if tree is not None and tree.is_dir() and not tree.is_symlink() and tree.stat().st_uid != uid:
+                freeze(tree, uid, uid)
+                adopted += 1
+    return adopted
 
 
 def prune_slugs(settings: Settings, store: Store, name: str, current: int) -> None:
