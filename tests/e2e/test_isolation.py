@@ -259,3 +259,13 @@ def test_kill_9_of_a_sandbox_takes_everything_in_it_and_the_instance_comes_back(
     shipyard.wait_for(lambda: shipyard.app_info("hostile")["instances"][0]["pid"] != sandbox, timeout=30)
     shipyard.wait_for(lambda: shipyard.get("hostile").status_code == 200, timeout=30)
     assert shipyard.get("benign").status_code == 200
+
+
+def test_a_build_reaches_its_database_but_not_the_platform(shipyard: Shipyard, tenants: dict[str, object]) -> None:
+    shipyard.cli("apps", "create", "builder", "--postgres")
+    shipyard.cli("config", "set", "builder", "--build-time", f"PROBE_API_PORT={shipyard.api_port}",
+                 f"PROBE_OTHER_PORT={shipyard.app_info('benign')['instances'][0]['port']}")
+    shipyard.cli("apps", "set", "builder", "--build-command", "python build_probe.py")
+    pushed = shipyard.push(shipyard.checkout("hostile-tenant", "builder")).text
+    assert "BUILD-PROBE own database: ALLOWED: app_builder" in pushed, pushed
+    assert "BUILD-PROBE the API: refused" in pushed and "BUILD-PROBE another app: refused" in pushed, pushed

@@ -66,6 +66,10 @@ def external_target(admin_url: str) -> AdminTarget:
                        query.get("sslmode", "verify-full"), query.get("sslrootcert"), find_pg_bin())
 
 
+# What an app with a database gets (also at build time: build commands may run migrations, as on Render).
+ENV_KEYS = ("DATABASE_URL", "PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "PGSSLMODE", "PGSSLROOTCERT")
+
+
 def app_environment(creds: Credentials, target: AdminTarget) -> dict[str, str]:
     """design.md's contract: DATABASE_URL and the same split into libpq's variables, verified TLS."""
     env = {"DATABASE_URL": creds.url(), "PGHOST": creds.host, "PGPORT": str(creds.port),

@@ -6,13 +6,13 @@ import asyncio
 import time
 from dataclasses import asdict
 
-from shipyard.addons.postgres import Backup, Credentials, PostgresAddon, app_environment, backup_due, expired
+from shipyard.addons.postgres import (ENV_KEYS, Backup, Credentials, PostgresAddon, app_environment, backup_due,
+                                      expired)
 from shipyard.api.platform import Log, Platform
 from shipyard.errors import Conflict, NotFound, PlatformError
 from shipyard.store import records
 
 KIND = "postgres"
-ENV_KEYS = ("DATABASE_URL", "PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "PGSSLMODE", "PGSSLROOTCERT")
 
 
 class Databases:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from shipyard.addons.postgres import ENV_KEYS as DATABASE_KEYS
 from shipyard.api.deploys import DeployRecord
 from shipyard.api.slugs import adopt_slugs, prune_slugs, release_target
 from shipyard.build.builder import BuildRequest, build_slug, inspect_source
@@ -142,7 +143,7 @@ class Platform:
             if received:
                 rec.finished_step("receive", *received, [f"Received {commit[:7]} and exported its files"])
             config = self.store.get_config(name)
-            build_keys = self.store.build_time_keys(name) | set(BUILD_KNOBS)
+            build_keys = self.store.build_time_keys(name) | set(BUILD_KNOBS) | set(DATABASE_KEYS)
             previous = self.store.latest_build(name)
             request = BuildRequest(
                 source_dir=source_dir, slug_dir=self.settings.slugs_dir / name / f"{int(time.time() * 1000)}-{commit[:12]}",
@@ -152,7 +153,7 @@ class Platform:
                 interpreters=self.interpreters, env={k: v for k, v in config.items() if k in build_keys},
                 start_command=app.start_command, build_command=app.build_command, fixed_port=app.port,
                 build_uid=self.settings.build_uid(app.id), runtime_uid=self.settings.app_uid(app.id),
-                scratch_dir=self.settings.tmp_dir / "builds",
+                scratch_dir=self.settings.tmp_dir / "builds", shared_files=self.shared_files,
                 previous_slug=Path(previous.slug_path) if previous and Path(previous.slug_path).is_dir() else None)
             async with rec.step("pre-flight"):
                 detection = await inspect_source(request, rec.log)

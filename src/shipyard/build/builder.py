@@ -56,6 +56,7 @@ class BuildRequest:
     runtime_uid: int | None = None
     # Parent of the platform's own folder for this build's inputs (root's; the system's tmp when None).
     scratch_dir: Path | None = None
+    shared_files: tuple[Path, ...] = ()  # the platform's files every build may read (PGSSLROOTCERT's CA)
 
 
 @dataclass(frozen=True)
@@ -280,7 +281,8 @@ def settle(request: BuildRequest, venv: Venv, run: Runner, frozen_uid: int | Non
 def sandbox_for(request: BuildRequest, detection: Detection, inputs: Path) -> Sandbox | None:
     if request.build_uid is None:
         return None
-    sandbox = build_sandbox(request.build_uid, detection.python.interpreter.path, [inputs],
+    shared = [f for f in request.shared_files if f.is_file()]
+    sandbox = build_sandbox(request.build_uid, detection.python.interpreter.path, [inputs, *shared],
                             [request.slug_dir, request.venvs_dir, request.uv_cache_dir])
     if sandbox is not None:
         hand_over_slug(request.slug_dir, sandbox.uid, sandbox.gid)
