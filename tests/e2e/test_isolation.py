@@ -269,3 +269,22 @@ def test_a_build_reaches_its_database_but_not_the_platform(shipyard: Shipyard, t
     pushed = shipyard.push(shipyard.checkout("hostile-tenant", "builder")).text
     assert "BUILD-PROBE own database: ALLOWED: app_builder" in pushed, pushed
     assert "BUILD-PROBE the API: refused" in pushed and "BUILD-PROBE another app: refused" in pushed, pushed
+
+
+def test_a_builds_fork_bomb_and_memory_bomb_stop_at_its_limits(shipyard: Shipyard,
+                                                               tenants: dict[str, object]) -> None:
+    shipyard.cli("apps", "create", "bomber")
+    shipyard.cli("apps", "set", "bomber", "--build-command", "python build_bombs.py fork")
+    work = shipyard.checkout("hostile-tenant", "bomber")
+    pushed = shipyard.push(work).text
+    found = re.search(r"BUILD-BOMB stopped after (\d+) forks: EAGAIN", pushed)
+    assert found and int(found.group(1)) < 1024, pushed
+    assert shipyard.get("benign").status_code == 200
+
+    shipyard.cli("apps", "set", "bomber", "--build-command", "python build_bombs.py memory")
+    (work / "README").write_text("another build\n")
+    shipyard.commit(work, "memory bomb")
+    rejected = shipyard.push(work, check=False)
+    assert rejected.code != 0 and "ran out of memory: a build may use 2048 MB" in rejected.text, rejected.text
+    assert shipyard.get("bomber").status_code == 200  # the first release keeps serving
+    assert shipyard.get("benign").status_code == 200

@@ -154,6 +154,7 @@ class Platform:
                 start_command=app.start_command, build_command=app.build_command, fixed_port=app.port,
                 build_uid=self.settings.build_uid(app.id), runtime_uid=self.settings.app_uid(app.id),
                 scratch_dir=self.settings.tmp_dir / "builds", shared_files=self.shared_files,
+                limits=self.confinement.cgroups,
                 previous_slug=Path(previous.slug_path) if previous and Path(previous.slug_path).is_dir() else None)
             async with rec.step("pre-flight"):
                 detection = await inspect_source(request, rec.log)

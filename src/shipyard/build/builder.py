@@ -5,6 +5,7 @@ Each step is a small function with a typed result; the build log reads like Hero
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -31,6 +32,8 @@ from shipyard.build.steps import (collectstatic, default_assemble_script, django
                                   parse_s2i_environment, run_step, step_env)
 from shipyard.errors import BuildError
 from shipyard.proc import find_binary
+from shipyard.runtime.cgroups import Cgroup, CgroupTree
+from shipyard.runtime.limits import BUILD
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class BuildRequest:
     # Parent of the platform's own folder for this build's inputs (root's; the system's tmp when None).
     scratch_dir: Path | None = None
     shared_files: tuple[Path, ...] = ()  # the platform's files every build may read (PGSSLROOTCERT's CA)
+    limits: CgroupTree | None = None  # where the build's cgroup is made (runtime.limits.BUILD)
 
 
 @dataclass(frozen=True)
@@ -221,13 +225,17 @@ async def build_slug(request: BuildRequest, detection: Detection, log: Log) -> S
     request.slug_dir.parent.mkdir(parents=True, exist_ok=True)
     inputs = inputs_folder(request.scratch_dir)
     run = Runner(None)
+    cgroup: Cgroup | None = None
     try:
         frozen_uid = (request.runtime_uid or 0) if request.build_uid is not None and os.geteuid() == 0 else None
         copied = copy_source(request.source_dir, request.slug_dir / "app",
                              request.previous_slug / "app" if request.previous_slug else None, trusted_uid=frozen_uid)
         await log(f"-----> Copied {copied.changed} changed file(s); {copied.linked} unchanged, shared with the "
                   "previous slug")
-        run = Runner(sandbox_for(request, detection, inputs))
+        sandbox = sandbox_for(request, detection, inputs)
+        if sandbox is not None and request.limits is not None:
+            cgroup = await asyncio.to_thread(request.limits.create, f"build.{request.slug_dir.name}", BUILD)
+        run = Runner(sandbox, cgroup)
         venv = await build_venv(request, detection, log, run, inputs, frozen_uid if run.sandbox else None)
         await framework_steps(request, detection, venv.path, log, run)
         settle(request, venv, run, frozen_uid)
@@ -244,6 +252,9 @@ async def build_slug(request: BuildRequest, detection: Detection, log: Log) -> S
         raise
     finally:
         shutil.rmtree(inputs, ignore_errors=True)
+        if cgroup is not None:  # nothing of the build outlives it
+            await asyncio.to_thread(cgroup.kill)
+            await asyncio.to_thread(cgroup.remove)
     await log(f"-----> Build succeeded ({time.monotonic() - started:.1f} s)")
     return Slug(request.slug_dir, manifest)
 

@@ -8,24 +8,29 @@ from pathlib import Path
 
 from shipyard import landlock
 from shipyard.build.sandbox import Sandbox
+from shipyard.runtime.cgroups import Cgroup
 from shipyard.proc import die_with_parent
 
 Log = Callable[[str], Awaitable[None]]
 INDENT = "       "
 
 
-def die_with_parent_scoped() -> None:
-    """preexec_fn of a sandboxed step: dies with the platform, and is a Landlock domain of its own."""
-    die_with_parent()
-    landlock.scope_self()
+def confined(scoped: bool, cgroup: Cgroup | None) -> Callable[[], None]:
+    """preexec_fn of a sandboxed step: in the build's cgroup, dying with the platform, a Landlock domain."""
+    def prepare() -> None:
+        if cgroup is not None:
+            cgroup.join()
+        die_with_parent()
+        if scoped:
+            landlock.scope_self()
+    return prepare
 
 
 async def run_logged(argv: list[str], env: Mapping[str, str], cwd: Path, log: Log,
-                     pass_fds: Sequence[int] = (), scoped: bool = False) -> tuple[int, list[str]]:
+                     pass_fds: Sequence[int] = (), preexec: Callable[[], None] = die_with_parent) -> tuple[int, list[str]]:
     proc = await asyncio.create_subprocess_exec(
         *argv, cwd=cwd, env=dict(env), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, start_new_session=True,
-        preexec_fn=die_with_parent_scoped if scoped else die_with_parent, pass_fds=pass_fds)
+        stderr=asyncio.subprocess.STDOUT, start_new_session=True, preexec_fn=preexec, pass_fds=pass_fds)
     assert proc.stdout is not None
     lines: list[str] = []
     async for raw in proc.stdout:
@@ -36,9 +41,13 @@ async def run_logged(argv: list[str], env: Mapping[str, str], cwd: Path, log: Lo
 
 
 class Runner:
-    def __init__(self, sandbox: Sandbox | None = None) -> None:
+    def __init__(self, sandbox: Sandbox | None = None, cgroup: Cgroup | None = None) -> None:
         self.sandbox = sandbox
+        self.cgroup = cgroup  # the build's limits (runtime.limits.BUILD), shared by its steps
         self.ran = False  # whether any process ran as the build uid (a code-only redeploy may run none)
+
+    def out_of_memory(self) -> bool:
+        return self.cgroup is not None and self.cgroup.oom_kills() > 0
 
     async def __call__(self, argv: list[str], env: Mapping[str, str], cwd: Path, log: Log) -> tuple[int, list[str]]:
         if self.sandbox is None:
@@ -52,6 +61,6 @@ class Runner:
         try:
             # bwrap's own working directory is "/": cwd is a build-writable path the host must not follow.
             return await run_logged(launch.argv, launch.env, Path("/"), log, pass_fds=launch.pass_fds,
-                                    scoped=self.sandbox.scoped)
+                                    preexec=confined(self.sandbox.scoped, self.cgroup))
         finally:
             launch.close()

@@ -11,6 +11,7 @@ from shipyard.build import nofollow
 from shipyard.build.install import shorten
 from shipyard.build.runner import Log, Runner
 from shipyard.errors import BuildError
+from shipyard.runtime.limits import BUILD
 
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 
@@ -49,6 +50,10 @@ def default_assemble_script(folder: Path, install_argv: list[str]) -> Path:
 async def run_step(name: str, command: list[str], cwd: Path, env: Mapping[str, str], log: Log, run: Runner,
                    hint: str) -> None:
     code, lines = await run(command, env, cwd, log)
+    if code != 0 and run.out_of_memory():
+        raise BuildError(f"{name} ran out of memory: a build may use {BUILD.memory_mb} MB and was stopped there.",
+                         hint="Install fewer or lighter packages in the build, or move the heavy work to the "
+                              "release command or a worker.")
     if code != 0:
         last = next((line.strip() for line in reversed(lines) if line.strip()), "no output")
         raise BuildError(f"{name} failed (exit code {code}): {shorten(last)}", hint=hint)

@@ -26,6 +26,9 @@ SIZES = {
     "large": Size("large", 2048, 2.0, 1024),
 }
 DEFAULT_SIZE = "small"
+# What one build may use (installs compile C extensions; a fork bomb in setup.py stops here, and half a
+# core stays for the running apps).
+BUILD = Size("build", 2048, 1.5, 1024)
 
 
 def size_named(name: str) -> Size:
