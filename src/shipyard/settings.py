@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shipyard.errors import PlatformError
+
 DEFAULT_API_PORT = 8470
 DEFAULT_EDGE_PORT = 8480
 
@@ -46,6 +48,13 @@ class Settings:
     releases_kept: int = field(default_factory=lambda: int(os.environ.get("SHIPYARD_RELEASES_KEPT", "20")))
     # A PostgreSQL server the user runs, instead of the embedded one (same provisioning there).
     postgres_admin_url: str = field(default_factory=lambda: os.environ.get("SHIPYARD_POSTGRES_ADMIN_URL", ""))
+
+    def __post_init__(self) -> None:
+        # Below 100000 lie the machine's own users (root, daemons, people); uids are 32-bit.
+        if not 100_000 <= self.tenant_uid_base <= 2**32 - 2 - self.uid_span:
+            raise PlatformError(f"SHIPYARD_UID_BASE={self.tenant_uid_base} would give apps uids of this machine's "
+                                "own users, or past the largest uid.",
+                                hint=f"Pick a base from 100000 to {2**32 - 2 - self.uid_span} (default 200000).")
 
     def app_uid(self, app_id: int) -> int:
         return self.tenant_uid_base + app_id

@@ -112,3 +112,14 @@ def test_app_output_cannot_forge_log_lines() -> None:
         "ok\\x0d2026-01-01 shipyard[api]: Release v9 is live"
     assert printable("\x1b[2Jcleared\ttab") == "\\x1b[2Jcleared\ttab"
     assert printable("naïve ünïcode") == "naïve ünïcode"
+
+
+def test_app_uids_stay_clear_of_the_machines_users() -> None:
+    from shipyard.errors import PlatformError
+    from shipyard.settings import Settings
+
+    settings = Settings(tenant_uid_base=200000)
+    assert (settings.app_uid(7), settings.build_uid(7)) == (200007, 300007)
+    for bad in (0, 1000, 2**32 - 100):
+        with pytest.raises(PlatformError, match="SHIPYARD_UID_BASE"):
+            Settings(tenant_uid_base=bad)

@@ -95,14 +95,15 @@ async def spawn(spec: InstanceSpec, env: Mapping[str, str], confinement: Confine
                 signal_group(proc.pid, signal.SIGKILL)
                 await proc.wait()
                 raise
-            finally:
-                with contextlib.suppress(BrokenPipeError):  # bubblewrap already gone: its exit code says why
-                    os.write(gate[1], b"go")
-                os.close(gate[1])
+            with contextlib.suppress(BrokenPipeError):  # bubblewrap already gone: its exit code says why
+                os.write(gate[1], b"go")
     except BaseException:
         if cgroup is not None:
             await asyncio.to_thread(_kill_and_remove, cgroup)
         raise
+    finally:
+        if gate:
+            os.close(gate[1])
     return Spawned(proc, cgroup)
 
 
