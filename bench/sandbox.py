@@ -92,7 +92,7 @@ async def main() -> None:
             plain.append(await start_to_listen(slug, unconfined, prefix))
             confined.append(await start_to_listen(slug, sandboxed, prefix))
             sandbox_only.append(await start_to_listen(slug, no_limits, prefix))
-    sandboxed.sweep()
+    sandboxed.close()  # its cgroups, and their folder, gone
     p_plain, p_confined = statistics.median(plain), statistics.median(confined)
     print(f"instance start → listening, median of {args.rounds} (flask-hello, gunicorn, 2 workers):")
     print(f"  unconfined (bash):                       {p_plain * 1000:6.1f} ms")
