@@ -45,6 +45,7 @@ class Platform:
         self.settings = settings
         self.store = store
         self.edge = edge
+        edge.on_restart = self._routes_changed  # a restarted edge starts empty: re-apply every route
         self.confinement = confinement
         # Files every app may read besides its own, e.g. the CA certificate its PGSSLROOTCERT names (set by
         # the platform's start, never from a config var: a tenant must not choose what gets bound in).

@@ -10,13 +10,14 @@ idle keep-alive connection), so it is sent only when the table changed; instance
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import json
 import os
 import shutil
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import httpx
@@ -46,6 +47,11 @@ class Edge:
         self._applied: list[dict] | None = None
         self._lock = asyncio.Lock()
         self._log_start = 0
+        self._watch: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.restarts = 0
+        # Called once a restarted edge answers: its routes and slots are empty until the platform re-applies.
+        self.on_restart: Callable[[], None] | None = None
 
     @property
     def pid(self) -> int | None:
@@ -54,6 +60,37 @@ class Edge:
     async def start(self) -> None:
         if self.pid is not None:
             return
+        self._stopping = False
+        await self._start_process()
+        self._watch = asyncio.create_task(self._supervise())
+
+    async def _supervise(self) -> None:
+        """Restart Caddy at once if it dies (crash, OOM kill, kill -9): apps are unreachable meanwhile."""
+        while True:
+            proc = self._proc
+            assert proc is not None
+            await proc.wait()
+            if self._stopping:
+                return
+            self.restarts += 1
+            self._append_log(f"shipyard: the edge exited with status {proc.returncode}; restarting it")
+            delay = 0.0
+            while not self._stopping:
+                try:
+                    await self._start_process()
+                    break
+                except PlatformError as exc:
+                    self._append_log(f"shipyard: the edge did not restart: {exc.message}")
+                    delay = min(max(delay * 2, 0.2), 5.0)
+                    await asyncio.sleep(delay)
+            if self.on_restart is not None:
+                self.on_restart()
+
+    def _append_log(self, line: str) -> None:
+        with contextlib.suppress(OSError), open(self._log_file, "a") as log:
+            log.write(line + "\n")
+
+    async def _start_process(self) -> None:
         self._config_dir.mkdir(parents=True, exist_ok=True)
         self._socket.parent.mkdir(parents=True, exist_ok=True)
         await self._remove_stale_socket()
@@ -83,7 +120,7 @@ class Edge:
                 return
             await asyncio.sleep(0.05)
         why = "exited" if self._proc.returncode is not None else f"did not answer within {START_TIMEOUT:.0f} s"
-        await self.stop()
+        await self._stop_process()
         raise PlatformError(f"The edge (Caddy) {why} while starting on {self._listen}. It said:\n{self._log_tail()}",
                             hint=f"Caddy's full log is {self._log_file}.")
 
@@ -188,6 +225,13 @@ class Edge:
                 if not u["address"].startswith("{") and u["address"] != self._parked}
 
     async def stop(self) -> None:
+        self._stopping = True
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+        await self._stop_process()
+
+    async def _stop_process(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
             await stop_process(proc, grace=STOP_GRACE)
