@@ -22,15 +22,26 @@ class AppLog:
         self.path = path
         self._max_bytes = max_bytes
         self._backups = backups
+        self.dropped = 0  # lines lost to a full (or failing) disk since the last one written
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def write(self, source: str, text: str) -> None:
+        """Append a line. A full disk never stops the caller (an app's output would back up and hang it):
+        the line is dropped and counted, and the count is logged once lines can be written again."""
         line = format_line(source, text)
-        # Rotate before writing so the current file is never left empty by a rotation.
-        if self.path.exists() and self.path.stat().st_size + len(line) > self._max_bytes:
-            self._rotate()
-        with open(self.path, "a", encoding="utf-8", errors="replace") as f:
-            f.write(line)
+        if self.dropped:
+            line = format_line("shipyard[logs]", f"{self.dropped} log line(s) were dropped: the disk was full "
+                               "(or could not be written)") + line
+        try:
+            # Rotate before writing so the current file is never left empty by a rotation.
+            if self.path.exists() and self.path.stat().st_size + len(line) > self._max_bytes:
+                self._rotate()
+            with open(self.path, "a", encoding="utf-8", errors="replace") as f:
+                f.write(line)
+        except OSError:
+            self.dropped += 1
+            return
+        self.dropped = 0
 
     def _rotate(self) -> None:
         for i in range(self._backups - 1, 0, -1):
