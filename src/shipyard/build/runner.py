@@ -6,24 +6,13 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
-from shipyard import landlock
 from shipyard.build.sandbox import Sandbox
-from shipyard.runtime.cgroups import Cgroup
 from shipyard.proc import die_with_parent
+from shipyard.runtime.cgroups import Cgroup
+from shipyard.runtime.shell import child_setup
 
 Log = Callable[[str], Awaitable[None]]
 INDENT = "       "
-
-
-def confined(scoped: bool, cgroup: Cgroup | None) -> Callable[[], None]:
-    """preexec_fn of a sandboxed step: in the build's cgroup, dying with the platform, a Landlock domain."""
-    def prepare() -> None:
-        if cgroup is not None:
-            cgroup.join()
-        die_with_parent()
-        if scoped:
-            landlock.scope_self()
-    return prepare
 
 
 async def run_logged(argv: list[str], env: Mapping[str, str], cwd: Path, log: Log,
@@ -61,6 +50,6 @@ class Runner:
         try:
             # bwrap's own working directory is "/": cwd is a build-writable path the host must not follow.
             return await run_logged(launch.argv, launch.env, Path("/"), log, pass_fds=launch.pass_fds,
-                                    preexec=confined(self.sandbox.scoped, self.cgroup))
+                                    preexec=child_setup(self.cgroup, self.sandbox.scoped))
         finally:
             launch.close()

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from shipyard.runtime.limits import Size
 
 ROOT = Path("/sys/fs/cgroup")
@@ -66,10 +68,12 @@ class Cgroup:
 
     def join(self) -> None:
         """preexec_fn: move the calling (child) process in, so everything it forks is counted and limited."""
-        pid = str(os.getpid())
+        self._move(os.getpid())
+
+    def _move(self, pid: int) -> None:
         for folder in self.folders.values():
             with open(folder / "cgroup.procs", "w") as f:
-                f.write(pid)
+                f.write(str(pid))
 
     def adopt(self, pid: int) -> None:
         """Move a process and everything it has forked so far in (from the platform, while bubblewrap waits
@@ -81,13 +85,11 @@ class Cgroup:
             if current in moved:
                 continue
             try:
-                for folder in self.folders.values():
-                    with open(folder / "cgroup.procs", "w") as f:
-                        f.write(str(current))
-            except ProcessLookupError:  # it exited meanwhile: nothing left to confine
+                self._move(current)
+                pending += [child.pid for child in psutil.Process(current).children()]
+            except (ProcessLookupError, psutil.NoSuchProcess):  # it exited meanwhile: nothing left to confine
                 pass
             moved.add(current)
-            pending += _children(current)
 
     def oom_kills(self) -> int:
         name = "memory.oom_control" if self.version == 1 else "memory.events"
@@ -141,16 +143,6 @@ class Cgroup:
                     break
                 except OSError:  # still has (dying) processes
                     time.sleep(0.02)
-
-
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    try:
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            found += [int(c) for c in (task / "children").read_text().split()]
-    except OSError:  # it exited meanwhile
-        pass
-    return found
 
 
 def _write(path: Path, value: str) -> bool:

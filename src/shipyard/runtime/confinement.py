@@ -18,7 +18,6 @@ from shipyard import landlock
 from shipyard.errors import PlatformError
 from shipyard.proc import bwrap_system_args, find_bwrap
 from shipyard.runtime.cgroups import Cgroup, CgroupTree
-from shipyard.runtime.limits import Size
 from shipyard.runtime.sandbox import Jail, Launch, sandboxed_launch, unconfined_launch
 from shipyard.runtime.spec import InstanceSpec
 
@@ -104,16 +103,20 @@ class Confinement:
         return self.bwrap is not None and spec.uid is not None
 
     def launch(self, spec: InstanceSpec, env: Mapping[str, str], block_fd: int | None = None) -> Launch:
-        if self.bwrap is None or spec.uid is None:
+        if not self.confines(spec):
             return unconfined_launch(env, spec.command)
+        assert self.bwrap is not None and spec.uid is not None
         jail = Jail(uid=spec.uid, hostname=spec.app, cwd=spec.cwd, read_only=spec.read_only,
                     overlays=(spec.cwd,))
-        return sandboxed_launch(self.bwrap, self._system_args, jail, env, spec.command, block_fd)
+        # Its /tmp is private (a tmpfs of its own): point TMPDIR there whatever the caller's was.
+        return sandboxed_launch(self.bwrap, self._system_args, jail, {**env, "TMPDIR": "/tmp"}, spec.command,
+                                block_fd)
 
-    def cgroup(self, spec: InstanceSpec, size: Size) -> Cgroup | None:
+    def cgroup(self, spec: InstanceSpec) -> Cgroup | None:
+        """A fresh cgroup with the limits of the spec's size."""
         if self.cgroups is None:
             return None
-        return self.cgroups.create(f"{spec.app}.{spec.name}.{next(self._sequence)}", size)
+        return self.cgroups.create(f"{spec.app}.{spec.name}.{next(self._sequence)}", spec.size)
 
     def sweep(self) -> None:
         if self.cgroups is not None:

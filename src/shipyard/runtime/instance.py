@@ -80,7 +80,7 @@ class Instance:
         self._watch = asyncio.create_task(self._supervise())
 
     async def spawn(self) -> None:
-        env = {**self.spec.env, "PORT": str(self.port), "DYNO": self.spec.name, "TMPDIR": "/tmp"}
+        env = {**self.spec.env, "PORT": str(self.port), "DYNO": self.spec.name}
         if not self._confinement.sandboxed:  # no private /tmp and writable layer: a scratch folder instead
             self._scratch.mkdir(parents=True, exist_ok=True)
             env |= {"HOME": str(self._scratch), "TMPDIR": str(self._scratch)}

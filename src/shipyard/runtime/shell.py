@@ -51,6 +51,21 @@ def _kill_and_remove(cgroup: Cgroup) -> None:
     cgroup.remove()
 
 
+def child_setup(cgroup: Cgroup | None, scoped: bool, terminal: bool = False) -> Callable[[], None]:
+    """The preexec_fn of every confined child (app processes and build steps), run as root before exec: into
+    its cgroup (unless the platform moves it in later), dying with the platform, a Landlock domain of its own,
+    and for a console the pty as its controlling terminal."""
+    def prepare() -> None:
+        if cgroup is not None:
+            cgroup.join()
+        die_with_parent()
+        if scoped:
+            landlock.scope_self()
+        if terminal:
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    return prepare
+
+
 async def spawn(spec: InstanceSpec, env: Mapping[str, str], confinement: Confinement,
                 stdio: tuple[int | IO[bytes], int | IO[bytes], int | IO[bytes]] | None = None,
                 terminal: bool = False) -> Spawned:
@@ -61,21 +76,11 @@ async def spawn(spec: InstanceSpec, env: Mapping[str, str], confinement: Confine
     process between cgroups can wait for an RCU grace period (10-30 ms on cgroup v1), which then overlaps
     bubblewrap's own work instead of delaying the exec (and blocking the event loop, which waits for it).
     """
-    cgroup = await asyncio.to_thread(confinement.cgroup, spec, spec.size)
+    cgroup = await asyncio.to_thread(confinement.cgroup, spec)
     sandboxed = confinement.confines(spec)
     gate = os.pipe() if sandboxed and cgroup is not None else None
     launch = confinement.launch(spec, env, block_fd=gate[0] if gate else None)
-    join_here = cgroup if cgroup is not None and gate is None else None
-    scope = sandboxed and confinement.scoped
-
-    def prepare() -> None:  # in the child, as root, before exec
-        if join_here is not None:
-            join_here.join()
-        die_with_parent()
-        if scope:
-            landlock.scope_self()
-        if terminal:  # stdin, a pty, becomes the session's controlling terminal
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    prepare = child_setup(cgroup if gate is None else None, sandboxed and confinement.scoped, terminal)
 
     stdin, stdout, stderr = stdio or (asyncio.subprocess.DEVNULL, asyncio.subprocess.PIPE, asyncio.subprocess.STDOUT)
     try:
