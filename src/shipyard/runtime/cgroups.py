@@ -14,8 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
-
 from shipyard.runtime.limits import Size
 
 ROOT = Path("/sys/fs/cgroup")
@@ -86,10 +84,10 @@ class Cgroup:
                 continue
             try:
                 self._move(current)
-                pending += [child.pid for child in psutil.Process(current).children()]
-            except (ProcessLookupError, psutil.NoSuchProcess):  # it exited meanwhile: nothing left to confine
+            except ProcessLookupError:  # it exited meanwhile: nothing left to confine
                 pass
             moved.add(current)
+            pending += _children(current)
 
     def oom_kills(self) -> int:
         name = "memory.oom_control" if self.version == 1 else "memory.events"
@@ -143,6 +141,17 @@ class Cgroup:
                     break
                 except OSError:  # still has (dying) processes
                     time.sleep(0.02)
+
+
+def _children(pid: int) -> list[int]:
+    """From the kernel's own list, not psutil's scan of all of /proc: this runs while a sandbox waits to start."""
+    found: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found += [int(c) for c in (task / "children").read_text().split()]
+    except OSError:  # it exited meanwhile
+        pass
+    return found
 
 
 def _write(path: Path, value: str) -> bool:
