@@ -23,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from shipyard.build.builder import BuildRequest, build_slug, inspect_source  # noqa: E402
-from shipyard.build.python import discover_interpreters  # noqa: E402
+from shipyard.buildpack.builder import BuildRequest, build_slug, inspect_source  # noqa: E402
+from shipyard.buildpack.python import discover_interpreters  # noqa: E402
 from shipyard.proc import find_binary  # noqa: E402
 
 APPS = ROOT / "tests" / "apps"

@@ -1,7 +1,7 @@
 import pytest
 
-from shipyard.build.install import summarize_uv_failure
-from shipyard.build.detect import StartCommand, parse_procfile, resolve_start_command, wsgi_callable
+from shipyard.buildpack.install import summarize_uv_failure
+from shipyard.buildpack.detect import StartCommand, parse_procfile, resolve_start_command, wsgi_callable
 from shipyard.errors import BuildError
 
 

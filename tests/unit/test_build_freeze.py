@@ -11,9 +11,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from shipyard.build.install import COMPLETE, mark_complete, reusable_venv
-from shipyard.build.ownership import freeze, hand_over_slug, prepare_cache, prepare_venvs_dir, stop_build_processes
-from shipyard.build.source import copy_source
+from shipyard.buildpack.install import COMPLETE, mark_complete, reusable_venv
+from shipyard.buildpack.ownership import freeze, hand_over_slug, prepare_cache, prepare_venvs_dir, stop_build_processes
+from shipyard.buildpack.source import copy_source
 from shipyard.git.hook import export_tree
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="ownership changes need root")

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.build import nofollow
-from shipyard.build.builder import read_files
-from shipyard.build.preflight import SourceFile, check_files, python_sources, scan_tree
-from shipyard.build.steps import default_assemble_script
+from shipyard.buildpack import nofollow
+from shipyard.buildpack.builder import read_files
+from shipyard.buildpack.preflight import SourceFile, check_files, python_sources, scan_tree
+from shipyard.buildpack.steps import default_assemble_script
 
 
 @pytest.fixture

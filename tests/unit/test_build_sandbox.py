@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.build.runner import Runner
-from shipyard.build.sandbox import ENV_FILE, build_sandbox
+from shipyard.buildpack.runner import Runner
+from shipyard.buildpack.sandbox import ENV_FILE, build_sandbox
 from shipyard.proc import BWRAP_ENV
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="bubblewrap runs builds as root here")

@@ -5,12 +5,12 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from shipyard.build.dependencies import (DependencyPlan, plan_dependencies, requirements_from_pipfile,
+from shipyard.buildpack.dependencies import (DependencyPlan, plan_dependencies, requirements_from_pipfile,
                                          requirements_from_pipfile_lock, requirements_from_poetry_lock)
-from shipyard.build.detect import StartCommand, django_wsgi_path, resolve_start_command
-from shipyard.build.preflight import Finding, SourceFile, check_django_debug, check_files, check_port, check_sqlite
-from shipyard.build.python import Interpreter, PythonRequest, choose_python, requested_python
-from shipyard.build.steps import django_static_root_missing, parse_s2i_environment
+from shipyard.buildpack.detect import StartCommand, django_wsgi_path, resolve_start_command
+from shipyard.buildpack.preflight import Finding, SourceFile, check_django_debug, check_files, check_port, check_sqlite
+from shipyard.buildpack.python import Interpreter, PythonRequest, choose_python, requested_python
+from shipyard.buildpack.steps import django_static_root_missing, parse_s2i_environment
 from shipyard.errors import BuildError
 
 PYTHONS = [Interpreter(Version(v), Path(f"/py/{v}/bin/python")) for v in ("3.13.0", "3.12.1", "3.11.7", "3.6.15")]

@@ -1,6 +1,6 @@
 import os
 
-from shipyard.build.source import copy_source
+from shipyard.buildpack.source import copy_source
 
 
 def test_unchanged_files_are_shared_with_the_previous_slug(tmp_path):

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from fastapi import WebSocket, WebSocketDisconnect
 
 from shipyard.api.auth import check_token
-from shipyard.api.platform import Platform
+from shipyard.control.platform import Platform
 from shipyard.errors import ShipyardError, Unauthorized
 from shipyard.runtime.console import Console
 from shipyard.store.names import validate_command

@@ -16,8 +16,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from shipyard import __version__
 from shipyard.api.auth import check_token
 from shipyard.api.console import serve_console
-from shipyard.api.databases import Databases
-from shipyard.api.platform import Platform
+from shipyard.control.databases import Databases
+from shipyard.control.platform import Platform
 from shipyard.api.schemas import (AddonCreate, AppCreate, AppOut, AppUpdate, BackupOut, ConfigOut, ConfigUpdate,
                                   DeployRequest, InstanceOut, LayerOut, ReleaseOut, RestoreRequest, RollbackRequest,
                                   RunRequest)

@@ -63,7 +63,7 @@ def up(
     base_domain: Annotated[str, typer.Option(help="Apps are served at <app>.<base-domain>.")] = "localhost",
 ) -> None:
     """Start the platform in the foreground (API, git, edge, apps). Ctrl-C stops it all."""
-    from shipyard.api.run import run_platform
+    from shipyard.up import run_platform
 
     settings = Settings(data_dir=(data_dir or state.data_dir or default_data_dir()).resolve(), api_host=api_host,
                         api_port=api_port, edge_host=edge_host, edge_port=edge_port, base_domain=base_domain)

@@ -6,9 +6,9 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from shipyard.build.manifest import Manifest
-from shipyard.build.ownership import freeze
-from shipyard.build.python import Interpreter
+from shipyard.buildpack.manifest import Manifest
+from shipyard.buildpack.ownership import freeze
+from shipyard.buildpack.python import Interpreter
 from shipyard.release.plan import ReleaseTarget, builds_to_prune
 from shipyard.runtime.limits import size_named, web_concurrency
 from shipyard.settings import Settings

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
-from shipyard.build.sandbox import Sandbox
+from shipyard.buildpack.sandbox import Sandbox
 from shipyard.proc import die_with_parent
 from shipyard.runtime.cgroups import Cgroup
 from shipyard.runtime.shell import child_setup

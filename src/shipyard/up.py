@@ -18,8 +18,8 @@ from shipyard.addons.postgres import PostgresAddon, embedded_target, external_ta
 from shipyard.addons.postgres_server import PostgresServer
 from shipyard.addons.tls import CertificateAuthority
 from shipyard.api.auth import load_or_create_token
-from shipyard.api.databases import Databases
-from shipyard.api.platform import Platform
+from shipyard.control.databases import Databases
+from shipyard.control.platform import Platform
 from shipyard.api.server import create_api
 from shipyard.edge.caddy import Edge
 from shipyard.runtime import netfilter

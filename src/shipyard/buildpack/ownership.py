@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 
-from shipyard.build import nofollow
+from shipyard.buildpack import nofollow
 from shipyard.errors import BuildError
 
 FROZEN_CLEAR = stat.S_IWGRP | stat.S_IWOTH | stat.S_ISUID | stat.S_ISGID

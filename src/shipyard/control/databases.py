@@ -8,7 +8,7 @@ from dataclasses import asdict
 
 from shipyard.addons.postgres import (ENV_KEYS, Backup, Credentials, PostgresAddon, app_environment, backup_due,
                                       expired)
-from shipyard.api.platform import Log, Platform
+from shipyard.control.platform import Log, Platform
 from shipyard.errors import Conflict, NotFound, PlatformError
 from shipyard.store import records
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from shipyard.build import nofollow
+from shipyard.buildpack import nofollow
 
 CHUNK = 1024 * 1024
 

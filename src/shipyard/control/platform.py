@@ -14,11 +14,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from shipyard.addons.postgres import ENV_KEYS as DATABASE_KEYS
-from shipyard.api.deploys import DeployRecord
-from shipyard.api.slugs import adopt_slugs, prune_slugs, release_target
-from shipyard.build.builder import BuildRequest, build_slug, inspect_source
-from shipyard.build.manifest import Manifest
-from shipyard.build.python import discover_interpreters
+from shipyard.control.deploys import DeployRecord
+from shipyard.control.slugs import adopt_slugs, prune_slugs, release_target
+from shipyard.buildpack.builder import BuildRequest, build_slug, inspect_source
+from shipyard.buildpack.manifest import Manifest
+from shipyard.buildpack.python import discover_interpreters
 from shipyard.edge.caddy import Edge
 from shipyard.edge.routes import AppRoute
 from shipyard.errors import DeployError, InvalidInput, ReleasePhaseFailed, ShipyardError

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from shipyard.build import nofollow
+from shipyard.buildpack import nofollow
 
 MAX_FILE_BYTES = 100 * 1024 * 1024
 _SERVERS = re.compile(r"\b(gunicorn|uvicorn|hypercorn|daphne|waitress-serve|runserver|flask run)\b")

@@ -7,9 +7,9 @@ import shlex
 from collections.abc import Mapping
 from pathlib import Path
 
-from shipyard.build import nofollow
-from shipyard.build.install import shorten
-from shipyard.build.runner import Log, Runner
+from shipyard.buildpack import nofollow
+from shipyard.buildpack.install import shorten
+from shipyard.buildpack.runner import Log, Runner
 from shipyard.errors import BuildError
 from shipyard.runtime.limits import BUILD
 

@@ -16,19 +16,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shipyard.build import nofollow, preflight
-from shipyard.build.dependencies import MANIFESTS, DependencyPlan, plan_dependencies
-from shipyard.build.detect import (ASGI_WORKER, FILES_OF_INTEREST, StartCommand, django_settings_module,
+from shipyard.buildpack import nofollow, preflight
+from shipyard.buildpack.dependencies import MANIFESTS, DependencyPlan, plan_dependencies
+from shipyard.buildpack.detect import (ASGI_WORKER, FILES_OF_INTEREST, StartCommand, django_settings_module,
                                    django_wsgi_path, parse_procfile, resolve_start_command)
-from shipyard.build.install import (Venv, add_servers, create_venv, install_argv, install_dependencies,
+from shipyard.buildpack.install import (Venv, add_servers, create_venv, install_argv, install_dependencies,
                                     mark_complete, reusable_venv, uv_env, venv_digest)
-from shipyard.build.manifest import Manifest
-from shipyard.build.ownership import freeze, hand_over_slug, prepare_cache, prepare_venvs_dir, stop_build_processes
-from shipyard.build.python import Interpreter, PythonChoice, choose_python, requested_python
-from shipyard.build.runner import Log, Runner
-from shipyard.build.sandbox import Sandbox, build_sandbox
-from shipyard.build.source import copy_source
-from shipyard.build.steps import (collectstatic, default_assemble_script, django_static_root_missing,
+from shipyard.buildpack.manifest import Manifest
+from shipyard.buildpack.ownership import freeze, hand_over_slug, prepare_cache, prepare_venvs_dir, stop_build_processes
+from shipyard.buildpack.python import Interpreter, PythonChoice, choose_python, requested_python
+from shipyard.buildpack.runner import Log, Runner
+from shipyard.buildpack.sandbox import Sandbox, build_sandbox
+from shipyard.buildpack.source import copy_source
+from shipyard.buildpack.steps import (collectstatic, default_assemble_script, django_static_root_missing,
                                   parse_s2i_environment, run_step, step_env)
 from shipyard.errors import BuildError
 from shipyard.proc import find_binary

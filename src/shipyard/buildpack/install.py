@@ -10,10 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from shipyard.build import nofollow
-from shipyard.build.dependencies import DependencyPlan
-from shipyard.build.python import Interpreter
-from shipyard.build.runner import Log, Runner
+from shipyard.buildpack import nofollow
+from shipyard.buildpack.dependencies import DependencyPlan
+from shipyard.buildpack.python import Interpreter
+from shipyard.buildpack.runner import Log, Runner
 from shipyard.errors import BuildError
 from shipyard.proc import find_binary
 
