@@ -39,6 +39,12 @@ class BuildError(ShipyardError):
     """The source could not be turned into a slug; the push is rejected."""
 
 
+class OutOfSpace(BuildError):
+    """The data directory's disk has no room for a build; the push is rejected before anything is written."""
+
+    status_code = 507
+
+
 class DeployError(ShipyardError):
     """A release could not go live; the previous release keeps serving."""
 

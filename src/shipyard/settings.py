@@ -44,10 +44,24 @@ class Settings:
     # Automatic database backups: how often, and how many of them to keep per app.
     backup_interval: float = 24 * 3600
     backup_keep: int = 7
+    # Online backups of the store itself (apps, releases, config): how often, and how many to keep. One is
+    # also made at every start and stop.
+    store_backup_interval: float = field(
+        default_factory=lambda: float(os.environ.get("SHIPYARD_STORE_BACKUP_INTERVAL", "3600")))
+    store_backups_kept: int = field(default_factory=lambda: int(os.environ.get("SHIPYARD_STORE_BACKUPS_KEPT", "24")))
     # Releases whose slugs are kept for rollback; older slugs (and venvs only they used) are deleted.
     releases_kept: int = field(default_factory=lambda: int(os.environ.get("SHIPYARD_RELEASES_KEPT", "20")))
     # A PostgreSQL server the user runs, instead of the embedded one (same provisioning there).
     postgres_admin_url: str = field(default_factory=lambda: os.environ.get("SHIPYARD_POSTGRES_ADMIN_URL", ""))
+
+    # Readiness (runtime/readiness.py): a new instance must have been up this long, and one that listens but
+    # never answers HTTP fails after the hang limit; running web instances are probed every liveness interval
+    # and restarted after `liveness_failures` probes in a row without a response.
+    readiness_settle: float = field(default_factory=lambda: float(os.environ.get("SHIPYARD_READINESS_SETTLE", "1")))
+    hang_limit: float = field(default_factory=lambda: float(os.environ.get("SHIPYARD_HANG_LIMIT", "30")))
+    liveness_interval: float = field(default_factory=lambda: float(os.environ.get("SHIPYARD_LIVENESS_INTERVAL",
+                                                                                   "10")))
+    liveness_failures: int = 3
 
     def __post_init__(self) -> None:
         # Below 100000 lie the machine's own users (root, daemons, people); uids are 32-bit.
@@ -55,6 +69,11 @@ class Settings:
             raise PlatformError(f"SHIPYARD_UID_BASE={self.tenant_uid_base} would give apps uids of this machine's "
                                 "own users, or past the largest uid.",
                                 hint=f"Pick a base from 100000 to {2**32 - 2 - self.uid_span} (default 200000).")
+        if self.store_backup_interval < 1 or self.store_backups_kept < 1:
+            raise PlatformError(f"Store backups every {self.store_backup_interval} s, keeping "
+                                f"{self.store_backups_kept}, would never make or keep one.",
+                                hint="Set SHIPYARD_STORE_BACKUP_INTERVAL to at least 1 (seconds) and "
+                                     "SHIPYARD_STORE_BACKUPS_KEPT to at least 1.")
 
     def app_uid(self, app_id: int) -> int:
         return self.tenant_uid_base + app_id
@@ -102,6 +121,10 @@ class Settings:
     @property
     def db_file(self) -> Path:
         return self.data_dir / "shipyard.db"
+
+    @property
+    def store_backups_dir(self) -> Path:
+        return self.data_dir / "backups" / "store"
 
     @property
     def repos_dir(self) -> Path:

@@ -24,8 +24,11 @@ from shipyard.api.server import create_api
 from shipyard.edge.caddy import Edge
 from shipyard.runtime import netfilter
 from shipyard.runtime.confinement import Confinement, Layer
+from shipyard.runtime.disk import disk_space, low_disk_warning
 from shipyard.errors import AlreadyRunning, PlatformError
 from shipyard.settings import Settings
+from shipyard.stopping import StopSteps
+from shipyard.store.backups import scheduled_store_backups
 from shipyard.store.secrets import Cipher, load_or_create_key
 from shipyard.store.store import Store
 
@@ -80,7 +83,8 @@ class PlatformServer:
 
     async def serve(self) -> None:
         settings = self.settings
-        store = Store(settings.db_file, Cipher(load_or_create_key(settings.secret_key_file)))
+        store = Store(settings.db_file, Cipher(load_or_create_key(settings.secret_key_file)),
+                      settings.store_backups_dir)
         token = load_or_create_token(settings.token_file)
         edge = Edge(config_dir=settings.caddy_dir, admin_socket=settings.edge_admin_socket,
                     listen=f"{settings.edge_host}:{settings.edge_port}", base_domain=settings.base_domain,
@@ -90,10 +94,12 @@ class PlatformServer:
         confinement.sweep()  # cgroups a killed platform left behind
         platform = Platform(settings, store, edge, confinement)
         ca = CertificateAuthority.load_or_create(settings.data_dir / "ca")
-        postgres = PostgresServer(settings.data_dir / "postgres", ca, settings.logs_dir / "postgres.log")
+        postgres = PostgresServer(settings.data_dir / "postgres", ca, settings.logs_dir / "postgres.log",
+                                  announce=self.announce)
         databases = Databases(platform, None)
-        config = uvicorn.Config(create_api(platform, databases, token), host=settings.api_host, port=settings.api_port,
-                                log_level="warning", lifespan="off", timeout_graceful_shutdown=5)
+        config = uvicorn.Config(create_api(platform, databases, token, postgres.status), host=settings.api_host,
+                                port=settings.api_port, log_level="warning", lifespan="off",
+                                timeout_graceful_shutdown=5)
         server = uvicorn.Server(config)
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         network: netfilter.TenantNetwork | None = None
@@ -120,7 +126,12 @@ class PlatformServer:
                 if not layer.active:
                     self.announce(f"Warning: isolation layer '{layer.name}' is degraded: {layer.detail} "
                                   "(see `shipyard doctor`)")
+            if (space := disk_space(settings.data_dir)).low:
+                self.announce(f"Warning: {low_disk_warning(space)}")
             await platform.start()
+            store_backups = asyncio.create_task(scheduled_store_backups(
+                settings.db_file, settings.store_backups_dir, settings.store_backup_interval,
+                settings.store_backups_kept, self.announce))
             backups = asyncio.create_task(databases.scheduled_backups(settings.backup_interval,
                                                                       settings.backup_keep))
             serving = asyncio.create_task(server.serve())
@@ -134,17 +145,28 @@ class PlatformServer:
             self.announce_ready(token)
             await stop.wait()
             backups.cancel()
+            store_backups.cancel()  # it makes a last backup as it stops
             self.announce("Stopping: draining apps, stopping the edge …")
             server.should_exit = True
             await serving
         finally:
-            await platform.shutdown()
-            confinement.close()
-            if network is not None:
-                await netfilter.remove(network)
-            await postgres.stop()
-            store.close()
-            settings.state_file.unlink(missing_ok=True)
+            await self.stop_everything(platform, confinement, network, postgres, store)
+
+    async def stop_everything(self, platform: Platform, confinement: Confinement,
+                              network: netfilter.TenantNetwork | None, postgres: PostgresServer,
+                              store: Store) -> None:
+        """Stop in reverse order of starting. Every step runs even if one before it failed (a full disk, a
+        process already gone); each failure is one warning line, never a traceback."""
+        steps = StopSteps()
+        steps.failures += await platform.shutdown()
+        await steps.run("Closing the apps' cgroups", confinement.close)
+        if network is not None:
+            await steps.run("Removing the apps' network filter", lambda: netfilter.remove(network))
+        await steps.run("Stopping PostgreSQL", postgres.stop)
+        await steps.run("Closing the store", store.close)
+        await steps.run("Removing the state file", lambda: self.settings.state_file.unlink(missing_ok=True))
+        for failure in steps.failures:
+            self.announce(f"Warning: {failure}")
 
     async def filter_tenant_network(self, confinement: Confinement,
                                     databases: Databases) -> netfilter.TenantNetwork | None:

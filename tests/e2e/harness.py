@@ -201,7 +201,8 @@ class Shipyard:
     def get(self, app: str, path: str = "/", **kwargs) -> httpx.Response:  # type: ignore[no-untyped-def]
         """A request through the edge, as a browser sends it to http://<app>.localhost:<edge-port>/."""
         headers = {"Host": f"{app}.localhost:{self.edge_port}", **kwargs.pop("headers", {})}
-        return httpx.get(f"http://127.0.0.1:{self.edge_port}{path}", headers=headers, timeout=30, **kwargs)
+        return httpx.get(f"http://127.0.0.1:{self.edge_port}{path}", headers=headers,
+                         timeout=kwargs.pop("timeout", 30), **kwargs)
 
     def get_json_post(self, app: str, path: str, body: dict) -> httpx.Response:
         headers = {"Host": f"{app}.localhost:{self.edge_port}"}

@@ -38,6 +38,8 @@ class Load:
                     response = client.get(self.url, headers=self.headers)
                 except httpx.TransportError as exc:
                     self.no_response.append(repr(exc))
+                    # Not a busy loop while nothing answers: it would take a core from what is recovering.
+                    time.sleep(0.01)
                     continue
                 self.latencies.append(time.perf_counter() - started)
                 self.bodies[response.text] += 1

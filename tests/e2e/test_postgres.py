@@ -11,6 +11,7 @@ import time
 import httpx
 import psycopg
 
+from .test_faults import postmaster_pid
 from .harness import SHIPYARD, Shipyard
 
 
@@ -56,8 +57,8 @@ def test_todo_app_keeps_its_rows_through_everything(shipyard: Shipyard) -> None:
         shipyard.commit(work, f"redeploy {n}")
         shipyard.push(work)
     assert todos(shipyard) == ["milk", "eggs", "bread"]
-    pid = int((shipyard.data_dir / "postgres" / "data" / "postmaster.pid").read_text().split()[0])
-    os.kill(pid, signal.SIGKILL)
+    # postmaster.pid holds its pid in the server's own pid namespace: find the host's.
+    os.kill(postmaster_pid(shipyard), signal.SIGKILL)
     shipyard.wait_for(lambda: _answers(shipyard), timeout=30)
     assert todos(shipyard) == ["milk", "eggs", "bread"]
     started = time.monotonic()

@@ -152,23 +152,27 @@ def test_adaptable_start_command_with_an_app_factory(shipyard: Shipyard) -> None
     assert shipyard.get("factory").text == "Hello from an app factory\n"
 
 
-def test_crashed_instance_restarts_with_backoff(shipyard: Shipyard) -> None:
+def test_crashed_instance_restarts_at_once_then_with_backoff(shipyard: Shipyard) -> None:
     shipyard.cli("apps", "create", "crashy")
     shipyard.push(shipyard.checkout("flask-hello", "crashy"))
-    [instance] = shipyard.app_info("crashy")["instances"]
-    os.kill(instance["pid"], signal.SIGKILL)
 
-    def crashed() -> dict | None:
+    def instance() -> dict:
         [i] = shipyard.app_info("crashy")["instances"]
-        return i if i["state"] == "crashed" else None
+        return i
 
-    state = shipyard.wait_for(crashed, timeout=10, interval=0.02)
+    os.kill(instance()["pid"], signal.SIGKILL)
+    shipyard.wait_for(lambda: instance()["restarts"] == 1 and instance()["state"] == "up", timeout=10, interval=0.02)
+    assert instance()["last_failure"] == "exited with status -9"
+    # A second crash soon after is a repeat: it waits (1 s, then 2, 4 … 60), shown as `crashed`.
+    os.kill(instance()["pid"], signal.SIGKILL)
+    state = shipyard.wait_for(lambda: instance() if instance()["state"] == "crashed" else None, timeout=10,
+                              interval=0.02)
     assert state["exit_code"] == -9
-    shipyard.wait_for(lambda: shipyard.app_info("crashy")["instances"][0]["state"] == "up", timeout=20)
-    info = shipyard.app_info("crashy")
-    assert info["instances"][0]["restarts"] == 1
+    shipyard.wait_for(lambda: instance()["state"] == "up", timeout=20)
+    assert instance()["restarts"] == 2
     assert shipyard.get("crashy").status_code == 200
-    assert "Process exited with status -9" in shipyard.cli("logs", "crashy").out
+    logs = shipyard.cli("logs", "crashy").out
+    assert "Process exited with status -9" in logs and "Restarting in 1 s" in logs
 
 
 def test_only_the_apps_branch_deploys(shipyard: Shipyard) -> None:

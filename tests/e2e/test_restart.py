@@ -56,7 +56,11 @@ def test_a_platform_killed_mid_deploy_fails_that_release_and_leaves_nothing_behi
 
         shipyard.start()
         releases = {r["version"]: r["status"] for r in shipyard.api("GET", "/apps/todo/releases").json()}
-        assert releases == {1: "succeeded", 2: "failed"}
+        assert releases == {1: "succeeded", 2: "interrupted"}
+        deploy = shipyard.api("GET", "/apps/todo/deploys").json()[0]
+        assert deploy["status"] == "interrupted" and deploy["steps"][-1]["name"] == "interrupted"
+        assert "Shipyard stopped while this deploy was running" in deploy["steps"][-1]["log"][0]
+        assert not list((shipyard.data_dir / "tmp").glob("src-*"))
         shipyard.wait_for(lambda: shipyard.get("todo").status_code == 200, timeout=60)
         assert shipyard.get("todo").text == "Hello from flask-hello v1\n"
     finally:

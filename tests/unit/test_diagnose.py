@@ -20,3 +20,16 @@ def test_listening_elsewhere_names_the_address_and_the_fix():
     assert ipv6 is not None and ipv6.startswith("The app listens on [::1]:8123, an address the edge doesn't reach")
     several = listen_hint(8123, [("0.0.0.0", 9001), ("127.0.0.1", 9000), ("0.0.0.0", 9001)])
     assert several is not None and several.startswith("The app listens on 0.0.0.0:9001, 127.0.0.1:9000, not on")
+
+
+def test_the_telling_error_is_the_apps_exception_not_the_servers_shutdown() -> None:
+    from shipyard.runtime.diagnose import telling_error
+
+    lines = ["[INFO] Booting worker with pid: 3", "Traceback (most recent call last):",
+             '  File "/app/app.py", line 7, in <module>', "ModuleNotFoundError: No module named 'missing_module'",
+             "[ERROR] Worker (pid:3) exited with code 3", "Traceback (most recent call last):",
+             "    raise HaltServer(reason, self.WORKER_BOOT_ERROR)",
+             "gunicorn.errors.HaltServer: <HaltServer 'Worker failed to boot.' 3>"]
+    assert telling_error(lines) == "ModuleNotFoundError: No module named 'missing_module'"
+    assert telling_error(["2026 app[web.1]: KeyError: 'DATABASE_URL'"]) == "KeyError: 'DATABASE_URL'"
+    assert telling_error(["all good"]) is None

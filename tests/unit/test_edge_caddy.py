@@ -139,7 +139,7 @@ def test_pages_for_unknown_host_no_instance_and_instance_down(tmp_path: Path) ->
         async with running_edge(tmp_path) as (edge, url):
             closed = f"127.0.0.1:{free_port()}"
             await edge.apply([AppRoute("empty", "empty.localhost", ()), AppRoute("dead", "dead.localhost", (closed,))])
-            async with httpx.AsyncClient(base_url=url) as client:
+            async with httpx.AsyncClient(base_url=url, timeout=15) as client:
                 unknown = await client.get("/", headers={"Host": "nothing.localhost:8480"})
                 empty = await client.get("/", headers={"Host": "empty.localhost"})
                 dead = await client.get("/x", headers={"Host": "dead.localhost"})

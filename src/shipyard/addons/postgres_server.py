@@ -2,12 +2,15 @@
 
 It runs as the `postgres` system user (initdb and postgres refuse root), listens on a
 loopback port chosen once and kept, and only accepts TLS connections from a role to the
-database of the same name (plus the platform's admin role).
+database of the same name (plus the platform's admin role). If its postmaster dies (kill -9,
+OOM kill), it is started again at once; PostgreSQL replays its WAL on start, so every committed
+transaction is still there, and apps reconnect by themselves.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import os
@@ -17,6 +20,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -28,7 +32,16 @@ from shipyard.proc import bwrap_system_args, die_with_parent, find_bwrap, free_p
 ADMIN_ROLE = "shipyard_admin"
 SERVER_USER = "postgres"
 HOST = "127.0.0.1"
+# postmaster.pid's 8th line: "starting", "ready", "stopping" (PostgreSQL ≥ 10)
+PID_FILE_STATUS_LINE = 8
 START_TIMEOUT = 30.0
+READY_POLL = 0.05
+STOP_GRACE = 15.0
+# A server that stayed up this long crashed "once": it is restarted at once. Crashes closer together
+# are restarted after 0.5, 1, 2 … 30 s, so a server that cannot start does not spin.
+STABLE_AFTER = 30.0
+FIRST_BACKOFF = 0.5
+MAX_BACKOFF = 30.0
 
 PG_HBA = f"""# Written by Shipyard at every start.
 local   all       {ADMIN_ROLE}                scram-sha-256
@@ -64,16 +77,21 @@ def sandboxed(argv: list[str], root: Path, uid: int, gid: int) -> list[str]:
 
 
 class PostgresServer:
-    def __init__(self, root: Path, ca: CertificateAuthority, log_file: Path) -> None:
+    def __init__(self, root: Path, ca: CertificateAuthority, log_file: Path,
+                 announce: Callable[[str], None] | None = None) -> None:
         self.root = root  # owned by root: state.json (admin password, port) lives here, 0600
         self.data = root / "data"  # PGDATA, owned by postgres
         self.run_dir = root / "run"  # unix socket, owned by postgres
         self.ca = ca
         self.log_file = log_file
+        self._announce = announce
         self._proc: asyncio.subprocess.Process | None = None
         self._watch: asyncio.Task[None] | None = None
         self._stopping = False
+        self._started = False
+        self._ready_at = 0.0  # monotonic time the running server became ready
         self.restarts = 0
+        self._last_restart = ""  # what the last restart was, for `shipyard doctor`
 
     # State kept across restarts: the port apps' DATABASE_URL names, and the admin password.
     # Written once at the first start, then only read: load it once.
@@ -96,6 +114,23 @@ class PostgresServer:
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc and self._proc.returncode is None else None
+
+    @property
+    def postmaster_pid(self) -> int | None:
+        """The running postmaster, as the host sees it (postmaster.pid holds its pid inside its namespace)."""
+        return _postmaster_of(self._proc)
+
+    def status(self) -> str | None:
+        """One line for `shipyard doctor`; None when the platform does not run this server."""
+        if not self._started:
+            return None
+        pid = self.postmaster_pid
+        state = (f"the platform's server is up (pid {pid})" if pid and self._ready_at
+                 else "the platform's server is restarting")
+        if not self.restarts:
+            return f"{state}, never restarted"
+        times = f"{self.restarts} time{'s' if self.restarts > 1 else ''}"
+        return f"{state}, restarted {times} (last: {self._last_restart})"
 
     def _owner(self) -> pwd.struct_passwd:
         try:
@@ -156,52 +191,46 @@ class PostgresServer:
 
     async def start(self) -> None:
         self.initialize()
+        self._stopping = False
         await self._spawn()
+        self._started = True
         self._watch = asyncio.create_task(self._supervise())
 
-    def _postmaster_pid(self) -> int | None:
-        """The running postmaster, as the host sees it (postmaster.pid holds its pid inside its namespace)."""
-        if self._proc is None or self._proc.returncode is not None:
-            return None
-        try:
-            tree = psutil.Process(self._proc.pid).children(recursive=True)
-            return next((p.pid for p in tree if p.name() == "postgres" and "-D" in p.cmdline()), None)
-        except psutil.Error:
-            return None
-
-    async def _stop_postmaster(self, timeout: float = 15) -> None:
-        # Signal the postmaster itself: bubblewrap, its parent, does not pass signals on.
-        # SIGINT is the "fast" shutdown: open transactions roll back, committed data is on disk.
-        pid = self._postmaster_pid()
-        if pid is None:
-            return
-        os.kill(pid, signal.SIGINT)
-        deadline = time.monotonic() + timeout
-        while self._postmaster_pid() == pid and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        if self._postmaster_pid() == pid:
-            os.kill(pid, signal.SIGKILL)
-
     async def _spawn(self) -> None:
+        """Start the server and wait until it accepts connections (after crash recovery, if it needs one)."""
+        await asyncio.to_thread(self._clear_leftovers)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         start = self.log_file.stat().st_size if self.log_file.exists() else 0
+        self._ready_at = 0.0
         with open(self.log_file, "ab") as log:
-            self._proc = await asyncio.create_subprocess_exec(
+            proc = self._proc = await asyncio.create_subprocess_exec(
                 *self._argv(), stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
                 start_new_session=True, preexec_fn=die_with_parent, env={"LANG": "C.UTF-8"})
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self._proc.returncode is not None:
-                break
-            if (self.run_dir / f".s.PGSQL.{self.port}").exists() and await self._accepts():
-                return
-            await asyncio.sleep(0.1)
-        await stop_process(self._proc, grace=5)
+        try:
+            deadline = time.monotonic() + START_TIMEOUT
+            while time.monotonic() < deadline and proc.returncode is None:
+                if self._pid_file_says_ready() and await self._accepts():
+                    self._ready_at = time.monotonic()
+                    return
+                await asyncio.sleep(READY_POLL)
+        except BaseException:  # cancelled by stop(): the half-started server goes too
+            await _terminate(proc)
+            raise
+        await _terminate(proc)
         with open(self.log_file, "rb") as f:
             f.seek(start)
             tail = "\n".join(f.read().decode(errors="replace").splitlines()[-20:])
         raise PlatformError(f"The PostgreSQL server did not start. Its log said:\n{tail}",
                             hint=f"The full log is {self.log_file}.")
+
+    def _pid_file_says_ready(self) -> bool:
+        # What `pg_ctl start -w` waits for: the status line of the postmaster.pid the new server wrote
+        # (the old one was removed before it started) turns "ready" once recovery is done.
+        try:
+            lines = (self.data / "postmaster.pid").read_text().splitlines()
+        except OSError:
+            return False
+        return len(lines) >= PID_FILE_STATUS_LINE and lines[PID_FILE_STATUS_LINE - 1].strip() == "ready"
 
     async def _accepts(self) -> bool:
         try:
@@ -211,24 +240,138 @@ class PostgresServer:
         writer.close()
         return True
 
+    def _clear_leftovers(self) -> None:
+        """Before a start: end any server still running on this data directory, then remove its lock files.
+
+        The server runs in pid and IPC namespaces of its own, so PostgreSQL's own interlocks (the pid in
+        postmaster.pid, its System V shared memory) cannot see a previous server: a pid in a dead namespace
+        means nothing in the new one, and its shared memory went with its IPC namespace. A previous server
+        is found instead by the folder every one of its processes works in: the data directory itself.
+        Its processes are killed (as a crash would; recovery follows), so no old backend writes the files
+        the new server recovers. With none left, the lock files are stale and go.
+        """
+        left = _processes_in(self.data)
+        for process in left:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+        _, alive = psutil.wait_procs(left, timeout=10)
+        if alive:
+            raise PlatformError(f"An old PostgreSQL server on {self.data} did not stop "
+                                f"(pids {', '.join(str(p.pid) for p in alive)}).",
+                                hint="Stop it (kill -9 those pids), then start Shipyard again.")
+        for stale in (self.data / "postmaster.pid", self.run_dir / f".s.PGSQL.{self.port}",
+                      self.run_dir / f".s.PGSQL.{self.port}.lock"):
+            stale.unlink(missing_ok=True)
+
     async def _supervise(self) -> None:
-        """Restart the server if it dies (crash, OOM kill): apps reconnect, committed data is on disk."""
+        """Restart the server if it dies (crash, OOM kill, kill -9): apps reconnect, committed data is on disk."""
+        in_a_row = 0
         while True:
-            assert self._proc is not None
-            await self._proc.wait()
+            proc = self._proc
+            assert proc is not None
+            await proc.wait()
             if self._stopping:
                 return
+            died = time.monotonic()
+            in_a_row = 1 if died - self._ready_at >= STABLE_AFTER else in_a_row + 1
             self.restarts += 1
-            await asyncio.sleep(min(2 ** min(self.restarts, 5), 30) / 4)
-            try:
-                await self._spawn()
-            except PlatformError:
-                continue
+            how = _exit_reason(proc.returncode)
+            self._last_restart = f"it {how} at {time.strftime('%H:%M:%S')}"
+            self._say(f"The PostgreSQL server {how}; restarting it (restart {self.restarts}).")
+            delay = 0.0 if in_a_row == 1 else min(FIRST_BACKOFF * 2 ** (in_a_row - 2), MAX_BACKOFF)
+            while True:
+                await asyncio.sleep(delay)
+                try:
+                    await self._spawn()
+                    break
+                except (PlatformError, OSError) as exc:  # OSError: e.g. no process could be forked
+                    delay = min(max(delay * 2, FIRST_BACKOFF), MAX_BACKOFF)
+                    why = _cause(exc.message) if isinstance(exc, PlatformError) else str(exc)
+                    self._say(f"The PostgreSQL server did not restart: {why} "
+                              f"Trying again in {delay:g} s (log: {self.log_file}).")
+            took = time.monotonic() - died
+            self._last_restart += f", back in {took:.2f} s"
+            self._say(f"The PostgreSQL server is back after {took:.2f} s; apps reconnect.")
+
+    def _say(self, line: str) -> None:
+        with contextlib.suppress(OSError), open(self.log_file, "a") as log:
+            log.write(f"shipyard: {line}\n")
+        if self._announce is not None:
+            self._announce(line)
 
     async def stop(self) -> None:
+        """Fast shutdown (open transactions roll back, committed ones are on disk), also mid-restart."""
         self._stopping = True
-        if self._watch:
-            self._watch.cancel()
-        await self._stop_postmaster()
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.cancel()
+            await asyncio.wait([watch])  # its own failure or cancellation must not stop the shutdown
+            if not watch.cancelled() and watch.exception() is not None:
+                self._say(f"The PostgreSQL server's supervisor had failed: {watch.exception()!r}")
         if self._proc is not None:
-            await stop_process(self._proc, grace=5)
+            await _terminate(self._proc)
+
+
+def _postmaster_of(proc: asyncio.subprocess.Process | None) -> int | None:
+    """The postmaster in bubblewrap's process tree: bubblewrap, then its init, then `postgres -D`."""
+    if proc is None or proc.returncode is not None:
+        return None
+    try:
+        tree = psutil.Process(proc.pid).children(recursive=True)
+        return next((p.pid for p in tree if p.name() == "postgres" and "-D" in p.cmdline()), None)
+    except psutil.Error:
+        return None
+
+
+async def _terminate(proc: asyncio.subprocess.Process, timeout: float = STOP_GRACE) -> None:
+    # Signal the postmaster itself: bubblewrap, its parent, does not pass signals on.
+    # SIGINT is the "fast" shutdown: open transactions roll back, committed data is on disk.
+    pid = _postmaster_of(proc)
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGINT)
+        deadline = time.monotonic() + timeout
+        while _postmaster_of(proc) == pid and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if _postmaster_of(proc) == pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    await stop_process(proc, grace=5)
+
+
+def _processes_in(folder: Path) -> list[psutil.Process]:
+    """Processes whose working directory is `folder`, compared by inode (it has another path inside a
+    mount namespace)."""
+    try:
+        wanted = os.stat(folder)
+    except OSError:
+        return []
+    found = []
+    for process in psutil.process_iter(["name"]):
+        if process.info["name"] != "postgres":
+            continue
+        try:
+            cwd = os.stat(f"/proc/{process.pid}/cwd")
+        except OSError:
+            continue
+        if (cwd.st_dev, cwd.st_ino) == (wanted.st_dev, wanted.st_ino):
+            found.append(process)
+    return found
+
+
+def _exit_reason(code: int | None) -> str:
+    # bubblewrap's init exits with 128 + N when the postmaster was killed by signal N.
+    if code is not None and code > 128:
+        with contextlib.suppress(ValueError):
+            return f"was killed ({signal.Signals(code - 128).name})"
+    if code is not None and code < 0:
+        with contextlib.suppress(ValueError):
+            return f"was killed ({signal.Signals(-code).name})"
+    return f"exited with status {code}"
+
+
+def _cause(message: str) -> str:
+    """A failed start's message holds the server's log: its last FATAL line says why, if there is one."""
+    lines = message.splitlines()
+    fatal = [line.split("FATAL:", 1)[1].strip() for line in lines if "FATAL:" in line]
+    return (fatal[-1] + ".") if fatal else lines[-1]

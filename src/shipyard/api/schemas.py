@@ -32,6 +32,8 @@ class InstanceOut(BaseModel):
     exit_code: int | None
     restarts: int
     since: float  # when it entered its state, seconds since the epoch
+    last_failure: str = ""  # why it last crashed or was restarted ("did not answer 3 health checks …")
+    routed: bool = False  # the edge is up and sends it requests
 
 
 class AppOut(BaseModel):
@@ -49,6 +51,7 @@ class AppOut(BaseModel):
     git_url: str
     created_at: datetime
     instances: list[InstanceOut] = []
+    damage: str | None = None  # state `damaged`: what in the store cannot be read, and the fix
 
 
 class ConfigUpdate(BaseModel):

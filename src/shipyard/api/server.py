@@ -7,7 +7,7 @@ import json
 import re
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request, WebSocket
@@ -21,6 +21,7 @@ from shipyard.control.platform import Platform
 from shipyard.api.schemas import (AddonCreate, AppCreate, AppOut, AppUpdate, BackupOut, ConfigOut, ConfigUpdate,
                                   DeployRequest, InstanceOut, LayerOut, ReleaseOut, RestoreRequest, RollbackRequest,
                                   RunRequest)
+from shipyard.runtime.disk import disk_space, low_disk_warning
 from shipyard.runtime.limits import size_named
 from shipyard.errors import InvalidInput, NotFound, ShipyardError, Unauthorized
 from shipyard.git.http_backend import CgiResponse, cgi_env, run_http_backend, spool_body
@@ -52,9 +53,10 @@ def commit_summary(author: str, subject: str, width: int = 60) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
-def instance_out(i: Instance) -> InstanceOut:
+def instance_out(i: Instance, routed: bool) -> InstanceOut:
     return InstanceOut(name=i.spec.name, release=i.spec.release, state=i.state, port=i.port, pid=i.pid,
-                       exit_code=i.exit_code, restarts=i.restarts, since=i.since)
+                       exit_code=i.exit_code, restarts=i.restarts, since=i.since, last_failure=i.last_failure,
+                       routed=routed)
 
 
 # What `git http-backend` sends with every response, so no proxy caches one.
@@ -75,7 +77,9 @@ def challenge(path: str) -> str:
     return 'Basic realm="Shipyard"' if path.startswith("/git/") else 'Bearer realm="Shipyard"'
 
 
-def create_api(platform: Platform, databases: Databases, token: str) -> FastAPI:
+def create_api(platform: Platform, databases: Databases, token: str,
+               database_server: Callable[[], str | None] = lambda: None) -> FastAPI:
+    """`database_server` says how the platform's own PostgreSQL server is (None: it runs none)."""
     api = FastAPI(title="Shipyard", version=__version__,
                   description="Control plane of Shipyard. Every endpoint but /health needs the platform token "
                               "as `Authorization: Bearer <token>`.")
@@ -95,9 +99,11 @@ def create_api(platform: Platform, databases: Databases, token: str) -> FastAPI:
                       start_command=app.start_command, build_command=app.build_command, port=app.port,
                       health_path=app.health_path, size=app.size,
                       release=app.current_release,
-                      state=platform.app_state(app), url=settings.app_url(app.name),
+                      state="damaged" if app.damage else platform.app_state(app), damage=app.damage,
+                      url=settings.app_url(app.name),
                       git_url=f"{settings.api_url}/git/{app.name}.git", created_at=app.created_at,
-                      instances=[instance_out(i) for i in platform.supervisor.instances(app.name)])
+                      instances=[instance_out(i, platform.edge.routes_to(app.name, i.address))
+                                 for i in platform.supervisor.instances(app.name)])
 
     @api.get("/health")
     async def health() -> dict[str, str]:
@@ -123,7 +129,12 @@ def create_api(platform: Platform, databases: Databases, token: str) -> FastAPI:
         else:
             layers.append(LayerOut(name="database", active=True, detail=(
                 "a role and database per app (CONNECT revoked from PUBLIC, pg_hba: a role only into its own "
-                "database, TLS only), a connection limit per role; admin credentials stay in the data directory")))
+                "database, TLS only), a connection limit per role; admin credentials stay in the data directory"
+                + (f"; {server}" if (server := database_server()) else ""))))
+        space = disk_space(settings.data_dir)
+        layers.append(LayerOut(name="disk", active=not space.low, detail=(
+            low_disk_warning(space) if space.low else
+            f"the data directory {settings.data_dir}: {space.describe()}")))
         return layers
 
     @api.get("/apps", dependencies=[Depends(authorized)])
@@ -280,7 +291,7 @@ def create_api(platform: Platform, databases: Databases, token: str) -> FastAPI:
 
     @api.get("/apps/{name}/logs", dependencies=[Depends(authorized)], response_class=PlainTextResponse)
     async def logs(name: str, lines: int = 100, follow: bool = False) -> StreamingResponse:
-        platform.store.get_app(name)
+        platform.store.require_app(name)  # a damaged app's log says why it was not started
         path = platform.supervisor.app_log(name).path
         if follow:
             return StreamingResponse(follow_log(path, lines), media_type="text/plain")

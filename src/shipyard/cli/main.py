@@ -19,6 +19,7 @@ from shipyard.cli.console import attach
 from shipyard.cli.context import client, err, out, state
 from shipyard.cli.databases import addons_cli, db_cli
 from shipyard.cli.render import duration
+from shipyard.cli.store import store_cli
 from shipyard.errors import ShipyardError
 from shipyard.settings import DEFAULT_API_PORT, DEFAULT_EDGE_PORT, Settings, default_data_dir
 
@@ -41,6 +42,7 @@ app.add_typer(apps_cli, name="apps")
 app.add_typer(config_cli, name="config")
 app.add_typer(addons_cli, name="addons")
 app.add_typer(db_cli, name="db")
+app.add_typer(store_cli, name="store")
 
 DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Data directory of a local platform "
                                                  "(default: $SHIPYARD_DATA_DIR or ~/.local/share/shipyard).")]
@@ -74,13 +76,20 @@ def up(
 def doctor() -> None:
     """Which isolation layers protect apps (and the platform) on this machine, and which are degraded."""
     layers = client().request("GET", "/doctor")
+    # The data directory's disk is no isolation layer: room, not protection (ok, or a warning).
+    disk = [layer for layer in layers if layer["name"] == "disk"]
+    layers = [layer for layer in layers if layer["name"] != "disk"]
     for layer in layers:
         mark = "[green]active[/green]  " if layer["active"] else "[red]degraded[/red]"
         out.print(f"{mark} [bold]{layer['name']}[/bold]: {layer['detail']}")
+    for layer in disk:
+        mark = "[green]ok[/green]      " if layer["active"] else "[yellow]warning[/yellow] "
+        out.print(f"{mark} [bold]disk[/bold]: {layer['detail']}")
     degraded = [layer["name"] for layer in layers if not layer["active"]]
     if degraded:
         out.print(f"\n{len(degraded)} layer(s) degraded: apps on this machine are less isolated than the "
                   "README's security model says.")
+    if degraded or any(not layer["active"] for layer in disk):
         raise typer.Exit(1)
 
 
@@ -97,6 +106,9 @@ def apps_list() -> None:
     for a in rows:
         table.add_row(a["name"], f"v{a['release']}" if a["release"] else "-", a["state"], a["url"])
     out.print(table)
+    for a in rows:
+        if a.get("damage"):
+            out.print(f"\n{a['name']} is damaged: {a['damage']}", markup=False)
 
 
 @apps_cli.callback(invoke_without_command=True)
@@ -299,9 +311,13 @@ def ps(name: str) -> None:
     if not a["instances"]:
         out.print(f"{name} has no running processes.")
     for i in a["instances"]:
-        code = f" (exit {i['exit_code']})" if i["state"] == "crashed" else ""
+        code = f" (exit {i['exit_code']})" if i["state"] == "crashed" and i["exit_code"] is not None else ""
+        unreachable = i["state"] == "up" and i["name"].startswith("web.") and not i.get("routed", True)
+        state = "up, but not reachable: the edge is down (it restarts by itself)" if unreachable else i["state"]
         age = duration(time.time() - i["since"])
-        out.print(f"{i['name']}: {i['state']}{code}  v{i['release']}  for {age}  restarts {i['restarts']}")
+        out.print(f"{i['name']}: {state}{code}  v{i['release']}  for {age}  restarts {i['restarts']}")
+        if i.get("last_failure"):
+            out.print(f"  last restart: {i['last_failure']}", markup=False, highlight=False)
 
 
 @app.command()

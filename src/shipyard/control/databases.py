@@ -65,7 +65,8 @@ class Databases:
         while True:
             if self.addon is not None:
                 for app in self.platform.store.list_apps():
-                    if self.platform.store.get_addon(app.name, KIND) is None:
+                    # A damaged app is listed with its fix (`shipyard apps`); its add-on row may not be readable.
+                    if app.damage or self.platform.store.get_addon(app.name, KIND) is None:
                         continue
                     try:
                         if backup_due(self.addon.backups(app.name), time.time(), interval):

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from shipyard.addons.postgres import ENV_KEYS as DATABASE_KEYS
 from shipyard.control.deploys import DeployRecord
-from shipyard.control.slugs import adopt_slugs, prune_slugs, release_target
+from shipyard.control.rollout import Rollout
+from shipyard.control.slugs import adopt_slugs, release_target
 from shipyard.buildpack.builder import BuildRequest, build_slug, inspect_source
 from shipyard.buildpack.manifest import Manifest
 from shipyard.buildpack.python import discover_interpreters
@@ -23,14 +24,17 @@ from shipyard.edge.caddy import Edge
 from shipyard.edge.routes import AppRoute
 from shipyard.errors import DeployError, InvalidInput, ReleasePhaseFailed, ShipyardError
 from shipyard.git.repos import Repos
-from shipyard.release.plan import ReleaseTarget, instance_specs, one_off_spec, release_phase_spec
+from shipyard.release.plan import ReleaseTarget, instance_specs, one_off_spec
 from shipyard.runtime.confinement import Confinement
 from shipyard.runtime.console import Console
+from shipyard.runtime.disk import room_for_push
 from shipyard.runtime.logs import AppLog
 from shipyard.runtime.oneoff import run_once
+from shipyard.runtime.readiness import LivenessRules, ReadinessRules
 from shipyard.runtime.spec import InstanceSpec
-from shipyard.runtime.supervisor import Supervisor, stop_all
+from shipyard.runtime.supervisor import Supervisor
 from shipyard.settings import Settings
+from shipyard.stopping import StopSteps
 from shipyard.store import records
 from shipyard.store.store import Store
 
@@ -51,36 +55,64 @@ class Platform:
         # the platform's start, never from a config var: a tenant must not choose what gets bound in).
         self.shared_files: tuple[Path, ...] = ()
         self.repos = Repos(settings.repos_dir)
-        self.supervisor = Supervisor(settings.logs_dir, settings.tmp_dir / "instances", self._routes_changed,
-                                     confinement)
+        self.supervisor = Supervisor(
+            settings.logs_dir, settings.tmp_dir / "instances", self._routes_changed, confinement,
+            ReadinessRules(settle=settings.readiness_settle, no_answer_limit=settings.hang_limit),
+            LivenessRules(interval=settings.liveness_interval, failures=settings.liveness_failures))
         self._locks: dict[str, asyncio.Lock] = {}
         self._edge_dirty = asyncio.Event()
         self._edge_task: asyncio.Task[None] | None = None
         self._retry_tasks: dict[str, asyncio.Task[None]] = {}
         self.interpreters = discover_interpreters()
         self._runs: dict[str, int] = {}  # run.N numbering per app
+        self.rollout = Rollout(settings, store, self.supervisor, edge, confinement, self._target, self.sync_edge,
+                               self._restore_later, self._stop_restoring)
 
     # Lifecycle
 
     async def start(self) -> None:
-        self.store.fail_unfinished()
+        await asyncio.to_thread(self._recover)
+        apps = self.store.list_apps()
+        for app in apps:
+            if app.damage:  # listed (and routed to a 503), never started: the others start as usual
+                self.supervisor.app_log(app.name).write("shipyard[api]", f"Not started: {app.damage}")
         if self.confinement.sandboxed:
-            for app in self.store.list_apps():
-                await asyncio.to_thread(adopt_slugs, self.settings, self.store, app)
+            for app in apps:
+                if not app.damage:
+                    await asyncio.to_thread(adopt_slugs, self.settings, self.store, app)
         await self.edge.start()
         self._edge_task = asyncio.create_task(self._edge_loop())
         await self.sync_edge()
-        for app in self.store.list_apps():
-            if app.current_release is not None:
+        for app in apps:
+            if app.current_release is not None and not app.damage:
                 self._retry_tasks[app.name] = asyncio.create_task(self._restore(app))
 
-    async def shutdown(self) -> None:
+    def _recover(self) -> None:
+        """What a platform that was killed (kill -9, power loss) left half-done: deploys it was running are
+        `interrupted` (the previous release is restored below and keeps serving), and the scratch space of
+        builds and instances is emptied. Its processes died with it (sandboxes die with their parent; the
+        cgroups of any left over are swept before this)."""
+        self.store.fail_unfinished(
+            "Shipyard stopped while this deploy was running (it was killed or the machine restarted); the release "
+            "did not go live and the previous one kept serving. Push again (or repeat the change) to deploy it.")
+        for scratch in (self.settings.tmp_dir / "builds", self.settings.tmp_dir / "instances",
+                        *self.settings.tmp_dir.glob("src-*")):  # sources exported by pushes (git/hook.py)
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    async def shutdown(self) -> list[str]:
+        """Stop the apps and the edge. Never raises: each step runs even if one before it failed (a full disk,
+        a process already gone), and what failed is returned, one line each."""
+        steps = StopSteps()
         for task in self._retry_tasks.values():
             task.cancel()
-        await self.supervisor.shutdown(self.settings.drain_grace)
-        if self._edge_task:
-            self._edge_task.cancel()
-        await self.edge.stop()
+        await steps.run("Stopping the apps", lambda: self.supervisor.shutdown(self.settings.drain_grace))
+        if (edge_task := self._edge_task) is not None:
+            edge_task.cancel()
+            # A loop that had died (a route it could not write) is reaped here: its error is reported once,
+            # not as "Task exception was never retrieved" with a traceback at exit.
+            await steps.run("Updating the edge's routes", lambda: _reap(edge_task))
+        await steps.run("Stopping the edge", self.edge.stop)
+        return steps.failures
 
     async def _restore(self, app: records.App) -> None:
         """Bring an app back at its current release after a platform restart, retrying while it fails."""
@@ -97,6 +129,13 @@ class Platform:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 60)
 
+    def _restore_later(self, name: str) -> None:
+        self._retry_tasks[name] = asyncio.create_task(self._restore(self.store.get_app(name)))
+
+    def _stop_restoring(self, name: str) -> None:
+        if task := self._retry_tasks.pop(name, None):
+            task.cancel()
+
     # Apps
 
     def create_app(self, name: str, branch: str = "main", boot_timeout: int = 240) -> records.App:
@@ -108,8 +147,7 @@ class Platform:
     async def destroy_app(self, name: str) -> None:
         self.store.get_app(name)
         async with self._lock(name):
-            if task := self._retry_tasks.pop(name, None):
-                task.cancel()
+            self._stop_restoring(name)
             await self.supervisor.stop_app(name, self.settings.drain_grace)
             self.store.delete_app(name)
             await self.sync_edge()
@@ -119,9 +157,13 @@ class Platform:
                 shutil.rmtree(folder, ignore_errors=True)
 
     def app_state(self, app: records.App) -> str:
-        states = {i.state for i in self.supervisor.instances(app.name)}
+        """What a user can expect at the app's URL now: `up` only if the edge is serving too."""
+        instances = self.supervisor.instances(app.name)
+        states = {i.state for i in instances}
         if app.current_release is None:
             return "new"
+        if "up" in states and not self.edge.serving and any(i.routable for i in instances):
+            return "unreachable"
         for state in ("up", "crashed", "starting"):
             if state in states:
                 return state
@@ -158,12 +200,14 @@ class Platform:
                 limits=self.confinement.cgroups,
                 previous_slug=Path(previous.slug_path) if previous and Path(previous.slug_path).is_dir() else None)
             async with rec.step("pre-flight"):
+                # Rejected before anything is written when the build would not fit (a full disk).
+                await asyncio.to_thread(room_for_push, self.settings.data_dir, source_dir, request.previous_slug)
                 detection = await inspect_source(request, rec.log)
             async with rec.step("build"):
                 slug = await build_slug(request, detection, rec.log)
             build = self.store.add_build(name, commit, str(slug.path), slug.manifest.to_json())
             release = self.store.add_release(name, build.id, config, f"Deploy {commit[:7]}{summary}")
-            await self._roll_out(app, release, rec)
+            await self.rollout.roll_out(app, release, rec)
             return release
 
     async def update_config(self, name: str, set_vars: dict[str, str], unset: list[str],
@@ -180,7 +224,7 @@ class Platform:
             description = reason or f"{verb} {changed} config vars"
             release = self.store.add_release(name, current.build.id, config, description)
             try:
-                await self._roll_out(app, release, DeployRecord(self.store, name, description, log))
+                await self.rollout.roll_out(app, release, DeployRecord(self.store, name, description, log))
             except DeployError as exc:
                 undo = f"`shipyard config unset {name} {' '.join(set_vars)}`" if set_vars else "`shipyard config set`"
                 raise type(exc)(exc.message, hint=f"{exc.hint or ''}\nThe change stays in the config (the next push "
@@ -197,7 +241,7 @@ class Platform:
                                    "releases are).", hint=f"Pick a newer release from `shipyard releases {name}`.")
             release = self.store.add_release(name, earlier.build.id, earlier.config, f"Rollback to v{version}")
             try:
-                await self._roll_out(app, release, DeployRecord(self.store, name, f"Rollback to v{version}", log),
+                await self.rollout.roll_out(app, release, DeployRecord(self.store, name, f"Rollback to v{version}", log),
                                      release_phase=release_phase)
             except ReleasePhaseFailed as exc:
                 raise ReleasePhaseFailed(exc.message, hint=(
@@ -221,7 +265,7 @@ class Platform:
                     raise InvalidInput(f"{name} has no process type {', '.join(unknown)}.",
                                        hint=f"Its types: {', '.join(sorted(set(types) - {'release'}))} (from the Procfile).")
             app = self.store.update_app(name, formation={**app.formation, **changes})
-            await self._converge(app, replace=set())
+            await self.rollout.converge(app, replace=set())
             return app
 
     async def restart(self, name: str, process_type: str | None) -> None:
@@ -229,7 +273,7 @@ class Platform:
         async with self._lock(name):
             app = self.store.get_app(name)
             types = {i.spec.process_type for i in self.supervisor.instances(name)}
-            await self._converge(app, replace={process_type} if process_type else types)
+            await self.rollout.converge(app, replace={process_type} if process_type else types)
 
     async def run(self, name: str, command: str, echo: Log) -> int:
         """A one-off process with the current release's slug and environment; returns its exit code."""
@@ -258,124 +302,6 @@ class Platform:
         applog.write(f"shipyard[{spec.name}]", f"Starting one-off process `{command}`{attached}")
         return spec, applog
 
-    async def _converge(self, app: records.App, replace: set[str]) -> None:
-        """Make the running instances match the formation: keep, start (health-gated) and drain."""
-        if app.current_release is None:
-            return
-        release = self.store.get_release(app.name, app.current_release)
-        desired = {s.name: s for s in instance_specs(self._target(release))}
-        current = {i.spec.name: i for i in self.supervisor.instances(app.name)}
-        keep = [i for n, i in current.items() if n in desired and i.spec.process_type not in replace]
-        started = []
-        try:
-            for name, spec in desired.items():
-                if name not in {i.spec.name for i in keep}:
-                    started.append(await self.supervisor.boot(spec))
-        except DeployError:
-            await stop_all(started, grace=1)
-            raise
-        old = self.supervisor.activate(app.name, keep + started)
-        await self.sync_edge()
-        retired = [i for i in old if i not in keep]
-        if retired:
-            asyncio.create_task(self._drain(retired))
-
-    async def _roll_out(self, app: records.App, release: records.Release, rec: DeployRecord,
-                        release_phase: bool = True) -> None:
-        """Health-gated switch: start the new instances, route to them, then drain the old ones.
-
-        Whatever goes wrong on the way (also a bug, a full disk, a cancelled request), a release that did not
-        go live is marked failed, never left `deploying`.
-        """
-        try:
-            await self._switch(app, release, rec, release_phase)
-        except BaseException:
-            if self.store.get_app(app.name).current_release != release.version:
-                self.store.mark_release(app.name, release.version, "failed")
-            raise
-
-    async def _switch(self, app: records.App, release: records.Release, rec: DeployRecord,
-                      release_phase: bool) -> None:
-        applog = self.supervisor.app_log(app.name)
-        log = rec.log
-        rec.release = release.version
-        if (release_command := release_phase_spec(self._target(release))) and not release_phase:
-            await log(f"-----> Skipping the release command `{release_command.command}`, as asked")
-        elif release_command:
-            async with rec.step("release phase"):
-                await self._release_phase(app, release, release_command, log)
-        await log(f"-----> Releasing v{release.version}: starting web process (waiting up to {app.boot_timeout} s "
-                  "for it to listen on $PORT)")
-        if app.port and self.supervisor.instances(app.name):
-            # Two instances cannot share a fixed port: this one switch has a gap instead of an overlap.
-            await log(f"-----> The app listens on fixed port {app.port}: stopping the running release first")
-            await self.supervisor.retire(self.supervisor.activate(app.name, []), self.settings.drain_grace)
-            await self.sync_edge()
-        started = []
-        try:
-            async with rec.step("start instances"):
-                for spec in instance_specs(self._target(release)):
-                    started.append(await self.supervisor.start(spec))
-            async with rec.step("health check"):
-                # All at once: web=3 boots in the time of one. The first failure (in start order) reports.
-                outcomes = await asyncio.gather(*(self.supervisor.until_ready(i) for i in started),
-                                                return_exceptions=True)
-                if failure := next((o for o in outcomes if isinstance(o, BaseException)), None):
-                    raise failure
-        except DeployError as exc:
-            await stop_all(started, grace=1)
-            self.store.mark_release(app.name, release.version, "failed")
-            applog.write("shipyard[api]", f"Release v{release.version} failed: {exc.message.splitlines()[0]}")
-            if app.port and app.current_release and not self.supervisor.instances(app.name):
-                self._retry_tasks[app.name] = asyncio.create_task(self._restore(self.store.get_app(app.name)))
-            raise DeployError(f"Release v{release.version} failed: {exc.message}", hint=exc.hint) from None
-        if task := self._retry_tasks.pop(app.name, None):
-            task.cancel()
-        async with rec.step("switch"):
-            old = self.supervisor.activate(app.name, started)
-            await self.sync_edge()
-            self.store.set_current_release(app.name, release.version)
-            prune_slugs(self.settings, self.store, app.name, release.version)
-            applog.write("shipyard[api]", f"Release v{release.version} is live ({release.description})")
-            await log(f"-----> v{release.version} is live at {self.settings.app_url(app.name)}")
-        if old:
-            asyncio.create_task(self._drain_recorded(old, rec))
-        else:
-            rec.succeeded()
-
-    async def _release_phase(self, app: records.App, release: records.Release, spec: InstanceSpec, log: Log) -> None:
-        """The Procfile's `release:` command, with the new release's environment; failing aborts the release."""
-        await log(f"-----> Running release command: {spec.command}")
-        code, recent = await run_once(spec, self.supervisor.app_log(app.name), log, self.confinement)
-        if code != 0:
-            self.store.mark_release(app.name, release.version, "failed")
-            self.supervisor.app_log(app.name).write("shipyard[api]", f"Release v{release.version} failed: "
-                                                    f"release command exited with code {code}")
-            raise ReleasePhaseFailed(
-                f"Release v{release.version} failed: the release command `{spec.command}` exited with code {code}.",
-                hint="Its output is above. Nothing changed: the previous release keeps serving. Fix the command "
-                     "(e.g. the migration) and push again.")
-        await log("-----> Release command succeeded")
-
-    async def _drain_recorded(self, old: list, rec: DeployRecord) -> None:  # type: ignore[type-arg]
-        async with rec.step("drain"):
-            await self._drain(old)
-        rec.succeeded()
-
-    async def _drain(self, old: list) -> None:  # type: ignore[type-arg]
-        """Wait for in-flight requests to the old instances to finish (bounded), then stop them."""
-        addresses = {i.address for i in old}
-        deadline = time.monotonic() + self.settings.drain_grace
-        while time.monotonic() < deadline:
-            try:
-                busy = await self.edge.upstream_requests()
-            except ShipyardError:
-                break
-            if not any(busy.get(a, 0) for a in addresses):
-                break
-            await asyncio.sleep(0.1)
-        await self.supervisor.retire(old, self.settings.drain_grace)
-
     def _target(self, release: records.Release) -> ReleaseTarget:
         return release_target(self.settings, self.store.get_app(release.app), release, self.interpreters,
                               self.shared_files)
@@ -401,6 +327,13 @@ class Platform:
             await self._edge_dirty.wait()
             try:
                 await self.sync_edge()
-            except ShipyardError:
+            except (ShipyardError, OSError):  # the edge restarting, a full disk for the slot files: retry
                 await asyncio.sleep(1)
                 self._edge_dirty.set()
+
+
+async def _reap(task: asyncio.Task[None]) -> None:
+    """Wait for a cancelled task to end; raise what it failed with, if it had failed."""
+    await asyncio.wait([task])
+    if not task.cancelled() and task.exception() is not None:
+        raise task.exception()  # type: ignore[misc]

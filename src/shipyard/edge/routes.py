@@ -29,8 +29,10 @@ PROXY_FAILURES = (502, 503, 504)
 # that divides 60 (1–6, 10, 12, …) and within one slot's share (2 %) of even for the others.
 SLOTS = 60
 # How long a request whose instance refused the connection (it was just stopped or crashed) keeps
-# trying: each try re-reads the slot files, which by then name the running instances.
-TRY_DURATION = "2s"
+# trying: each try re-reads the slot files, which by then name the running instances. An app whose only
+# instance crashed keeps it in its slots while it restarts, so requests wait here for it to listen
+# (bounded) instead of getting a 503.
+TRY_DURATION = "10s"
 TRY_INTERVAL = "50ms"
 
 

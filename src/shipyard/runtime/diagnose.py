@@ -29,6 +29,21 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
+# A Python exception's summary line ("ModuleNotFoundError: No module named 'x'"), after a log prefix if any.
+_EXCEPTION = re.compile(r"(?:^|\s)((?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Exit)\b(?::.*)?)$")
+# What a server prints when the app's own exception stopped it: not the cause.
+_CONSEQUENCE = re.compile(r"HaltServer|SystemExit|Worker failed to boot")
+
+
+def telling_error(lines: Sequence[str]) -> str | None:
+    """The app's own exception among its last lines (gunicorn's master prints its shutdown after it)."""
+    for line in reversed(lines):
+        match = _EXCEPTION.search(line.strip())
+        if match and not _CONSEQUENCE.search(line):
+            return match.group(1)
+    return None
+
+
 def boot_hint(lines: Sequence[str]) -> str:
     """The fix for the most telling line, searching from the end; the generic $PORT advice otherwise."""
     for line in reversed(lines):

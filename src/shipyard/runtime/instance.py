@@ -10,56 +10,54 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
-
-from shipyard.errors import DeployError
+from shipyard.errors import DeployError, ShipyardError
 from shipyard.proc import free_port, signal_group, stop_process
-from shipyard.runtime.diagnose import boot_hint, listen_hint
-from shipyard.runtime.logs import AppLog
 from shipyard.runtime.confinement import Confinement
+from shipyard.runtime.diagnose import boot_hint, listen_hint, telling_error
+from shipyard.runtime.logs import AppLog
+from shipyard.runtime.probe import http_probe, is_listening, process_tree
+from shipyard.runtime.readiness import (LivenessRules, Observation, Probe, Readiness, ReadinessRules, Verdict,
+                                        disallowed_host_hint, gunicorn_workers)
 from shipyard.runtime.shell import Spawned, pump_output, spawn
 from shipyard.runtime.sockets import listening_addresses
 from shipyard.runtime.spec import InstanceSpec, next_backoff
 
-LOG_TAIL_LINES = 20
+LOG_TAIL_LINES = 20  # shown with a failure
+LOG_KEPT_LINES = 200  # searched for the cause (a gunicorn master's shutdown prints ~40 lines after it)
 # A process that stayed up this long is healthy again: its next crash restarts without delay.
 STABLE_AFTER = 60.0
 WORKER_SETTLE = 1.0
 OOM_POLL = 1.0  # how often a running instance's OOM-kill counter is read
-
-
-async def is_listening(port: int) -> bool:
-    try:
-        _, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        return False
-    writer.close()
-    try:
-        await writer.wait_closed()
-    except OSError:
-        pass
-    return True
+TICK = 0.05  # between readiness observations
+SOCKET_SCAN = 0.5  # between scans of the sockets a not-yet-listening instance has open elsewhere
 
 
 class Instance:
     def __init__(self, spec: InstanceSpec, log: AppLog, scratch_root: Path,
-                 on_change: Callable[[], None], confinement: Confinement) -> None:
+                 on_change: Callable[[], None], confinement: Confinement,
+                 readiness: ReadinessRules | None = None, liveness: LivenessRules | None = None) -> None:
         self.spec = spec
         self._confinement = confinement
+        self._readiness = readiness or ReadinessRules()
+        self._liveness = liveness or LivenessRules()
         self.port = spec.port or free_port()
         self.state = "starting"
         self.since = time.time()  # when it entered its state (`shipyard ps`: "up for 3m")
         self.exit_code: int | None = None
         self.restarts = 0
+        self.last_failure = ""  # why it last crashed or was restarted (`shipyard ps`)
+        # Restarting right after a crash (no backoff): the edge holds requests for it until it listens.
+        self.holding = False
         self._log = log
         self._scratch = scratch_root / f"{spec.app}-{spec.name}-v{spec.release}-{self.port}"
         self._on_change = on_change
         self._proc: asyncio.subprocess.Process | None = None
         self._spawned: Spawned | None = None
+        self._started = 0.0
         self._oom_baseline = 0
         self._pump: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
-        self._recent: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
+        self._recent: collections.deque[str] = collections.deque(maxlen=LOG_KEPT_LINES)
 
     @property
     def pid(self) -> int | None:
@@ -74,7 +72,7 @@ class Instance:
         return self.state == "up" and self.spec.process_type == "web"
 
     async def until_ready(self) -> None:
-        """The health gate: listening on $PORT (and the health path < 500), or alive for a moment if not web."""
+        """The health gate (see readiness.py); a process that is not web must stay alive for a moment."""
         await self._wait_ready()
         self._set_state("up")
         self._watch = asyncio.create_task(self._supervise())
@@ -87,6 +85,7 @@ class Instance:
         self._recent.clear()
         self._spawned = await spawn(self.spec, env, self._confinement)
         self._proc = self._spawned.proc
+        self._started = time.monotonic()
         self._oom_baseline = self._spawned.cgroup.oom_kills() if self._spawned.cgroup else 0
         self.exit_code = None
         self._platform_log(f"Starting process with command `{self.spec.command}` (pid {self._proc.pid}, port {self.port})")
@@ -97,53 +96,88 @@ class Instance:
         if self.spec.process_type != "web":
             await self._wait_alive()
             return
-        deadline = time.monotonic() + self.spec.boot_timeout
-        last_health: int | None = None
+        readiness = Readiness(self._readiness)
+        deadline = self._started + self.spec.boot_timeout
+        verdict = Verdict("waiting")
+        last_scan, elsewhere, listened = 0.0, (), False
         while time.monotonic() < deadline:
             if self._proc.returncode is not None:
-                await self._drain_pump()
-                self.exit_code = self._proc.returncode
-                if self._out_of_memory():
-                    raise DeployError(
-                        f"{self.spec.name} ran out of memory while starting: it exceeded its limit of "
-                        f"{self.spec.size.memory_mb} MB ({self.spec.size.name}) and was killed.\n" + self._tail_text(),
-                        hint=f"Give it a bigger size (`shipyard apps set {self.spec.app} --size medium`), or "
-                             "lower WEB_CONCURRENCY (each gunicorn worker loads the app).")
-                raise DeployError(
-                    f"{self.spec.name} exited with code {self.exit_code} before listening on $PORT.\n"
-                    + self._tail_text(), hint=boot_hint(list(self._recent)))
-            if await is_listening(self.port):
-                status = await self._health_status()
-                if status is None or status < 500:
-                    self._platform_log("State changed from starting to up")
-                    return
-                last_health = status
-            await asyncio.sleep(0.05)
+                await self._exited_while_starting(listened)
+            on_port = await is_listening(self.port)
+            listened = listened or on_port
+            probe = await self._probe(self._readiness.probe_timeout) if on_port else None
+            if not on_port and time.monotonic() - last_scan >= SOCKET_SCAN:
+                last_scan = time.monotonic()
+                elsewhere = tuple(await asyncio.to_thread(listening_addresses, self._proc.pid))
+            workers = None
+            if probe is not None and probe.healthy:
+                workers = gunicorn_workers(await asyncio.to_thread(process_tree, self._proc.pid))
+            verdict = readiness.observe(Observation(time.monotonic() - self._started, on_port,
+                                                    () if on_port else elsewhere, probe, workers))
+            if verdict.state == "ready":
+                self._platform_log("State changed from starting to up")
+                return
+            if verdict.state == "failed":
+                break
+            await asyncio.sleep(TICK)
+        if self._proc.returncode is not None:
+            await self._exited_while_starting(listened)
         listening = listening_addresses(self._proc.pid)
         await stop_process(self._proc, grace=2)
         await self._drain_pump()
         self.exit_code = self._proc.returncode
-        if last_health is not None:
-            raise DeployError(
-                f"{self.spec.name}'s health check {self.spec.health_path} answered {last_health} until the "
-                f"{self.spec.boot_timeout:g} s deadline.\n" + self._tail_text(),
-                hint="The page must answer with a status below 500; the app's errors are above. "
-                     "Change the path with `shipyard apps set <app> --health-path /path`.")
-        raise DeployError(
-            f"{self.spec.name} did not listen on $PORT ({self.port}) within {self.spec.boot_timeout:g} s.\n"
-            + self._tail_text(), hint=listen_hint(self.port, listening) or boot_hint(list(self._recent)))
+        raise self._not_ready(verdict, listening)
 
-    async def _health_status(self) -> int | None:
-        """The health path's HTTP status (None when the app has no health path)."""
-        if not self.spec.health_path:
-            return None
-        try:
-            async with httpx.AsyncClient(timeout=5) as client:
-                response = await client.get(f"http://127.0.0.1:{self.port}{self.spec.health_path}",
-                                            headers={"Host": self.spec.host_header or "localhost"})
-            return response.status_code
-        except httpx.HTTPError:
-            return 599
+    async def _exited_while_starting(self, listened: bool) -> None:
+        assert self._proc is not None
+        await self._drain_pump()
+        self.exit_code = self._proc.returncode
+        if self._out_of_memory():
+            raise DeployError(
+                f"{self.spec.name} ran out of memory while starting: it exceeded its limit of "
+                f"{self.spec.size.memory_mb} MB ({self.spec.size.name}) and was killed.\n" + self._tail_text(),
+                hint=f"Give it a bigger size (`shipyard apps set {self.spec.app} --size medium`), or "
+                     "lower WEB_CONCURRENCY (each gunicorn worker loads the app).")
+        when = ("after opening $PORT, before it answered HTTP (e.g. gunicorn's workers failed to import the app)"
+                if listened else "before listening on $PORT")
+        raise DeployError(f"{self.spec.name} exited with code {self.exit_code} {when}.\n" + self._tail_text(),
+                          hint=boot_hint(list(self._recent)))
+
+    def _not_ready(self, verdict: Verdict, listening: list[tuple[str, int]]) -> DeployError:
+        """The cause-specific error for a web instance that did not become ready."""
+        name, path, tail = self.spec.name, self.spec.health_path or "/", self._tail_text()
+        if verdict.cause == "host refused":
+            env = self.spec.env
+            return DeployError(f"{name} answered 400 Bad Request for its hostname {self.spec.host_header}.\n{tail}",
+                               hint=disallowed_host_hint(self.spec.app, self.spec.host_header,
+                                                         env.get("EXTERNAL_URL", f"http://{self.spec.host_header}")))
+        if verdict.cause == "server error":
+            return DeployError(
+                f"{name} answered {verdict.last_status} to GET {path} for {self._readiness.server_error_limit:g} s "
+                f"(a server error: the app is broken, not starting).\n{tail}",
+                hint=f"{boot_hint(list(self._recent))} If {path} is meant to fail, give the app a page that "
+                     f"answers below 500: `shipyard apps set {self.spec.app} --health-path /health`.")
+        if verdict.cause == "no answer":
+            return DeployError(
+                f"{name} listens on $PORT ({self.port}) but did not answer GET {path} for "
+                f"{self._readiness.no_answer_limit:g} s: it hangs (a request that never returns, a deadlock, or "
+                f"workers still importing).\n{tail}",
+                hint="Check what the app does at import and in its first request; a slow start can have more "
+                     f"time with `shipyard apps set {self.spec.app} --health-path /path` on a light page.")
+        wrong_port = verdict.cause == "wrong port"
+        waited = f"within {self.spec.boot_timeout:g} s" if not wrong_port else \
+            f"(it has listened elsewhere for {self._readiness.elsewhere_limit:g} s)"
+        if verdict.last_status is not None and verdict.last_status >= 500:
+            return DeployError(f"{name}'s health check {path} answered {verdict.last_status} until the "
+                               f"{self.spec.boot_timeout:g} s deadline.\n{tail}",
+                               hint="The page must answer with a status below 500; the app's errors are above. "
+                                    f"Change the path with `shipyard apps set {self.spec.app} --health-path /path`.")
+        return DeployError(f"{name} did not listen on $PORT ({self.port}) {waited}.\n{tail}",
+                           hint=listen_hint(self.port, listening) or boot_hint(list(self._recent)))
+
+    async def _probe(self, timeout: float) -> Probe:
+        return await http_probe(self.port, self.spec.health_path or "/", self.spec.host_header or "localhost",
+                                timeout, list(self._recent))
 
     async def _wait_alive(self, seconds: float = WORKER_SETTLE) -> None:
         """A background process is ready once it has stayed up a moment: it listens on nothing."""
@@ -159,46 +193,84 @@ class Instance:
                           + self._tail_text(), hint="Fix the error above; background processes must keep running.")
 
     async def _supervise(self) -> None:
+        """Crash → restart: at once the first time (the edge holds requests meanwhile), with backoff on repeats."""
         backoff = 0.0
         while True:
             assert self._proc is not None
             started = time.monotonic()
-            code = await self._wait_exit()
-            out_of_memory = self._out_of_memory()  # read before its cgroup goes
+            reason = await self._until_failure()
             signal_group(self._proc.pid, signal.SIGKILL)  # what the crashed process forked dies with it
             await self._drain_pump()
             await self._cleanup()
-            self.exit_code = code
-            if out_of_memory:
-                self._platform_log(f"Process exceeded its memory limit ({self.spec.size.memory_mb} MB) "
-                                   "and was restarted")
-            self._platform_log(f"Process exited with status {code}")
-            self._set_state("crashed")
-            backoff = 0.0 if time.monotonic() - started > STABLE_AFTER else next_backoff(backoff)
-            self._platform_log(f"Restarting in {backoff:g} s")
-            await asyncio.sleep(backoff)
+            self.last_failure = reason
+            self._platform_log(f"Process {reason}")
+            backoff = 0.0 if self.restarts == 0 or time.monotonic() - started > STABLE_AFTER else next_backoff(backoff)
+            while not await self._restart(backoff):
+                backoff = next_backoff(backoff)
+            self._set_state("up")
+
+    async def _restart(self, backoff: float) -> bool:
+        """One restart after `backoff` seconds; False if the new process did not become ready."""
+        self.holding = backoff == 0
+        self._set_state("crashed")
+        try:
+            if backoff:
+                self._platform_log(f"Restarting in {backoff:g} s (it failed again within {STABLE_AFTER:g} s)")
+                await asyncio.sleep(backoff)
             self.restarts += 1
             self._set_state("starting")
             await self.spawn()
-            try:
-                await self._wait_ready()
-            except DeployError as exc:
-                self._platform_log(exc.message.splitlines()[0])
-                continue
-            self._set_state("up")
+            await self._wait_ready()
+            return True
+        except ShipyardError as exc:  # also a failed spawn (e.g. a full disk): retried with backoff
+            self.last_failure = exc.message.splitlines()[0]
+            self._platform_log(self.last_failure)
+            await self._cleanup()
+            return False
+        finally:
+            self.holding = False
 
-    async def _wait_exit(self) -> int:
-        """The exit code; an instance whose cgroup saw an OOM kill (often one gunicorn worker, which the
-        master would quietly replace) is killed whole, so it restarts clean and says why."""
+    async def _until_failure(self) -> str:
+        """Watch a running instance until it exits, exceeds its memory or stops answering; returns why.
+
+        An OOM kill (often one gunicorn worker, which the master would quietly replace) kills the whole
+        instance, so it restarts clean and says why.
+        """
         assert self._proc is not None
+        failures, next_probe = 0, time.monotonic() + self._liveness.interval
+        out_of_memory = unanswered = False
         while True:
             try:
-                return await asyncio.wait_for(asyncio.shield(self._proc.wait()), timeout=OOM_POLL)
+                code = await asyncio.wait_for(asyncio.shield(self._proc.wait()), timeout=OOM_POLL)
             except asyncio.TimeoutError:
-                if self._out_of_memory():
-                    signal_group(self._proc.pid, signal.SIGKILL)
-                    if self._spawned and self._spawned.cgroup:
-                        await asyncio.to_thread(self._spawned.cgroup.kill)
+                pass
+            else:
+                if out_of_memory or self._out_of_memory():
+                    return (f"exceeded its memory limit ({self.spec.size.memory_mb} MB) and was restarted "
+                            f"(status {code})")
+                if unanswered:
+                    return (f"did not answer {failures} health checks in a row ({self._liveness.timeout:g} s each) "
+                            "and was restarted")
+                self.exit_code = code
+                return f"exited with status {code}"
+            if self._out_of_memory():
+                out_of_memory = True
+                await self._kill()
+            elif self.spec.process_type == "web" and time.monotonic() >= next_probe and not unanswered:
+                next_probe = time.monotonic() + self._liveness.interval
+                probe = await self._probe(self._liveness.timeout)
+                failures = 0 if probe.answered else failures + 1
+                if failures:
+                    self._platform_log(f"Health check {failures} of {self._liveness.failures} failed: {probe.error}")
+                if failures >= self._liveness.failures:
+                    unanswered = True
+                    await self._kill()
+
+    async def _kill(self) -> None:
+        assert self._proc is not None
+        signal_group(self._proc.pid, signal.SIGKILL)
+        if self._spawned and self._spawned.cgroup:
+            await asyncio.to_thread(self._spawned.cgroup.kill)
 
     def _out_of_memory(self) -> bool:
         cgroup = self._spawned.cgroup if self._spawned else None
@@ -209,6 +281,8 @@ class Instance:
             await self._spawned.cleanup()
 
     async def stop(self, grace: float) -> None:
+        if self.state == "stopped":  # a failed start is stopped by the supervisor and the rollout alike
+            return
         self._set_state("stopping")
         if self._watch:
             self._watch.cancel()
@@ -239,4 +313,9 @@ class Instance:
     def _tail_text(self) -> str:
         if not self._recent:
             return "(the process printed nothing)"
-        return f"Its last {len(self._recent)} log lines:\n" + "\n".join(f"  {line}" for line in self._recent)
+        tail = list(self._recent)[-LOG_TAIL_LINES:]
+        text = f"Its last {len(tail)} log lines:\n" + "\n".join(f"  {line}" for line in tail)
+        cause = telling_error(list(self._recent))
+        if cause and not any(cause in line for line in tail):
+            text = f"The error: {cause}\n{text}"
+        return text

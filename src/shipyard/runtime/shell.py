@@ -11,7 +11,6 @@ import collections
 import contextlib
 import fcntl
 import os
-import re
 import signal
 import termios
 from collections.abc import Awaitable, Callable, Mapping
@@ -22,17 +21,19 @@ from shipyard import landlock
 from shipyard.proc import die_with_parent, signal_group
 from shipyard.runtime.cgroups import Cgroup
 from shipyard.runtime.confinement import Confinement
-from shipyard.runtime.logs import AppLog
+from shipyard.runtime.loglimits import LineSplitter, cut
+from shipyard.runtime.logs import AppLog, printable
 from shipyard.runtime.spec import InstanceSpec
 
+# What the pipe reader buffers before it stops reading (the app then waits on its pipe for a moment).
 LINE_LIMIT = 1024 * 1024
-# Terminal controls in an app's output would let it rewrite what the log viewer shows (a fake
-# `shipyard[api]` line after a `\r`, colours, cursor moves): they are logged escaped.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x80-\x9f]")
-
-
-def printable(text: str) -> str:
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+# Read at once: whatever the pipe reader holds.
+READ_SIZE = 4 * 1024 * 1024
+# An app's output is read at most this often (seconds) ...
+COALESCE = 0.005
+# ... while its pipe holds what it writes meanwhile: 1 MiB (Linux's default limit for pipes) is 5 ms of
+# 200 MB/s, more than a process capped at one CPU writes through a pipe.
+PIPE_SIZE = 1024 * 1024
 
 
 @dataclass
@@ -114,17 +115,55 @@ async def spawn(spec: InstanceSpec, env: Mapping[str, str], confinement: Confine
 
 async def pump_output(proc: asyncio.subprocess.Process, applog: AppLog, source: str,
                       recent: collections.deque[str], echo: Callable[[str], Awaitable[None]] | None = None) -> None:
-    """Copy the process's output to the app's log line by line, keeping the last lines in `recent`."""
+    """Copy the process's output to the app's log, keeping its last lines in `recent`, until it closes.
+
+    The pipe is drained faster than an app can write, but a flood costs this loop little: after each chunk
+    the pipe is left alone for COALESCE seconds (a pipe of PIPE_SIZE holds what the app writes meanwhile,
+    so it does not block), so a flood is read in a few large chunks a second instead of one per write;
+    a chunk costs a split and a few operations however many lines it holds (the rate limit drops lines
+    before anything is formatted, and formatting and writing happen on the log's writer thread).
+    """
     assert proc.stdout is not None
+    pipe = _enlarge_pipe(proc.stdout)
+    # What the transport reads from the pipe at once: a chunk that big may have left more in the pipe.
+    drained_below = getattr(pipe, "max_size", 256 * 1024)
+    limit = applog.limits.line_bytes
+    lines = LineSplitter(limit)
+    keep = recent.maxlen
     while True:
-        try:
-            raw = await proc.stdout.readline()
-        except ValueError:  # a line over the limit: keep going with the rest
-            continue
-        if not raw:
+        chunk = await proc.stdout.read(READ_SIZE)
+        complete = lines.feed(chunk) if chunk else lines.end()
+        if complete:
+            applog.output(source, complete)
+            shown = complete if echo is not None or keep is None else complete[-keep:]
+            texts = [printable(cut(raw, limit).decode("utf-8", errors="replace")) for raw in shown]
+            recent.extend(texts)
+            if echo is not None:
+                for text in texts:
+                    await echo("       " + text)
+        if not chunk:
             return
-        text = printable(raw.decode("utf-8", errors="replace").rstrip("\n"))
-        recent.append(text)
-        applog.write(source, text)
-        if echo is not None:
-            await echo("       " + text)
+        if len(chunk) >= drained_below:
+            continue  # the pipe held more than one read: read on before leaving it alone
+        if pipe is not None:
+            pipe.pause_reading()
+        try:
+            await asyncio.sleep(COALESCE)
+        finally:
+            if pipe is not None:
+                pipe.resume_reading()
+
+
+def _enlarge_pipe(stream: asyncio.StreamReader) -> asyncio.ReadTransport | None:
+    """The transport reading `stream`'s pipe, whose buffer is grown to PIPE_SIZE; None where that cannot be
+    done (asyncio keeps the transport private): the pipe is then never left alone, only this coroutine's
+    wake-ups are spaced out, which costs the loop more."""
+    transport = getattr(stream, "_transport", None)
+    pipe = transport.get_extra_info("pipe") if isinstance(transport, asyncio.ReadTransport) else None
+    if pipe is None:
+        return None
+    try:
+        fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    except OSError:
+        return None
+    return transport

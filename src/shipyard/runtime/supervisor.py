@@ -13,15 +13,19 @@ from pathlib import Path
 
 from shipyard.runtime.confinement import Confinement
 from shipyard.runtime.instance import Instance
-from shipyard.runtime.logs import AppLog
+from shipyard.runtime.logs import AppLog, AppLogs
+from shipyard.runtime.readiness import LivenessRules, ReadinessRules
 from shipyard.runtime.spec import InstanceSpec
 
 
 class Supervisor:
     def __init__(self, logs_dir: Path, scratch_dir: Path, on_change: Callable[[], None],
-                 confinement: Confinement) -> None:
+                 confinement: Confinement, readiness: ReadinessRules | None = None,
+                 liveness: LivenessRules | None = None) -> None:
         self.confinement = confinement
-        self._logs_dir = logs_dir
+        self.readiness = readiness or ReadinessRules()
+        self.liveness = liveness or LivenessRules()
+        self.logs = AppLogs(logs_dir)
         self._scratch_dir = scratch_dir
         self._on_change = on_change
         self._active: dict[str, list[Instance]] = {}
@@ -29,7 +33,7 @@ class Supervisor:
         self._draining: set[Instance] = set()
 
     def app_log(self, app: str) -> AppLog:
-        return AppLog(self._logs_dir / app / "app.log")
+        return self.logs.get(app)
 
     async def boot(self, spec: InstanceSpec) -> Instance:
         """Start an instance that is not routed yet; DeployError if it never listens."""
@@ -39,7 +43,8 @@ class Supervisor:
 
     async def start(self, spec: InstanceSpec) -> Instance:
         """Spawn an instance's process (not routed, not yet health-checked)."""
-        instance = Instance(spec, self.app_log(spec.app), self._scratch_dir, self._on_change, self.confinement)
+        instance = Instance(spec, self.app_log(spec.app), self._scratch_dir, self._on_change, self.confinement,
+                            self.readiness, self.liveness)
         self._booting.add(instance)
         try:
             await instance.spawn()
@@ -79,18 +84,26 @@ class Supervisor:
         return sorted(self._active)
 
     def routable_addresses(self, app: str) -> tuple[str, ...]:
-        return tuple(i.address for i in self._active.get(app, []) if i.routable)
+        """The app's up web instances; with none up, those restarting right after a crash, so the edge holds
+        requests (retrying their port) until they listen instead of answering 503."""
+        instances = self._active.get(app, [])
+        up = tuple(i.address for i in instances if i.routable)
+        return up or tuple(i.address for i in instances if i.holding and i.spec.process_type == "web")
 
     async def stop_app(self, app: str, grace: float) -> None:
         old = self._active.pop(app, [])
         self._on_change()
         await stop_all(old, grace)
+        await self.logs.forget(app)
 
     async def shutdown(self, grace: float) -> None:
         everything = [i for group in self._active.values() for i in group] + list(self._booting)
         everything += [i for i in self._draining if i.state != "stopped"]
         self._active.clear()
-        await stop_all(everything, grace)
+        try:
+            await stop_all(everything, grace)
+        finally:
+            await self.logs.close()  # after the instances: their last lines and exit statuses are written
 
 
 async def stop_all(instances: list[Instance], grace: float) -> None:

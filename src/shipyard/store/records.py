@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,15 @@ class App:
     health_path: str
     created_at: datetime
     size: str = "small"  # instance size: memory, CPU and process limits (runtime.limits.SIZES)
+    # Set when the app's data in the store cannot be read (what is wrong, and the fix): the app is listed,
+    # never started, and every other field holds a default.
+    damage: str | None = None
+
+    @classmethod
+    def damaged(cls, id: int, name: str, damage: str) -> App:
+        return cls(id=id, name=name, branch="main", boot_timeout=240, current_release=None, start_command="",
+                   build_command="", port=None, formation={}, health_path="",
+                   created_at=datetime.fromtimestamp(0, timezone.utc), damage=damage)
 
 
 @dataclass(frozen=True)

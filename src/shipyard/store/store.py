@@ -1,6 +1,8 @@
 """The store: desired state in SQLite (WAL) through SQLAlchemy 2.
 
-Every method opens its own short transaction and returns plain records.
+Every method opens its own short transaction and returns plain records. Opening it checks the file
+(integrity) and brings its schema up to date (Alembic); an app whose data cannot be read is listed as
+damaged instead of failing the whole list.
 """
 
 from __future__ import annotations
@@ -9,15 +11,20 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
-from sqlalchemy import create_engine, event, func, inspect, select, text
+from sqlalchemy import LargeBinary, cast, create_engine, event, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from shipyard.errors import Conflict, NotFound
 from shipyard.store import records
-from shipyard.store.models import AddonRow, AppRow, Base, BuildRow, ConfigVarRow, DeployRow, ReleaseRow, utcnow
+from shipyard.store.damage import (DAMAGE_ERRORS, app_damaged, describe_damage, is_damage, parse_formation,
+                                   parse_json_object, require_int)
+from shipyard.store.integrity import AppDamaged, ensure_sound
+from shipyard.store.models import AddonRow, AppRow, BuildRow, ConfigVarRow, DeployRow, ReleaseRow, utcnow
 from shipyard.store.names import validate_app_name
+from shipyard.store.schema import upgrade_schema
 from shipyard.store.secrets import Cipher
 
 
@@ -35,24 +42,14 @@ def _sqlite_engine(path: Path) -> Engine:
     return engine
 
 
-# Columns added after a table was first created: create_all() makes new tables only.
-ADDED_COLUMNS = {"apps": {"size": "VARCHAR(16) NOT NULL DEFAULT 'small'"}}
-
-
-def _add_missing_columns(engine: Engine) -> None:
-    with engine.begin() as conn:
-        for table, columns in ADDED_COLUMNS.items():
-            present = {c["name"] for c in inspect(conn).get_columns(table)}
-            for name, ddl in columns.items():
-                if name not in present:
-                    conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {ddl}"))
-
-
 class Store:
-    def __init__(self, db_path: Path, cipher: Cipher) -> None:
+    def __init__(self, db_path: Path, cipher: Cipher, backups_dir: Path) -> None:
+        """Open the store at db_path; a damaged file, or one from a newer Shipyard, fails here with the fix
+        (backups_dir: where its backups are, to name the newest)."""
+        ensure_sound(db_path, backups_dir)
+        upgrade_schema(db_path)
+        self.data_dir = db_path.parent
         self._engine = _sqlite_engine(db_path)
-        Base.metadata.create_all(self._engine)
-        _add_missing_columns(self._engine)
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
         self._cipher = cipher
 
@@ -76,13 +73,30 @@ class Store:
             s.flush()
             return self._app(row)
 
-    def get_app(self, name: str) -> records.App:
+    def require_app(self, name: str) -> int:
+        """The app's id; NotFound unless it exists, damaged or not (its log, for one, stays readable)."""
         with self._session() as s:
-            return self._app(self._app_row(s, name))
+            app_id = s.scalar(select(AppRow.id).where(AppRow.name == name))
+        if app_id is None:
+            self._missing(name)
+        return app_id
+
+    def get_app(self, name: str) -> records.App:
+        """The app; AppDamaged (with the fix) when its data cannot be read."""
+        app = self._read_app(self.require_app(name), name)
+        if app is None:
+            self._missing(name)
+        if app.damage:
+            raise app_damaged(name, app.damage)
+        return app
 
     def list_apps(self) -> list[records.App]:
+        """Every app; one whose data cannot be read comes with `damage` set, never missing from the list."""
         with self._session() as s:
-            return [self._app(r) for r in s.scalars(select(AppRow).order_by(AppRow.name))]
+            # The name as bytes: a name that is not valid UTF-8 must not make the whole query fail.
+            ids = s.execute(select(AppRow.id, cast(AppRow.name, LargeBinary)).order_by(AppRow.name)).all()
+        apps = (self._read_app(app_id, bytes(raw or b"").decode("utf-8", "replace")) for app_id, raw in ids)
+        return [app for app in apps if app is not None]
 
     def update_app(self, name: str, **changes: object) -> records.App:
         """Set an app's settings as given (None included: it clears `port`); `formation` is a dict."""
@@ -90,7 +104,10 @@ class Store:
             row = self._app_row(s, name)
             for key, value in changes.items():
                 setattr(row, key, json.dumps(value, sort_keys=True) if key == "formation" else value)
-            return self._app(row)
+            try:
+                return self._app(row)
+            except DAMAGE_ERRORS as exc:  # rolls the change back: a damaged app is restored, not patched
+                raise self._damaged(name, "its settings", exc) from None
 
     def delete_app(self, name: str) -> None:
         with self._session() as s:
@@ -112,14 +129,26 @@ class Store:
             if release is not None:
                 release.status = "succeeded"
 
-    def fail_unfinished(self) -> int:
-        """At start: releases and deploys a killed platform left half-way are failed, never `deploying` forever."""
+    def fail_unfinished(self, reason: str) -> int:
+        """At start: releases and deploys a killed platform left half-way are `interrupted`, never `deploying`
+        forever; each such deploy gets a last step saying why (`shipyard deploys`)."""
         with self._session() as s:
             releases = list(s.scalars(select(ReleaseRow).where(ReleaseRow.status == "deploying")))
             for row in releases:
-                row.status = "failed"
+                row.status = "interrupted"
+            now = utcnow()
             for deploy in s.scalars(select(DeployRow).where(DeployRow.status == "running")):
-                deploy.status, deploy.finished_at = "failed", utcnow()
+                try:
+                    steps = json.loads(deploy.steps or "[]")
+                except ValueError:  # a damaged record must not stop the platform's start
+                    steps = []
+                steps = [step for step in steps if isinstance(step, dict)] if isinstance(steps, list) else []
+                for step in steps:
+                    if step.get("status") == "running":
+                        step.update(status="interrupted", finished=now.timestamp())
+                steps.append({"name": "interrupted", "started": now.timestamp(), "finished": now.timestamp(),
+                              "status": "failed", "log": [reason]})
+                deploy.steps, deploy.status, deploy.finished_at = json.dumps(steps), "interrupted", now
             return len(releases)
 
     # Deploys
@@ -160,7 +189,12 @@ class Store:
         with self._session() as s:
             app = self._app_row(s, name)
             row = s.scalar(select(AddonRow).where(AddonRow.app_id == app.id, AddonRow.kind == kind))
-            return json.loads(self._cipher.decrypt(row.credentials)) if row else None
+            if row is None:
+                return None
+            try:
+                return parse_json_object(self._cipher.decrypt(row.credentials))
+            except DAMAGE_ERRORS as exc:
+                raise self._damaged(name, f"the credentials of its {kind} add-on", exc) from None
 
     def delete_addon(self, name: str, kind: str) -> None:
         with self._session() as s:
@@ -174,7 +208,10 @@ class Store:
         with self._session() as s:
             app = self._app_row(s, name)
             rows = s.scalars(select(ConfigVarRow).where(ConfigVarRow.app_id == app.id).order_by(ConfigVarRow.key))
-            return {r.key: self._cipher.decrypt(r.value) for r in rows}
+            try:
+                return {r.key: self._cipher.decrypt(r.value) for r in rows}
+            except DAMAGE_ERRORS as exc:
+                raise self._damaged(name, "its config vars", exc) from None
 
     def build_time_keys(self, name: str) -> set[str]:
         with self._session() as s:
@@ -249,20 +286,60 @@ class Store:
     # Row -> record
 
     @staticmethod
-    def _app_row(s: Session, name: str) -> AppRow:
-        row = s.scalar(select(AppRow).where(AppRow.name == name))
+    def _missing(name: str) -> NoReturn:
+        raise NotFound(f"There is no app named '{name}'.",
+                       hint=f"Create it with `shipyard apps create {name}`, or list apps with `shipyard apps`.")
+
+    def _app_row(self, s: Session, name: str) -> AppRow:
+        try:
+            row = s.scalar(select(AppRow).where(AppRow.name == name))
+        except DAMAGE_ERRORS as exc:  # e.g. a created_at that is no date
+            raise self._damaged(name, "its settings", exc) from None
         if row is None:
-            raise NotFound(f"There is no app named '{name}'.",
-                           hint=f"Create it with `shipyard apps create {name}`, or list apps with `shipyard apps`.")
+            self._missing(name)
         return row
+
+    def _damaged(self, name: str, part: str, exc: BaseException) -> AppDamaged:
+        """The error for a part of the app that cannot be read; any other failure is raised as it is."""
+        if not is_damage(exc):
+            raise exc
+        return app_damaged(name, describe_damage(part, exc, self.data_dir))
+
+    def _read_app(self, app_id: int, name: str) -> records.App | None:
+        """The app with every part of it read (settings, config vars, live release, add-ons); one that fails
+        comes back marked damaged. None: destroyed meanwhile."""
+        part = "its settings"
+        try:
+            with self._session() as s:
+                row = s.get(AppRow, app_id)
+                if row is None:
+                    return None
+                app = self._app(row)
+                part = "its config vars"
+                for value in s.scalars(select(ConfigVarRow.value).where(ConfigVarRow.app_id == app_id)):
+                    self._cipher.decrypt(value)
+                part = f"the config of its live release v{app.current_release}"
+                config = s.scalar(select(ReleaseRow.config).where(ReleaseRow.app_id == app_id,
+                                                                  ReleaseRow.version == app.current_release))
+                if config is not None:
+                    parse_json_object(self._cipher.decrypt(config))
+                part = "its add-ons' credentials"
+                for credentials in s.scalars(select(AddonRow.credentials).where(AddonRow.app_id == app_id)):
+                    parse_json_object(self._cipher.decrypt(credentials))
+                return app
+        except DAMAGE_ERRORS as exc:
+            if not is_damage(exc):
+                raise
+            return records.App.damaged(app_id, name, describe_damage(part, exc, self.data_dir))
 
     @staticmethod
     def _app(row: AppRow) -> records.App:
-        return records.App(id=row.id, name=row.name, branch=row.branch, boot_timeout=row.boot_timeout,
-                           current_release=row.current_release, start_command=row.start_command or "",
-                           build_command=row.build_command or "", port=row.port,
-                           formation=json.loads(row.formation or "{}"), health_path=row.health_path or "",
-                           created_at=row.created_at, size=row.size or "small")
+        return records.App(id=row.id, name=row.name, branch=row.branch,
+                           boot_timeout=require_int(row.boot_timeout, "boot_timeout"),  # type: ignore[arg-type]
+                           current_release=require_int(row.current_release, "current_release", optional=True),
+                           start_command=row.start_command or "", build_command=row.build_command or "",
+                           port=require_int(row.port, "port", optional=True), formation=parse_formation(row.formation),
+                           health_path=row.health_path or "", created_at=row.created_at, size=row.size or "small")
 
     @staticmethod
     def _build(row: BuildRow, app: str) -> records.Build:
@@ -272,6 +349,10 @@ class Store:
     def _release(self, s: Session, row: ReleaseRow, app: str) -> records.Release:
         build = s.get(BuildRow, row.build_id)
         assert build is not None
+        try:
+            config = parse_json_object(self._cipher.decrypt(row.config))
+        except DAMAGE_ERRORS as exc:
+            raise self._damaged(app, f"the config of its release v{row.version}", exc) from None
         return records.Release(app=app, version=row.version, build=self._build(build, app),
-                               config=json.loads(self._cipher.decrypt(row.config)),
+                               config=config,  # type: ignore[arg-type]
                                description=row.description, status=row.status, created_at=row.created_at)
