@@ -57,7 +57,7 @@ class Settings:
     # Readiness (runtime/readiness.py): a new instance must have been up this long, and one that listens but
     # never answers HTTP fails after the hang limit; running web instances are probed every liveness interval
     # and restarted after `liveness_failures` probes in a row without a response.
-    readiness_settle: float = field(default_factory=lambda: float(os.environ.get("SHIPYARD_READINESS_SETTLE", "1")))
+    readiness_settle: float = field(default_factory=lambda: float(os.environ.get("SHIPYARD_READINESS_SETTLE", "0.5")))
     hang_limit: float = field(default_factory=lambda: float(os.environ.get("SHIPYARD_HANG_LIMIT", "30")))
     liveness_interval: float = field(default_factory=lambda: float(os.environ.get("SHIPYARD_LIVENESS_INTERVAL",
                                                                                    "10")))

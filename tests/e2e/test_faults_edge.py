@@ -36,3 +36,5 @@ def test_a_hung_edge_is_replaced_within_a_few_seconds(shipyard: Shipyard) -> Non
     assert "stopped answering its admin API; restarting it" in (shipyard.data_dir / "logs" / "edge.log").read_text()
     assert shipyard.app_info("patient")["state"] == "up"
     assert shipyard.app_info("patient")["instances"][0]["routed"]
+    edge = next(layer for layer in shipyard.api("GET", "/doctor").json() if layer["name"] == "edge")
+    assert edge["active"] and "restarted 1 time(s)" in edge["detail"]

@@ -131,6 +131,12 @@ def create_api(platform: Platform, databases: Databases, token: str,
                 "a role and database per app (CONNECT revoked from PUBLIC, pg_hba: a role only into its own "
                 "database, TLS only), a connection limit per role; admin credentials stay in the data directory"
                 + (f"; {server}" if (server := database_server()) else ""))))
+        edge = platform.edge
+        restarted = f", restarted {edge.restarts} time(s) since the platform started" if edge.restarts else ""
+        layers.append(LayerOut(name="edge", active=edge.serving, detail=(
+            f"Caddy (pid {edge.pid}) serving {settings.edge_url}{restarted}" if edge.serving else
+            "Caddy is down or restarting: apps are unreachable until it is back (it is restarted by itself; "
+            f"its log: {settings.logs_dir / 'edge.log'})")))
         space = disk_space(settings.data_dir)
         layers.append(LayerOut(name="disk", active=not space.low, detail=(
             low_disk_warning(space) if space.low else

@@ -11,6 +11,8 @@ import psutil
 
 from shipyard.runtime.readiness import Probe, refused_host
 
+BODY_LIMIT = 4096  # of a health response, enough to recognise Django's 400 page
+
 
 async def is_listening(port: int) -> bool:
     try:
@@ -26,12 +28,16 @@ async def is_listening(port: int) -> bool:
 
 
 async def http_probe(port: int, path: str, host: str, timeout: float, recent_log: Sequence[str]) -> Probe:
-    """GET the health path on the instance's own address, with the Host the edge sends."""
+    """GET the health path on the instance's own address, with the Host the edge sends.
+
+    The app controls the response: it is read only up to BODY_LIMIT, and the whole exchange is bounded by
+    `timeout` (httpx's own timeouts are per read, so a body trickled forever would hold the probe).
+    """
     sent = time.monotonic()
     async with httpx.AsyncClient(timeout=timeout) as client:
         try:
-            response = await client.get(f"http://127.0.0.1:{port}{path}", headers={"Host": host})
-        except httpx.TimeoutException:
+            status, body = await asyncio.wait_for(_get(client, port, path, host), timeout)
+        except (httpx.TimeoutException, asyncio.TimeoutError):
             return Probe(None, f"no response within {timeout:g} s", waited=time.monotonic() - sent)
         except httpx.ConnectError:
             return Probe(None, "connection refused", waited=time.monotonic() - sent)
@@ -39,14 +45,22 @@ async def http_probe(port: int, path: str, host: str, timeout: float, recent_log
             return Probe(None, f"connection closed without a response ({type(exc).__name__})",
                          waited=time.monotonic() - sent)
         other: int | None = None
-        if response.status_code == 400:
+        if status == 400:
             try:
-                other = (await client.get(f"http://127.0.0.1:{port}{path}",
-                                          headers={"Host": "localhost"})).status_code
-            except httpx.HTTPError:
+                other, _ = await asyncio.wait_for(_get(client, port, path, "localhost"), timeout)
+            except (httpx.HTTPError, asyncio.TimeoutError):
                 pass
-    return Probe(response.status_code,
-                 host_refused=refused_host(response.status_code, response.text[:4096], recent_log, other))
+    return Probe(status, host_refused=refused_host(status, body, recent_log, other))
+
+
+async def _get(client: httpx.AsyncClient, port: int, path: str, host: str) -> tuple[int, str]:
+    async with client.stream("GET", f"http://127.0.0.1:{port}{path}", headers={"Host": host}) as response:
+        body = b""
+        async for chunk in response.aiter_raw():
+            body += chunk
+            if len(body) >= BODY_LIMIT:
+                break
+        return response.status_code, body[:BODY_LIMIT].decode("utf-8", errors="replace")
 
 
 def process_tree(pid: int) -> list[tuple[int, int, str]]:

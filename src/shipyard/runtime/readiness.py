@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class ReadinessRules:
-    settle: float = 1.0  # seconds an instance must have been up (from its start) before it counts as ready
+    settle: float = 0.5  # seconds an instance must have been up (from its start) before it counts as ready
     probe_timeout: float = 5.0  # one HTTP probe's wait for a response
     no_answer_limit: float = 30.0  # listening, but no HTTP response at all for this long: it hangs
     server_error_limit: float = 5.0  # answering 5xx for this long (a warming-up app may 503 for a moment)
