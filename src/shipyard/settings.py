@@ -24,6 +24,9 @@ def reachable(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
 
 
+MAX_UID = 2**31 - 1
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = field(default_factory=default_data_dir)
@@ -65,10 +68,12 @@ class Settings:
 
     def __post_init__(self) -> None:
         # Below 100000 lie the machine's own users (root, daemons, people); uids are 32-bit.
-        if not 100_000 <= self.tenant_uid_base <= 2**32 - 2 - self.uid_span:
+        # Up to 2**31: gunicorn before 24 masks the group id to 31 bits (`gid & 0x7FFFFFFF`), so a larger uid
+        # (and gid) makes its workers' setgid fail and every worker die.
+        if not 100_000 <= self.tenant_uid_base <= MAX_UID - self.uid_span:
             raise PlatformError(f"SHIPYARD_UID_BASE={self.tenant_uid_base} would give apps uids of this machine's "
                                 "own users, or past the largest uid.",
-                                hint=f"Pick a base from 100000 to {2**32 - 2 - self.uid_span} (default 200000).")
+                                hint=f"Pick a base from 100000 to {MAX_UID - self.uid_span} (default 200000).")
         if self.store_backup_interval < 1 or self.store_backups_kept < 1:
             raise PlatformError(f"Store backups every {self.store_backup_interval} s, keeping "
                                 f"{self.store_backups_kept}, would never make or keep one.",

@@ -87,7 +87,8 @@ class Shipyard:
         self.env.pop("SHIPYARD_TOKEN", None)
         self.env["SHIPYARD_DATA_DIR"] = str(self.data_dir)
         # Platforms running side by side (several tests start their own) need uid ranges of their own.
-        self.env["SHIPYARD_UID_BASE"] = str(1_000_000 + (self.api_port % 20_000) * 200_000)
+        # Below 2**31 (gunicorn < 24 masks gids to 31 bits: real repos pin those).
+        self.env["SHIPYARD_UID_BASE"] = str(1_000_000 + (self.api_port % 10_000) * 200_000)
 
     # platform lifecycle
 

@@ -139,12 +139,15 @@ def test_rejected_build_cannot_change_the_live_release(shipyard: Shipyard) -> No
     shipyard.push(work)
     assert shipyard.get("keep").text == "original data; real flask\n"
     live = current_slug(shipyard, "keep")
+    # A build command gets a venv of its own (it may install into it): the live one is aimed at by its path,
+    # in the app's venvs folder that every build of the app has writable.
+    shipyard.cli("config", "set", "keep", f"LIVE_VENV={(live / 'venv').resolve()}")
     shipyard.cli("apps", "set", "keep", "--build-command", "python tamper.py")
     (work / "app.py").write_text((work / "app.py").read_text() + "\n# v2\n")
     shipyard.commit(work, "v2 tampers, then fails")
     rejected = shipyard.push(work, check=False)
     assert rejected.code != 0
-    assert "remote: -----> Reusing the virtualenv of an earlier build" in rejected.err
+    assert "remote:        A fresh virtualenv, with pip: the build command may install into it" in rejected.err
     assert "unchanged, shared with the previous slug" in rejected.err
     attempts = re.findall(r"^remote: +HOSTILE (.+): (DONE|refused \(\w+\))", rejected.err, re.MULTILINE)
     assert len(attempts) == 6, rejected.err

@@ -59,10 +59,10 @@ def test_interactive_shell_with_ctrl_c_resize_and_exit_code(shipyard: Shipyard) 
     shipyard.push(shipyard.checkout("release-worker", "tty"))
 
     term = Terminal(shipyard, "run", "tty")
-    term.type("echo dyno=$DYNO release=$SHIPYARD_RELEASE; stty size; "
+    term.type("echo process=$SHIPYARD_PROCESS dyno=${DYNO-unset} release=$SHIPYARD_RELEASE; stty size; "
               "python -c 'import sys; print(\"stdin is a tty:\", sys.stdin.isatty())'\n")
     term.expect("stdin is a tty: True")
-    assert b"dyno=run.1 release=v1" in term.output and b"40 100" in term.output
+    assert b"process=run.1 dyno=unset release=v1" in term.output and b"40 100" in term.output
     term.type("sleep 60\n")
     time.sleep(0.5)
     term.type("\x03")  # Ctrl-C reaches the remote process, not the CLI

@@ -23,7 +23,8 @@ def test_todo_app_keeps_its_rows_through_everything(shipyard: Shipyard) -> None:
     created = shipyard.cli("apps", "create", "todo", "--postgres").out
     assert "Attached a PostgreSQL database to todo" in created
     shown = shipyard.cli("config", "todo").out
-    assert "DATABASE_URL='postgresql://app_todo:********@127.0.0.1:" in shown and "PGPASSWORD='********'" in shown
+    assert "DATABASE_URL='postgresql://app_todo:********@localhost:" in shown and "PGPASSWORD='********'" in shown
+    assert "PGHOST=localhost" in shown
     assert "PGSSLMODE=verify-full" in shown
     revealed = shipyard.cli("config", "todo", "--reveal").out
     url = next(shlex.split(line)[0].split("=", 1)[1] for line in revealed.splitlines()

@@ -68,7 +68,7 @@ def test_push_to_live_then_redeploy_config_logs_and_destroy(shipyard: Shipyard) 
     assert env["EXTERNAL_URL"] == f"http://todo.localhost:{shipyard.edge_port}/"
     assert env["EXTERNAL_HOSTNAME"] == "todo.localhost"
     assert env["WEB_CONCURRENCY"] == "2" and env["FORWARDED_ALLOW_IPS"] == "127.0.0.1"
-    assert env["DYNO"] == "web.1" and env["PORT"].isdigit()
+    assert env["SHIPYARD_PROCESS"] == "web.1" and env["DYNO"] is None and env["PORT"].isdigit()
     headers = shipyard.get("todo", "/headers").json()
     assert headers["X-Forwarded-For"] == "127.0.0.1"
     assert headers["X-Forwarded-Proto"] == "http"

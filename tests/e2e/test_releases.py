@@ -16,7 +16,11 @@ def test_release_phase_workers_and_rollback(shipyard: Shipyard) -> None:
     assert "remote: -----> Running release command: python release.py" in pushed.err
     assert "remote:        migrating the database for v1" in pushed.err
     assert "remote: -----> Release command succeeded" in pushed.err
+    # As on Heroku, a new app runs one web process; other types wait to be scaled.
+    assert "remote: -----> worker is not running: scale it with shipyard ps:scale rel worker=1" in pushed.err
     assert shipyard.get("rel").text == "release-worker v1\n"
+    assert [line.split(":")[0] for line in shipyard.cli("ps", "rel").out.splitlines()] == ["web.1"]
+    assert "Scaled rel: web=1, worker=1" in shipyard.cli("ps:scale", "rel", "worker=1").out
     ps = shipyard.cli("ps", "rel").out
     assert "web.1: up  v1" in ps and "worker.1: up  v1" in ps
     assert re.search(r"^web\.1: up  v1  for \d+s  restarts 0$", ps, re.MULTILINE)
@@ -95,6 +99,7 @@ def test_flask_todo_migrations_worker_seed_failing_migration_and_rollback(shipya
     assert "remote: -----> Running release command: flask db upgrade" in pushed
     assert "Running upgrade  -> 0001, create the todo table" in pushed
     assert "Running upgrade 0001 -> 0002, create the job table for the worker" in pushed
+    shipyard.cli("ps:scale", "todo", "worker=1")
     ps = shipyard.cli("ps", "todo").out
     assert "web.1: up  v1" in ps and "worker.1: up  v1" in ps
 

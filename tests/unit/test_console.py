@@ -22,7 +22,7 @@ UNCONFINED = Confinement(bwrap=None, cgroups=None, layers=[])
 
 def test_a_process_on_a_pty_reads_keystrokes_and_sees_its_size(tmp_path: Path) -> None:
     async def scenario() -> tuple[bytes, int]:
-        console = await Console.start(spec('stty size; [ -t 0 ] && echo "tty $DYNO $TERM"; read line; '
+        console = await Console.start(spec('stty size; [ -t 0 ] && echo "tty $SHIPYARD_PROCESS ${DYNO-no-dyno} $TERM"; read line; '
                                            'echo "got:$line"; exit 4', tmp_path), UNCONFINED, columns=90, rows=30, term="vt100")
         await console.write(b"hello\n")
         output = b""
@@ -34,7 +34,7 @@ def test_a_process_on_a_pty_reads_keystrokes_and_sees_its_size(tmp_path: Path) -
 
     output, code = asyncio.run(scenario())
     assert code == 4
-    assert b"30 90" in output and b"tty run.2 vt100" in output and b"got:hello" in output
+    assert b"30 90" in output and b"tty run.2 no-dyno vt100" in output and b"got:hello" in output
 
 
 def test_closing_stops_a_process_still_running(tmp_path: Path) -> None:

@@ -87,7 +87,8 @@ def test_packet_filter_rules() -> None:
     lines = [line.strip() for line in rules.splitlines()]
     order = [lines.index(rule) for rule in (
         'ct direction reply oifname != "lo" drop', "ct direction reply accept",
-        "ip daddr 127.0.0.1 tcp dport 5433 accept", "ip daddr 127.0.0.0/8 tcp dport 8480 accept",
+        "ip daddr 127.0.0.1 tcp dport 5433 accept", "ip6 daddr ::1 tcp dport 5433 accept",
+        "ip daddr 127.0.0.0/8 tcp dport 8480 accept",
         "fib daddr type local meta l4proto tcp reject with tcp reset")]
     assert order == sorted(order)
     no_database = ruleset(TenantNetwork(200000, 399999, None, 8480))
@@ -100,8 +101,9 @@ def test_every_process_of_a_release_gets_the_apps_confinement() -> None:
                            process_types={"web": "gunicorn app:app", "worker": "python w.py", "release": "migrate"},
                            config={}, hostname="todo.localhost", external_url="http://todo.localhost/",
                            boot_timeout=60, web_concurrency=2, uid=200005, size=SIZES["medium"],
-                           read_only=(Path("/s/todo/3"),))
+                           read_only=(Path("/s/todo/3"),), formation={"worker": 1})
     specs = [*instance_specs(target), release_phase_spec(target), one_off_spec(target, "bash", 1)]
+    assert len(specs) == 4
     assert all(s is not None and s.uid == 200005 and s.size.name == "medium" and s.read_only == (Path("/s/todo/3"),)
                for s in specs)
     assert specs[0].env["USER"] == "todo"

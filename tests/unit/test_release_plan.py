@@ -26,11 +26,13 @@ def test_user_web_concurrency_wins():
     assert runtime_env(target(config={"WEB_CONCURRENCY": "5"}))["WEB_CONCURRENCY"] == "5"
 
 
-def test_one_instance_per_type_by_default_and_no_release_instance():
+def test_one_web_instance_by_default_other_types_at_zero_and_no_release_instance():
     specs = instance_specs(target())
-    assert [(s.name, s.command) for s in specs] == [("web.1", "gunicorn app:app"), ("worker.1", "python w.py")]
+    assert [(s.name, s.command) for s in specs] == [("web.1", "gunicorn app:app")]
     assert specs[0].cwd == Path("/slugs/todo/1/app")
     assert specs[0].boot_timeout == 30.0
+    scaled = instance_specs(target(formation={"worker": 1}))
+    assert [(s.name, s.command) for s in scaled] == [("web.1", "gunicorn app:app"), ("worker.1", "python w.py")]
 
 
 def test_formation_scales():

@@ -5,6 +5,7 @@ Shipyard versions ran (git log -p src/shipyard/store/models.py)."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 import sqlite3
@@ -23,6 +24,7 @@ from shipyard.store.secrets import Cipher
 from shipyard.store.store import Store
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "src" / "shipyard" / "store" / "migrations"
+BASELINE = importlib.import_module("shipyard.store.migrations.versions.0001_baseline")
 
 _BUILDS = """CREATE TABLE builds (
     id INTEGER NOT NULL, app_id INTEGER NOT NULL, "commit" VARCHAR(64) NOT NULL, slug_path TEXT NOT NULL,
@@ -135,10 +137,10 @@ def test_a_new_store_is_at_the_head_revision_and_matches_the_models(tmp_path: Pa
     store = open_store(db, cipher)
     store.create_app("todo")
     store.close()
-    assert revision(db) == head_revision() == "0001"
+    assert revision(db) == head_revision() == "0002"
     assert schema_differences(db) == []  # a model changed without a revision fails here
     open_store(db, cipher).close()  # opening again at the head changes nothing
-    assert revision(db) == "0001"
+    assert revision(db) == "0002"
 
 
 @pytest.mark.parametrize("schema", [FIRST, BEFORE_SIZE, SIZE_ADDED], ids=["first", "before-size", "size-added"])
@@ -163,14 +165,25 @@ def test_a_store_of_an_older_shipyard_is_upgraded_in_place_losing_nothing(tmp_pa
         assert store.create_app("shop").id == 3
     finally:
         store.close()
-    assert revision(db) == "0001"
+    assert revision(db) == "0002"
     assert schema_differences(db) == []
+
+
+def baseline_only(tmp_path: Path) -> str:
+    """The package's migrations up to the baseline: what the first Shipyard with Alembic shipped."""
+    scripts = tmp_path / "baseline"
+    shutil.copytree(MIGRATIONS, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    for later in (scripts / "versions").glob("*.py"):
+        if later.name not in ("__init__.py", "0001_baseline.py"):
+            later.unlink()
+    return str(scripts)
 
 
 def test_a_store_made_just_before_migrations_is_only_stamped(tmp_path: Path, cipher: Cipher) -> None:
     db = tmp_path / "shipyard.db"
     engine = create_engine(f"sqlite:///{db}")
-    Base.metadata.create_all(engine)  # what Shipyard did before Alembic
+    for table in BASELINE.TABLES:  # what Shipyard did before Alembic: the models of then
+        table.create(engine)
     engine.dispose()
     with closing(sqlite3.connect(db)) as conn:
         conn.execute("INSERT INTO apps (name, branch, boot_timeout, start_command, build_command, formation, "
@@ -178,12 +191,14 @@ def test_a_store_made_just_before_migrations_is_only_stamped(tmp_path: Path, cip
                      (WHEN,))
         conn.commit()
         before = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'apps'").fetchone()
-    store = open_store(db, cipher)
-    assert store.get_app("todo").size == "large"
-    store.close()
+    upgrade_schema(db, baseline_only(tmp_path))
     with closing(sqlite3.connect(db)) as conn:
         assert conn.execute("SELECT sql FROM sqlite_master WHERE name = 'apps'").fetchone() == before
     assert revision(db) == "0001"
+    store = open_store(db, cipher)  # and on to the head
+    assert store.get_app("todo").size == "large"
+    store.close()
+    assert revision(db) == "0002"
 
 
 def test_a_store_of_a_newer_shipyard_is_refused_and_left_alone(tmp_path: Path, cipher: Cipher) -> None:
@@ -207,12 +222,12 @@ def test_a_column_no_shipyard_made_stops_the_upgrade_before_it_drops_it(tmp_path
 
 
 def later_revisions(tmp_path: Path, upgrade: str) -> str:
-    """The package's migrations plus a revision 0002 with the given upgrade() body."""
+    """The package's migrations plus a revision 9000 after its head, with the given upgrade() body."""
     scripts = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS, scripts, ignore=shutil.ignore_patterns("__pycache__"))
-    (scripts / "versions" / "0002_notes.py").write_text(
+    (scripts / "versions" / "9000_notes.py").write_text(
         '"""Apps get notes."""\nimport sqlalchemy as sa\nfrom alembic import op\n\n'
-        'revision = "0002"\ndown_revision = "0001"\nbranch_labels = None\ndepends_on = None\n\n\n'
+        f'revision = "9000"\ndown_revision = "{head_revision()}"\nbranch_labels = None\ndepends_on = None\n\n\n'
         f"def upgrade() -> None:\n{upgrade}\n")
     return str(scripts)
 
@@ -221,10 +236,10 @@ def test_later_revisions_apply_after_the_baseline(tmp_path: Path, cipher: Cipher
     scripts = later_revisions(tmp_path, '    with op.batch_alter_table("apps") as batch:\n'
                                         '        batch.add_column(sa.Column("notes", sa.Text, nullable=True))')
     fresh, old = tmp_path / "fresh.db", old_store(tmp_path / "old.db", FIRST, cipher)
-    open_store(fresh, cipher).close()  # at 0001
-    for db in (fresh, old):  # 0001 -> 0002, and unversioned -> baseline -> 0002 in one go
+    open_store(fresh, cipher).close()  # at the head
+    for db in (fresh, old):  # head -> 9000, and unversioned -> baseline -> … -> 9000 in one go
         upgrade_schema(db, scripts)
-        assert revision(db) == "0002" and "notes" in columns(db, "apps")
+        assert revision(db) == "9000" and "notes" in columns(db, "apps")
     with closing(sqlite3.connect(old)) as conn:
         assert conn.execute("SELECT name FROM apps ORDER BY id").fetchall() == [("todo",), ("blog",)]
         assert conn.execute("SELECT count(*) FROM config_vars").fetchone() == (1,)  # the rebuild cascaded nothing
@@ -240,3 +255,31 @@ def test_a_failing_revision_leaves_the_store_as_it_was(tmp_path: Path, cipher: C
     # Not even the baseline's rebuild of apps stayed: all revisions run in one transaction.
     assert revision(db) is None and columns(db, "apps") == ["id", "name", "branch", "boot_timeout",
                                                             "current_release", "created_at"]
+
+
+def test_apps_that_run_background_types_keep_them_running_after_the_upgrade(tmp_path: Path, cipher: Cipher) -> None:
+    """Other types than web used to start one instance each; now 0 until scaled. An app live at the upgrade
+    keeps its workers: its formation gets them written down at 1 (an explicit count stays)."""
+    db = old_store(tmp_path / "shipyard.db", BEFORE_SIZE, cipher)
+    manifest = json.dumps({"process_types": {"web": "gunicorn app:app", "worker": "python w.py",
+                                             "clock": "python c.py", "release": "flask db upgrade"}})
+    execute(db, f"UPDATE builds SET manifest = '{manifest}' WHERE id = 1")
+    execute(db, """UPDATE apps SET formation = '{"web": 2, "clock": 0}' WHERE name = 'todo'""")
+    store = open_store(db, cipher)
+    try:
+        assert store.get_app("todo").formation == {"web": 2, "clock": 0, "worker": 1}
+        assert store.get_app("blog").formation == {"web": 2}  # no live release: nothing ran, nothing to keep
+        assert store.get_app("todo").release_command == ""
+    finally:
+        store.close()
+
+
+def test_an_unreadable_formation_or_manifest_does_not_stop_the_upgrade(tmp_path: Path, cipher: Cipher) -> None:
+    db = old_store(tmp_path / "shipyard.db", BEFORE_SIZE, cipher)
+    execute(db, "UPDATE builds SET manifest = 'not json' WHERE id = 1")
+    store = open_store(db, cipher)
+    try:
+        assert store.get_app("todo").formation == {"web": 2}
+    finally:
+        store.close()
+    assert revision(db) == "0002"

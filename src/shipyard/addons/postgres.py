@@ -9,6 +9,7 @@ import asyncio
 import os
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -16,7 +17,8 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 import psycopg
 from psycopg import sql
 
-from shipyard.addons.postgres_server import ADMIN_ROLE, HOST, PostgresServer, find_pg_bin
+from shipyard.addons.access import ADMIN_ROLE, CLIENT_HOST, HOST
+from shipyard.addons.postgres_server import PostgresServer, find_pg_bin
 from shipyard.errors import Conflict, NotFound, PlatformError
 
 
@@ -51,7 +53,7 @@ class AdminTarget:
 
 
 def embedded_target(server: PostgresServer) -> AdminTarget:
-    return AdminTarget(HOST, server.port, ADMIN_ROLE, server.admin_password, "verify-full",
+    return AdminTarget(CLIENT_HOST, server.port, ADMIN_ROLE, server.admin_password, "verify-full",
                        str(server.ca.cert_file), server.bin)
 
 
@@ -78,6 +80,19 @@ def app_environment(creds: Credentials, target: AdminTarget) -> dict[str, str]:
     if target.sslrootcert:
         env["PGSSLROOTCERT"] = target.sslrootcert
     return env
+
+
+def moved_to_client_host(config: Mapping[str, str], ca_file: str) -> dict[str, str]:
+    """For an app whose database was attached when apps connected to 127.0.0.1: its DATABASE_URL and PGHOST
+    naming `localhost` instead. {} when there is nothing to change: no database, already moved, or a server
+    other than the platform's own (whose certificate need not name localhost: only ours, from our CA, does)."""
+    if config.get("PGHOST") != HOST or config.get("PGSSLROOTCERT") != ca_file:
+        return {}
+    changes = {"PGHOST": CLIENT_HOST}
+    credentials, at, address = config.get("DATABASE_URL", "").rpartition("@")
+    if at and address.startswith(f"{HOST}:"):
+        changes["DATABASE_URL"] = f"{credentials}@{CLIENT_HOST}{address.removeprefix(HOST)}"
+    return changes
 
 
 @dataclass(frozen=True)

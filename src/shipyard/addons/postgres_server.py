@@ -25,13 +25,13 @@ from pathlib import Path
 
 import psutil
 
+from shipyard.addons.access import (ADMIN_ROLE, CLIENT_HOST, HOST, IPV6_LOOPBACK, has_ipv6_loopback, listen_addresses,
+                                    pg_hba)
 from shipyard.addons.tls import CertificateAuthority
 from shipyard.errors import PlatformError
 from shipyard.proc import bwrap_system_args, die_with_parent, find_bwrap, free_port, setpriv_args, stop_process
 
-ADMIN_ROLE = "shipyard_admin"
 SERVER_USER = "postgres"
-HOST = "127.0.0.1"
 # postmaster.pid's 8th line: "starting", "ready", "stopping" (PostgreSQL ≥ 10)
 PID_FILE_STATUS_LINE = 8
 START_TIMEOUT = 30.0
@@ -43,13 +43,6 @@ STABLE_AFTER = 30.0
 FIRST_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
 
-PG_HBA = f"""# Written by Shipyard at every start.
-local   all       {ADMIN_ROLE}                scram-sha-256
-hostssl all       {ADMIN_ROLE}  {HOST}/32     scram-sha-256
-hostssl sameuser  all           {HOST}/32     scram-sha-256
-host    all       all           0.0.0.0/0     reject
-host    all       all           ::/0          reject
-"""
 
 
 def find_pg_bin() -> Path:
@@ -174,13 +167,13 @@ class PostgresServer:
                 raise PlatformError(f"initdb failed:\n{tail}", hint="See the lines above.")
         cert, key = self.data / "server.crt", self.data / "server.key"
         if not cert.exists():
-            self.ca.issue(cert, key, [HOST, "localhost"])
+            self.ca.issue(cert, key, [CLIENT_HOST, HOST, IPV6_LOOPBACK])
             for path in (cert, key):
                 os.chown(path, owner.pw_uid, owner.pw_gid)
-        (self.data / "pg_hba.conf").write_text(PG_HBA)
+        (self.data / "pg_hba.conf").write_text(pg_hba())
 
     def _argv(self) -> list[str]:
-        settings = {"listen_addresses": HOST, "port": str(self.port), "unix_socket_directories": str(INSIDE / "run"),
+        settings = {"listen_addresses": listen_addresses(has_ipv6_loopback()), "port": str(self.port), "unix_socket_directories": str(INSIDE / "run"),
                     "ssl": "on", "ssl_cert_file": "server.crt", "ssl_key_file": "server.key",
                     "password_encryption": "scram-sha-256", "max_connections": "200",
                     "logging_collector": "off", "log_line_prefix": "%m [%p] %q%u@%d "}

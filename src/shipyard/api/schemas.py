@@ -18,6 +18,8 @@ class AppUpdate(BaseModel):
     boot_timeout: int | None = Field(None, ge=1, le=3600)
     start_command: str | None = Field(None, description="Overrides the detected start command; \"\" clears it")
     build_command: str | None = Field(None, description="Run after the install, in the app's directory")
+    release_command: str | None = Field(None, description="Run before each release goes live, instead of the "
+                                        "Procfile's `release:` (from the next push); \"\" clears it")
     port: int | None = Field(None, ge=0, le=65535, description="Fixed port for apps that ignore $PORT; 0 clears it")
     health_path: str | None = Field(None, pattern=r"^(/.*)?$", description="HTTP path that must answer < 500")
     size: str | None = Field(None, description="Instance size: small (512 MB), medium (1 GB) or large (2 GB)")
@@ -42,6 +44,7 @@ class AppOut(BaseModel):
     boot_timeout: int
     start_command: str
     build_command: str
+    release_command: str = ""
     port: int | None
     health_path: str
     size: str
@@ -51,6 +54,7 @@ class AppOut(BaseModel):
     git_url: str
     created_at: datetime
     instances: list[InstanceOut] = []
+    formation: dict[str, int] = {}  # instances per process type, defaults included (web 1, others 0)
     damage: str | None = None  # state `damaged`: what in the store cannot be read, and the fix
 
 
@@ -104,7 +108,7 @@ class RestoreRequest(BaseModel):
 
 
 class RollbackRequest(BaseModel):
-    version: int = Field(ge=1)
+    version: int | None = Field(None, ge=1, description="None: the newest release before the live one that went live")
     release_phase: bool = True  # False: skip the Procfile's release command (e.g. a migration older code lacks)
 
 

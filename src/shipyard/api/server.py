@@ -17,6 +17,7 @@ from shipyard import __version__
 from shipyard.api.auth import check_token
 from shipyard.api.console import serve_console
 from shipyard.control.databases import Databases
+from shipyard.control.releases import formation_of, previous_release, validate_release_command
 from shipyard.control.platform import Platform
 from shipyard.api.schemas import (AddonCreate, AppCreate, AppOut, AppUpdate, BackupOut, ConfigOut, ConfigUpdate,
                                   DeployRequest, InstanceOut, LayerOut, ReleaseOut, RestoreRequest, RollbackRequest,
@@ -96,14 +97,16 @@ def create_api(platform: Platform, databases: Databases, token: str,
 
     def app_out(app: records.App) -> AppOut:
         return AppOut(name=app.name, branch=app.branch, boot_timeout=app.boot_timeout,
-                      start_command=app.start_command, build_command=app.build_command, port=app.port,
+                      start_command=app.start_command, build_command=app.build_command,
+                      release_command=app.release_command, port=app.port,
                       health_path=app.health_path, size=app.size,
                       release=app.current_release,
                       state="damaged" if app.damage else platform.app_state(app), damage=app.damage,
                       url=settings.app_url(app.name),
                       git_url=f"{settings.api_url}/git/{app.name}.git", created_at=app.created_at,
                       instances=[instance_out(i, platform.edge.routes_to(app.name, i.address))
-                                 for i in platform.supervisor.instances(app.name)])
+                                 for i in platform.supervisor.instances(app.name)],
+                      formation={} if app.damage else formation_of(platform.store, app))
 
     @api.get("/health")
     async def health() -> dict[str, str]:
@@ -159,6 +162,8 @@ def create_api(platform: Platform, databases: Databases, token: str,
     async def update_app(name: str, body: AppUpdate) -> AppOut:
         if body.branch is not None:
             validate_branch(body.branch)
+        if body.release_command:
+            validate_release_command(body.release_command)
         changes = body.model_dump(exclude_none=True)
         if "port" in changes:
             changes["port"] = changes["port"] or None  # 0 clears the fixed port
@@ -232,7 +237,7 @@ def create_api(platform: Platform, databases: Databases, token: str,
         for process_type, count in body.items():
             if not 0 <= count <= 20:
                 raise InvalidInput(f"{process_type}={count}: a scale is between 0 and 20.")
-        return (await platform.scale(name, body)).formation
+        return formation_of(platform.store, await platform.scale(name, body))
 
     @api.post("/apps/{name}/restart", dependencies=[Depends(authorized)])
     async def restart(name: str, process_type: str | None = None) -> dict[str, str]:
@@ -280,8 +285,9 @@ def create_api(platform: Platform, databases: Databases, token: str,
 
     @api.post("/apps/{name}/rollback", dependencies=[Depends(authorized)])
     async def rollback(name: str, body: RollbackRequest) -> dict[str, int]:
-        release = await platform.rollback(name, body.version, quiet, release_phase=body.release_phase)
-        return {"release": release.version, "rolled_back_to": body.version}
+        version = body.version or previous_release(platform.store, platform.store.get_app(name))
+        release = await platform.rollback(name, version, quiet, release_phase=body.release_phase)
+        return {"release": release.version, "rolled_back_to": version}
 
     @api.get("/apps/{name}/deploys", dependencies=[Depends(authorized)])
     async def list_deploys(name: str, limit: int = 20) -> list[dict]:

@@ -12,7 +12,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,11 +20,14 @@ from shipyard.buildpack import nofollow, preflight
 from shipyard.buildpack.dependencies import MANIFESTS, DependencyPlan, plan_dependencies
 from shipyard.buildpack.detect import (ASGI_WORKER, FILES_OF_INTEREST, StartCommand, django_settings_module,
                                    django_wsgi_path, parse_procfile, resolve_start_command)
-from shipyard.buildpack.install import (Venv, add_servers, create_venv, install_argv, install_dependencies,
-                                    mark_complete, reusable_venv, uv_env, venv_digest)
+from shipyard.buildpack.install import (Venv, add_servers, check_removed_modules, create_venv, provide_pkg_resources,
+                                    generated_requirements, install_argv, install_dependencies, mark_complete,
+                                    reusable_venv, uv_env, venv_digest)
 from shipyard.buildpack.manifest import Manifest
 from shipyard.buildpack.ownership import freeze, hand_over_slug, prepare_cache, prepare_venvs_dir, stop_build_processes
-from shipyard.buildpack.python import Interpreter, PythonChoice, choose_python, requested_python
+from shipyard.buildpack.fitting import fit_for_build
+from shipyard.buildpack.python import (MINIMUM, Interpreter, PythonChoice, choose_python, install_roots,
+                                   newest_per_minor, requested_python)
 from shipyard.buildpack.runner import Log, Runner
 from shipyard.buildpack.sandbox import Sandbox, build_sandbox
 from shipyard.buildpack.source import copy_source
@@ -132,6 +135,9 @@ def preflight_findings(detection: Detection, tree: Sequence[preflight.SourceFile
     findings = preflight.check_files(tree)
     findings += preflight.check_release_command(detection.process_types)
     findings += preflight.check_port(detection.start.command, fixed_port)
+    findings += preflight.check_gunicorn_config(detection.start.command, sources, detection.env, fixed_port)
+    if detection.start.rule in preflight.EXPLICIT_RULES:
+        findings += preflight.check_debug_server(detection.start.command, sources, detection.env)
     findings += preflight.check_sqlite(sources)
     if detection.django_settings:
         findings += preflight.check_django_debug(detection.django_settings[1], detection.django_settings[0])
@@ -148,39 +154,75 @@ async def report_findings(findings: Sequence[preflight.Finding], log: Log) -> No
         raise BuildError(errors[0].message + others, hint=errors[0].fix)
 
 
+async def venv_python(request: BuildRequest, detection: Detection, log: Log, run: Runner, inputs: Path,
+                      digest: Callable[[Interpreter], str] | None,
+                      frozen_uid: int | None) -> tuple[Interpreter, Path | None]:
+    """The Python to build with, and the venv an earlier build made for it and these dependencies (None: make
+    one; digest None: the venv is not shared). Without a pin, the newest Python the dependencies fit (fitting.py)
+    — unless a venv fitted to these same dependencies exists: it proves an earlier build chose its Python, so a
+    code-only redeploy reuses it without asking uv again (and keeps its Python when a newer one is installed)."""
+    choice = detection.python
+    for python in (choice.candidates or (choice.interpreter,)) if digest else ():
+        if existing := reusable_venv(request.venvs_dir, digest(python), frozen_uid):
+            if choice.candidates:
+                await log(f"-----> {choice.allowed}; using Python {python.version}, as the earlier build of these "
+                          "dependencies did")
+            return python, existing
+    if not choice.candidates:
+        return choice.interpreter, None
+    fit = await fit_for_build(choice, detection.dependencies, detection.files,
+                              generated_requirements(detection.dependencies, inputs), run,
+                              uv_env(request.uv_cache_dir, detection.env), request.slug_dir / "app", inputs)
+    await log(f"-----> {fit.line}")
+    return fit.interpreter, None
+
+
 async def build_venv(request: BuildRequest, detection: Detection, log: Log, run: Runner, inputs: Path,
                      frozen_uid: int | None) -> Venv:
     environ = uv_env(request.uv_cache_dir, detection.env)
     app_dir = request.slug_dir / "app"
     assemble = ".s2i/bin/assemble" in detection.files
-    digest = venv_digest(detection.dependencies, {k: v for k, v in detection.files.items() if k in MANIFESTS},
-                         detection.python.interpreter, detection.servers, detection.env)
-    reusable = detection.dependencies.reusable and not assemble
-    if reusable and (existing := reusable_venv(request.venvs_dir, digest, frozen_uid)):
+    manifests = {k: v for k, v in detection.files.items() if k in MANIFESTS}
+
+    def digest(python: Interpreter) -> str:
+        return venv_digest(detection.dependencies, manifests, python, detection.servers, detection.env,
+                           fitted=bool(detection.python.candidates))
+    # A build command, like .s2i/bin/assemble, may install into the venv (Render's build.sh runs `pip install`):
+    # it gets a venv of its own, with pip, since a shared one that a live release runs must never change.
+    installs = assemble or bool(request.build_command)
+    reusable = detection.dependencies.reusable and not installs
+    python, existing = await venv_python(request, detection, log, run, inputs, digest if reusable else None,
+                                         frozen_uid)
+    if existing is not None:
         await log("-----> Reusing the virtualenv of an earlier build (same dependencies and Python)")
         nofollow.symlink_new(request.slug_dir, "venv", str(existing))
-        return Venv(existing, reused=True)
-    venv = request.venvs_dir / digest if reusable else request.slug_dir / "venv"
+        return Venv(existing, reused=True, python=python)
+    venv = request.venvs_dir / digest(python) if reusable else request.slug_dir / "venv"
     venv.parent.mkdir(parents=True, exist_ok=True)
-    await create_venv(venv, detection.python.interpreter, environ, log, run, seed=assemble)
+    if request.build_command and detection.dependencies.reusable:
+        await log("       A fresh virtualenv, with pip: the build command may install into it")
+    await create_venv(venv, python, environ, log, run, seed=installs)
     if assemble:
         await log("-----> Running .s2i/bin/assemble")
         default = default_assemble_script(inputs / "s2i",
                                           install_argv(str(find_binary("uv", "uv")), detection.dependencies,
                                                        venv / "bin" / "python", None, detection.env))
-        env = {**step_env(venv, request.slug_dir, {**environ, **detection.env}), "STI_SCRIPTS_PATH": str(default.parent)}
+        env = {**step_env(venv, request.slug_dir, environ), "STI_SCRIPTS_PATH": str(default.parent)}
         await run_step(".s2i/bin/assemble", [str(app_dir / ".s2i/bin/assemble")], app_dir, env, log, run,
                        hint="Fix .s2i/bin/assemble; it can call $STI_SCRIPTS_PATH/assemble for the default install.")
     else:
         await log(f"-----> Installing dependencies from {detection.dependencies.kind} with uv")
-        await install_dependencies(venv, app_dir, detection.dependencies, environ, log, run, inputs)
+        await install_dependencies(venv, app_dir, detection.dependencies, environ, log, run, inputs, python,
+                                   newest_per_minor(i for i in request.interpreters if i.version >= MINIMUM))
+    await check_removed_modules(venv, python, log)
     await add_servers(venv, app_dir, detection.servers, environ, log, run)
-    return Venv(venv, reused=False)  # marked complete and linked from the slug once frozen (settle())
+    await provide_pkg_resources(venv, app_dir, environ, log, run)
+    return Venv(venv, reused=False, python=python)  # marked complete and linked from the slug once frozen (settle())
 
 
 async def framework_steps(request: BuildRequest, detection: Detection, venv: Path, log: Log, run: Runner) -> None:
     app_dir = request.slug_dir / "app"
-    env = step_env(venv, request.slug_dir, detection.env)
+    env = step_env(venv, request.slug_dir, uv_env(request.uv_cache_dir, detection.env))
     if detection.django_settings and nofollow.is_file(venv, "bin/django-admin"):
         path, source = detection.django_settings
         if detection.env.get("DISABLE_COLLECTSTATIC"):
@@ -208,8 +250,9 @@ async def inspect_source(request: BuildRequest, log: Log) -> Detection:
     for name in links:
         await log(f"       Note: {name} is a symlink (or lies below one); Shipyard reads no file through a link, "
                   "so it was ignored.")
-    await log(f"-----> Using Python {detection.python.interpreter.version}"
-              f"{'' if detection.python_source == 'default' else f' (from {detection.python_source})'}")
+    if not detection.python.candidates:  # else chosen to fit the dependencies, when they are known (build_venv)
+        await log(f"-----> Using Python {detection.python.interpreter.version}"
+                  f"{'' if detection.python_source == 'default' else f' (from {detection.python_source})'}")
     if detection.python.note:
         await log(f"       {detection.python.note}")
     await log(f"-----> Using start command from {detection.start.rule}: {detection.start.command}")
@@ -235,12 +278,12 @@ async def build_slug(request: BuildRequest, detection: Detection, log: Log) -> S
         sandbox = sandbox_for(request, detection, inputs)
         if sandbox is not None and request.limits is not None:
             cgroup = await asyncio.to_thread(request.limits.create, f"build.{request.slug_dir.name}", BUILD)
-        run = Runner(sandbox, cgroup)
+        run = Runner(sandbox, cgroup, disk=request.slug_dir.parent)
         venv = await build_venv(request, detection, log, run, inputs, frozen_uid if run.sandbox else None)
         await framework_steps(request, detection, venv.path, log, run)
         settle(request, venv, run, frozen_uid)
         manifest = Manifest(process_types=detection.process_types, start_rule=detection.start.rule,
-                            python=str(detection.python.interpreter.version),
+                            python=str(venv.python.version),
                             requirements_digest=venv.path.name, framework=framework(detection),
                             env=detection.s2i_env)
         nofollow.write_new(request.slug_dir, "manifest.json", manifest.to_json().encode())
@@ -293,7 +336,9 @@ def sandbox_for(request: BuildRequest, detection: Detection, inputs: Path) -> Sa
     if request.build_uid is None:
         return None
     shared = [f for f in request.shared_files if f.is_file()]
-    sandbox = build_sandbox(request.build_uid, detection.python.interpreter.path, [inputs, *shared],
+    others = install_roots(i for i in request.interpreters
+                           if i.version >= MINIMUM and i != detection.python.interpreter)
+    sandbox = build_sandbox(request.build_uid, detection.python.interpreter.path, [inputs, *shared, *others],
                             [request.slug_dir, request.venvs_dir, request.uv_cache_dir])
     if sandbox is not None:
         hand_over_slug(request.slug_dir, sandbox.uid, sandbox.gid)

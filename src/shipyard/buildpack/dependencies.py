@@ -64,6 +64,14 @@ def plan_dependencies(files: Mapping[str, str]) -> DependencyPlan:
         hint="Add a requirements.txt at the root of your repository listing your app's dependencies, e.g. `flask`.")
 
 
+def locked_wheel_packages(lock: str) -> tuple[str, ...]:
+    """uv.lock's packages from an index that have wheels: the ones whose Python fit is told by their wheels
+    (a package with only an sdist is built on any Python, so it does not choose one)."""
+    data = load_toml(lock, "uv.lock", "Run `uv lock` and push again.")
+    return tuple(sorted({p["name"] for p in data.get("package", [])
+                         if p.get("wheels") and "registry" in p.get("source", {})}))
+
+
 def requirements_from_poetry_lock(lock: str, pyproject: str) -> tuple[str, ...]:
     """Poetry's lock as pinned requirements, main group only (uv cannot read poetry.lock itself)."""
     data = load_toml(lock, "poetry.lock", "Run `poetry lock` and push again.")

@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from shipyard.buildpack.entrypoint import ScriptApp, script_app
 from shipyard.errors import BuildError
 
 _PROCFILE_LINE = re.compile(r"^([A-Za-z0-9_-]+)\s*:\s*(.+)$")
@@ -93,11 +94,39 @@ def _module_rule(files: Mapping[str, str], env: Mapping[str, str], filename: str
         return None
     module = filename.removesuffix(".py").replace("/", ".")
     name = wsgi_callable(source)
+    found = script_app(source)
     if name and is_asgi(source):
-        return StartCommand(gunicorn(f"{module}:{name}", env, ASGI_WORKER), filename, "asgi")
+        return StartCommand(gunicorn(f"{module}:{name}", env, ASGI_WORKER), served_rule(filename, found), "asgi")
     if name:
-        return StartCommand(gunicorn(f"{module}:{name}", env), filename, "wsgi")
+        return StartCommand(gunicorn(f"{module}:{name}", env), served_rule(filename, found), "wsgi")
     return None
+
+
+def _script_rule(files: Mapping[str, str], env: Mapping[str, str], filename: str) -> StartCommand | None:
+    """A script (`python main.py`) whose app object gunicorn can serve instead of its development server."""
+    found = script_app(files[filename])
+    if found is None:
+        return None
+    target = f"{filename.removesuffix('.py').replace('/', '.')}:{found.name}"
+    worker = ASGI_WORKER if found.kind == "asgi" else None
+    return StartCommand(gunicorn(target, env, worker), served_rule(filename, found, always=True), found.kind)
+
+
+def served_rule(filename: str, found: ScriptApp | None, always: bool = False) -> str:
+    """The rule as the build log says it: when the module serves itself too (`app.run()`), why gunicorn
+    serves it instead, and what of the script gunicorn does not run."""
+    if found is None or not (found.runs or always):
+        return filename
+    server = "gunicorn with uvicorn workers" if found.kind == "asgi" else "gunicorn"
+    said = f"{filename} (a {found.framework} app: {server} serves it"
+    if found.runs:
+        said += f", not {found.runs}" + ("'s development server" if found.kind == "wsgi" else "")
+    if found.debug:
+        said += ", whose debugger would let anyone who reaches it run code on the server"
+    if found.setup:
+        said += ("; gunicorn does not run the `if __name__ == \"__main__\":` block: move the setup in it to "
+                 "module level or a release command")
+    return said + ")"
 
 
 def resolve_start_command(files: Mapping[str, str], env: Mapping[str, str], configured: str = "") -> StartCommand:
@@ -122,13 +151,14 @@ def resolve_start_command(files: Mapping[str, str], env: Mapping[str, str], conf
         target = wsgi.removesuffix(".py").replace("/", ".")
         return StartCommand(gunicorn(target, env), "manage.py (Django)", "django")
     if "app.py" in files:
-        return _module_rule(files, env, "app.py") or StartCommand("python app.py", "app.py")
+        return (_module_rule(files, env, "app.py") or _script_rule(files, env, "app.py")
+                or StartCommand("python app.py", "app.py"))
     for filename in ("main.py", "asgi.py", "app/main.py"):
         source = files.get(filename)
         if source is not None and is_asgi(source) and (rule := _module_rule(files, env, filename)):
             return rule
     if "main.py" in files:
-        return StartCommand("python main.py", "main.py")
+        return _script_rule(files, env, "main.py") or StartCommand("python main.py", "main.py")
     raise BuildError(
         "Don't know how to run your application.",
         hint="Tell Shipyard how, in one of these ways:\n"

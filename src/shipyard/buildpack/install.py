@@ -6,14 +6,17 @@ import hashlib
 import os
 import re
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from shipyard.buildpack import nofollow
+from shipyard.buildpack.advice import Advice, explain, removal_fix, removal_problem
 from shipyard.buildpack.dependencies import DependencyPlan
+from shipyard.buildpack.fitting import Resolver, advise
 from shipyard.buildpack.python import Interpreter
 from shipyard.buildpack.runner import Log, Runner
+from shipyard.buildpack.uvfail import parse_uv_failure, summarize_uv_failure
 from shipyard.errors import BuildError
 from shipyard.proc import find_binary
 
@@ -26,6 +29,7 @@ SERVER_PACKAGES = {"gunicorn": "gunicorn", "uvicorn_worker": "uvicorn-worker", "
 class Venv:
     path: Path
     reused: bool
+    python: Interpreter
 
 
 def uv_env(uv_cache_dir: Path, env: Mapping[str, str]) -> dict[str, str]:
@@ -44,29 +48,13 @@ def uv_env(uv_cache_dir: Path, env: Mapping[str, str]) -> dict[str, str]:
     return clean
 
 
-def summarize_uv_failure(lines: list[str]) -> str:
-    """One line naming what failed, from uv's output."""
-    text = [re.sub(r"^[\s×╰─▶│]+", "", line).strip() for line in lines]
-    for i, line in enumerate(lines):
-        if "╰─▶" in line or line.lstrip().startswith("cause:"):
-            return shorten(text[i].removeprefix("cause:").strip())
-    for i, line in enumerate(lines):
-        if line.lstrip().startswith(("error:", "×")):
-            following = next((t for t in text[i + 1:] if t), "")
-            base = text[i].removeprefix("error:").strip()
-            return shorten(f"{base} {following}" if base.endswith(":") else base)
-    return shorten(next((t for t in reversed(text) if t), "uv failed without saying why"))
-
-
-def shorten(text: str, limit: int = 220) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def venv_digest(plan: DependencyPlan, manifest_texts: Mapping[str, str], python: Interpreter,
-                servers: tuple[str, ...], env: Mapping[str, str]) -> str:
-    """What a reusable venv depends on: the manifests, the interpreter, the added servers, the index."""
+                servers: tuple[str, ...], env: Mapping[str, str], fitted: bool = False) -> str:
+    """What a reusable venv depends on: the manifests, the interpreter, the added servers, the index, and whether
+    the Python was fitted to the dependencies (such a venv proves the fit chose it: a redeploy reuses it unasked)."""
     h = hashlib.sha256()
-    for part in ("bytecode", plan.kind, str(python.version), str(python.path), ",".join(servers),
+    for part in ("bytecode", *(["fitted"] if fitted else []), plan.kind, str(python.version), str(python.path),
+                 ",".join(servers),
                  env.get("PIP_INDEX_URL", ""),
                  env.get("PIP_UPGRADE", ""), *plan.requirements,
                  *(f"{k}\0{v}" for k, v in sorted(manifest_texts.items()))):
@@ -94,41 +82,103 @@ async def create_venv(venv: Path, interpreter: Interpreter, environ: Mapping[str
     argv = [uv, "venv", "--quiet", *(["--seed"] if seed else []), "--python", str(interpreter.path), str(venv)]
     code, lines = await run(argv, environ, venv.parent, log)
     if code != 0:
-        raise BuildError(f"Could not create a virtualenv with Python {interpreter.version}: "
-                         f"{summarize_uv_failure(lines)}", hint="Pin another Python version (runtime.txt).")
+        raise run.failure("Creating the virtualenv", f"Could not create a virtualenv with Python "
+                          f"{interpreter.version}: {summarize_uv_failure(lines)}", lines,
+                          hint="Pin another Python version (runtime.txt).")
+
+
+def generated_requirements(plan: DependencyPlan, inputs_dir: Path) -> Path | None:
+    """A converted lock's requirements, written in inputs_dir: the platform's folder for this build (root's,
+    read-only in the sandbox), never a folder the build can write, where a planted link would take root's write
+    elsewhere."""
+    if not plan.requirements:
+        return None
+    generated = inputs_dir / f"requirements-from-{plan.kind.replace('.', '-')}.txt"
+    nofollow.write_new(inputs_dir, generated.name, ("\n".join(plan.requirements) + "\n").encode())
+    return generated
 
 
 async def install_dependencies(venv: Path, app_dir: Path, plan: DependencyPlan, environ: Mapping[str, str],
-                               log: Log, run: Runner, inputs_dir: Path) -> None:
-    """inputs_dir: the platform's folder for this build (root's, read-only in the sandbox): never a folder the
-    build can write, where a link it planted would take root's write elsewhere."""
+                               log: Log, run: Runner, inputs_dir: Path, python: Interpreter,
+                               available: Sequence[Interpreter]) -> None:
     uv = str(find_binary("uv", "uv"))
-    generated = None
-    if plan.requirements:
-        generated = inputs_dir / f"requirements-from-{plan.kind.replace('.', '-')}.txt"
-        nofollow.write_new(inputs_dir, generated.name, ("\n".join(plan.requirements) + "\n").encode())
+    generated = generated_requirements(plan, inputs_dir)
     env = dict(environ)
     if plan.kind == "uv.lock":
         env["UV_PROJECT_ENVIRONMENT"] = str(venv)
     code, lines = await run(install_argv(uv, plan, venv / "bin" / "python", generated, env), env, app_dir, log)
     if code != 0:
-        raise BuildError(f"Could not install {plan.kind}: {summarize_uv_failure(lines)}",
-                         hint=f"Fix {plan.kind} and push again. The full output of uv is above.")
+        raise await install_failure(plan, lines, run, environ, app_dir, inputs_dir, python, available)
     if generated is not None and plan.installs_project:
         argv = [uv, "pip", "install", "--python", str(venv / "bin" / "python"), "--no-deps", "-e", "."]
         code, lines = await run(argv, env, app_dir, log)
         if code != 0:
-            raise BuildError(f"Could not install your project: {summarize_uv_failure(lines)}",
-                             hint="Fix pyproject.toml, or set `package-mode = false` under [tool.poetry].")
+            raise run.failure("Installing your project", f"Could not install your project: "
+                              f"{summarize_uv_failure(lines)}", lines,
+                              hint="Fix pyproject.toml, or set `package-mode = false` under [tool.poetry].")
+
+
+async def install_failure(plan: DependencyPlan, lines: list[str], run: Runner, environ: Mapping[str, str],
+                          app_dir: Path, inputs_dir: Path, python: Interpreter,
+                          available: Sequence[Interpreter]) -> BuildError:
+    """The error naming the package, the Python and the fix. Which Pythons have a wheel for what failed, and
+    which release has one for this Python, is asked only now: a build that works pays nothing for it."""
+    failure = parse_uv_failure(lines)
+    try:
+        advice = await advise(failure, python, available, Resolver(run, environ, app_dir, inputs_dir))
+    except (OSError, BuildError):  # the probes only sharpen the advice: the failure above is what counts
+        advice = Advice()
+    message, hint = explain(failure, python.version, plan.kind, [i.version for i in available], advice)
+    error = run.failure(f"Installing {plan.kind}", message, lines, hint=hint)
+    if failure.python_related and type(error) is BuildError and error.message == message:
+        # The Python and the package are the cause (a build tripping on a Python 2 module, say), not a module
+        # to add to requirements.txt: the memory limit or a full disk still come first (run.failure).
+        error.hint = hint
+    return error
+
+
+def lib_pythons(venv: Path) -> list[str]:
+    """The venv's lib/pythonX.Y folders, looked up without following links: the venv was written by the build."""
+    try:
+        with nofollow.opened_dir(venv, "lib") as fd:
+            return [name for name in os.listdir(fd) if name.startswith("python")]
+    except (FileNotFoundError, NotADirectoryError, nofollow.SymlinkRefused):
+        return []
+
+
+def dist_infos(venv: Path) -> Iterator[str]:
+    for p in lib_pythons(venv):
+        try:
+            with nofollow.opened_dir(venv, f"lib/{p}/site-packages") as fd:
+                yield from os.listdir(fd)
+        except (FileNotFoundError, NotADirectoryError, nofollow.SymlinkRefused):
+            continue
+
+
+def installed_packages(venv: Path) -> dict[str, str]:
+    """name → version of what the venv has, from its `.dist-info` folders' names."""
+    found = {}
+    for entry in dist_infos(venv):
+        if match := re.fullmatch(r"(.+)-([^-]+)\.dist-info", entry):
+            found[re.sub(r"[-_.]+", "-", match.group(1)).lower()] = match.group(2)
+    return found
+
+
+async def check_removed_modules(venv: Path, python: Interpreter, log: Log) -> None:
+    """A package that imports a module this Python removed (Django < 4.1 and `cgi` on 3.13) fails at start with
+    a ModuleNotFoundError that names neither Python nor the package: say so at build time."""
+    problem = removal_problem(installed_packages(venv), python.version)
+    if problem is None:
+        return
+    removal, message = problem
+    if removal.certain:
+        raise BuildError(message, hint=removal_fix(removal))
+    await log(f"       Warning: {message}")
+    await log(f"         Fix: {removal_fix(removal)}")
 
 
 def missing_servers(venv: Path, servers: tuple[str, ...]) -> list[str]:
-    """Looked up without following links: the venv was written by the build."""
-    try:
-        with nofollow.opened_dir(venv, "lib") as fd:
-            pythons = [name for name in os.listdir(fd) if name.startswith("python")]
-    except (FileNotFoundError, nofollow.SymlinkRefused):
-        pythons = []
+    pythons = lib_pythons(venv)
     missing = []
     for module in servers:
         if module == "gunicorn" and nofollow.is_file(venv, "bin/gunicorn"):
@@ -146,10 +196,22 @@ async def add_servers(venv: Path, app_dir: Path, servers: tuple[str, ...], envir
         return
     await log(f"-----> Adding {', '.join(missing)} (your start command needs it and your dependencies don't list it)")
     uv = str(find_binary("uv", "uv"))
-    code, lines = await run([uv, "pip", "install", "--python", str(venv / "bin" / "python"), *missing],
-                            environ, app_dir, log)
+    python = str(venv / "bin" / "python")
+    # What is installed stays as the lock or pins made it: the added server gets a version that fits them
+    # (the newest uvicorn-worker would otherwise upgrade a pinned uvicorn).
+
+    async def quiet(line: str) -> None:
+        return None
+
+    code, frozen = await run([uv, "pip", "freeze", "--python", python], environ, app_dir, quiet)
+    pins = [line.strip() for line in frozen if code == 0 and "==" in line and not line.startswith(("-", "#"))]
+    code, lines = await run([uv, "pip", "install", "--python", python, *missing, *pins], environ, app_dir, log)
+    if code != 0 and pins:  # no release of it fits what is installed: let it upgrade what it needs, and say so
+        await log(f"       No {', '.join(missing)} fits your pinned versions; letting it upgrade what it needs")
+        code, lines = await run([uv, "pip", "install", "--python", python, *missing], environ, app_dir, log)
     if code != 0:
-        raise BuildError(f"Could not install {', '.join(missing)}: {summarize_uv_failure(lines)}")
+        raise run.failure(f"Installing {', '.join(missing)}",
+                          f"Could not install {', '.join(missing)}: {summarize_uv_failure(lines)}", lines)
 
 
 def reusable_venv(venvs_dir: Path, digest: str, frozen_uid: int | None) -> Path | None:
@@ -171,3 +233,48 @@ def reusable_venv(venvs_dir: Path, digest: str, frozen_uid: int | None) -> Path 
 def mark_complete(venv: Path) -> None:
     """Written by root once the venv is frozen; a link the build planted there is replaced, never followed."""
     nofollow.write_new(venv, COMPLETE, b"")
+
+
+# Older packages (gunicorn < 22, many Flask/Django add-ons) import pkg_resources, which only setuptools < 81
+# provides; uv's virtualenvs have no setuptools, where Heroku's and Render's have long had one.
+PKG_RESOURCES = "setuptools<81"
+# Run in the build's sandbox as its uid (the venv is the build's): does any installed module import
+# pkg_resources while the venv cannot?
+NEEDS_PKG_RESOURCES = r"""
+import importlib.util, pathlib, re, sys
+if importlib.util.find_spec("pkg_resources"):
+    sys.exit(1)
+use = re.compile(rb"^(import pkg_resources|from pkg_resources import)", re.M)  # at import time, not in a function
+for site in map(pathlib.Path, sys.path):
+    if site.name != "site-packages":
+        continue
+    for path in site.rglob("*.py"):
+        if path.parts[len(site.parts)] in ("setuptools", "pip", "_distutils_hack", "pkg_resources"):
+            continue
+        try:
+            if use.search(path.read_bytes()):
+                print(path.relative_to(site).parts[0])
+                sys.exit(0)
+        except OSError:
+            pass
+sys.exit(1)
+"""
+
+
+async def provide_pkg_resources(venv: Path, app_dir: Path, environ: Mapping[str, str], log: Log,
+                                run: Runner) -> None:
+    async def quiet(line: str) -> None:
+        return None
+
+    code, lines = await run([str(venv / "bin" / "python"), "-c", NEEDS_PKG_RESOURCES], environ, app_dir, quiet)
+    if code != 0:
+        return
+    user = lines[-1].strip() if lines else "a dependency"
+    await log(f"-----> Adding {PKG_RESOURCES}: {user} imports pkg_resources, which your virtualenv lacks "
+              "(list setuptools in your dependencies to choose its version)")
+    uv = str(find_binary("uv", "uv"))
+    code, lines = await run([uv, "pip", "install", "--python", str(venv / "bin" / "python"), PKG_RESOURCES],
+                            environ, app_dir, log)
+    if code != 0:
+        raise run.failure(f"Installing {PKG_RESOURCES}", f"Could not install {PKG_RESOURCES}: "
+                          f"{summarize_uv_failure(lines)}", lines)

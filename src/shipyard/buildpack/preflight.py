@@ -6,6 +6,7 @@ warning is printed in the build log. Every finding carries its one-line fix.
 
 from __future__ import annotations
 
+import ast
 import os
 import posixpath
 import re
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shipyard.buildpack import nofollow
+from shipyard.buildpack.detect import wsgi_callable
 
 MAX_FILE_BYTES = 100 * 1024 * 1024
 _SERVERS = re.compile(r"\b(gunicorn|uvicorn|hypercorn|daphne|waitress-serve|runserver|flask run)\b")
@@ -83,6 +85,155 @@ def check_host(host: str, command: str) -> list[Finding]:
                         "Bind 0.0.0.0 (or 127.0.0.1): the edge reaches instances over IPv4.")]
     return [Finding("error", f"The start command binds {host}, an address instances don't have: `{command}`.",
                     "Bind 0.0.0.0, e.g. `--bind 0.0.0.0:$PORT`.")]
+
+
+# gunicorn run by the command itself (`gunicorn …`, `python -m gunicorn …`), not a file named after it.
+_RUNS_GUNICORN = re.compile(r"(?:^|[\s;&|/])gunicorn(?=\s|$)")
+_CONFIG_FLAG = re.compile(r"(?:^|\s)(?:-c|--config)(?:=|\s+)['\"]?([^\s'\"]+)")
+DEFAULT_GUNICORN_CONFIG = "gunicorn.conf.py"  # what gunicorn reads from its working folder without -c
+
+
+def gunicorn_config_path(command: str, env: Mapping[str, str]) -> str | None:
+    """The config file the command's gunicorn reads, relative to the app's folder: `-c FILE` (in the command,
+    or in GUNICORN_CMD_ARGS; `$GUNICORN_CONFIG` expanded), else `gunicorn.conf.py`. None: no gunicorn here."""
+    if not _RUNS_GUNICORN.search(command):
+        return None
+    match = _CONFIG_FLAG.search(command) or _CONFIG_FLAG.search(env.get("GUNICORN_CMD_ARGS", ""))
+    path = match.group(1) if match else DEFAULT_GUNICORN_CONFIG
+    if path.strip("${}") == "GUNICORN_CONFIG":
+        path = env.get("GUNICORN_CONFIG", "")
+    if path.startswith("python:"):  # a module: gunicorn imports it
+        path = path.removeprefix("python:").replace(".", "/") + ".py"
+    return posixpath.normpath(path.removeprefix("file:")) if path else None
+
+
+def config_binds(source: str) -> list[str]:
+    """The fixed addresses a gunicorn config file assigns to `bind` at module level (a string or a list of
+    them); a computed one (`f"0.0.0.0:{os.environ['PORT']}"`) is not fixed and not returned."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    binds: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "bind" for t in node.targets):
+            values = node.value.elts if isinstance(node.value, (ast.List, ast.Tuple)) else [node.value]
+            binds = [v.value for v in values if isinstance(v, ast.Constant) and isinstance(v.value, str)]
+    return binds
+
+
+def check_gunicorn_config(command: str, sources: Mapping[str, str], env: Mapping[str, str],
+                          fixed_port: int | None) -> list[Finding]:
+    """A fixed `bind` in the gunicorn config file the start command's gunicorn reads, as check_port finds
+    one in the command. A --bind on the command line (or in GUNICORN_CMD_ARGS) wins over the file's, so
+    then the file does not matter; nor does a config file gunicorn is not told to read."""
+    if _BIND.search(command) or _BIND.search(env.get("GUNICORN_CMD_ARGS", "")):
+        return []
+    path = gunicorn_config_path(command, env)
+    if path is None or path not in sources:
+        return []
+    findings = []
+    for value in config_binds(sources[path]):
+        host, port = split_bind(value)
+        if port.isdigit() and not (fixed_port and port == str(fixed_port)):
+            findings.append(Finding(
+                "error", f"{path} sets `bind = \"{value}\"`: gunicorn listens on port {port}, not on $PORT.",
+                f"Read the port from the environment in {path}: `bind = f\"0.0.0.0:{{os.environ.get('PORT', "
+                f"'{port}')}}\"`, or delete the line (with PORT set, gunicorn binds 0.0.0.0:$PORT by itself); or "
+                f"tell Shipyard the app's fixed port with `shipyard apps set <app> --port {port}`."))
+        if host and host != "unix":
+            findings += check_host(host, f"{path}: bind = \"{value}\"")
+    return findings
+
+
+# Commands Shipyard did not write (detect.StartCommand.rule): the app says how it runs, and is told when that
+# is unsafe. (A detected `python app.py` is detection's to serve with gunicorn instead.)
+EXPLICIT_RULES = ("start command setting", "APP_RUN", "Procfile")
+_FLASK_RUN = re.compile(r"(?:^|[\s;&|/])flask\b.*\brun\b")
+_DEBUG_FLAG = re.compile(r"(?<![\w-])--debug(?:ger)?\b")
+_DEBUG_ENV = re.compile(r"\bFLASK_DEBUG=['\"]?(?:1|true|yes|on)\b|\bFLASK_ENV=['\"]?development\b", re.IGNORECASE)
+_PYTHON_RUNS = re.compile(r"(?:^|[\s;&|/])python[\d.]*\s+(?:-[a-zA-Z]+\s+)*?(-m\s+)?([\w.][\w./-]*)")
+_FLASK_APP = re.compile(r"(?:--app|-A)(?:=|\s+)['\"]?([^\s'\"]+)")
+
+
+def debug_in_env(env: Mapping[str, str]) -> bool:
+    """FLASK_DEBUG=1 (or FLASK_ENV=development, before Flask 2.3) turns the debugger on in `flask run` and
+    in `app.run()` alike."""
+    return bool(_DEBUG_ENV.search(" ".join(f"{k}={env[k]}" for k in ("FLASK_DEBUG", "FLASK_ENV") if k in env)))
+
+
+def script_source(command: str, sources: Mapping[str, str]) -> tuple[str, str] | None:
+    """(path, source) of the module `python app.py` / `python -m app` runs, among the repository's files."""
+    match = _PYTHON_RUNS.search(command)
+    if not match:
+        return None
+    target = match.group(2)
+    if match.group(1):
+        module = target.replace(".", "/")
+        candidates = [f"{module}.py", f"{module}/__main__.py"]
+    else:
+        candidates = [posixpath.normpath(target)]
+    return next(((path, sources[path]) for path in candidates if path in sources), None)
+
+
+def _truthy(node: ast.expr) -> bool:
+    return isinstance(node, ast.Constant) and bool(node.value)
+
+
+def debugger_in_source(source: str, env_debug: bool) -> bool:
+    """Whether a module serves itself through Werkzeug's debugger: `app.run(debug=True)`,
+    `run_simple(…, use_debugger=True)`, `DebuggedApplication(app)`, `app.debug = True` (or FLASK_DEBUG set)
+    with a run call. A computed flag (`debug=os.environ.get(…) == "1"`) is the app's own choice: not flagged."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return False
+    runs, debug_set = False, env_debug
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+            if name == "DebuggedApplication":
+                return True
+            if name in ("run", "run_simple"):
+                runs = True
+                if any(k.arg in ("debug", "use_debugger") and _truthy(k.value) for k in node.keywords):
+                    return True
+        elif isinstance(node, ast.Assign) and _truthy(node.value) and any(map(_debug_flag, node.targets)):
+            debug_set = True
+    return runs and debug_set
+
+
+def _debug_flag(target: ast.expr) -> bool:
+    """`app.debug` or `app.config["DEBUG"]` as an assignment's target."""
+    if isinstance(target, ast.Attribute):
+        return target.attr == "debug"
+    return (isinstance(target, ast.Subscript) and isinstance(target.slice, ast.Constant)
+            and target.slice.value == "DEBUG")
+
+
+def check_debug_server(command: str, sources: Mapping[str, str], env: Mapping[str, str]) -> list[Finding]:
+    """An explicit start command serving the app through Werkzeug's debugger: its console (/console, and the
+    one on every error page) runs any Python a visitor types, so anyone who reaches the app owns its process."""
+    why = None
+    if _FLASK_RUN.search(command) and (_DEBUG_FLAG.search(command) or _DEBUG_ENV.search(command)
+                                       or debug_in_env(env)):
+        why = "Flask's development server with its debugger (`--debug` or FLASK_DEBUG)"
+        named = (found.group(1) if (found := _FLASK_APP.search(command)) else env.get("FLASK_APP", "app"))
+        module, _, app = named.removesuffix(".py").partition(":")
+        app = app or "app"
+    elif (script := script_source(command, sources)) and debugger_in_source(
+            script[1], debug_in_env(env) or bool(_DEBUG_ENV.search(command))):
+        why = f"{script[0]}, which serves the app with Werkzeug's debugger (debug=True)"
+        module = script[0].removesuffix(".py").removesuffix("/__main__").replace("/", ".")
+        app = wsgi_callable(script[1]) or "app"
+    if why is None:
+        return []
+    return [Finding("error", f"The start command `{command}` runs {why}: its console runs any Python code a "
+                             "visitor types, so anyone who can reach the app could take over the server.",
+                    f"Serve the app with gunicorn instead, e.g. `web: gunicorn --bind 0.0.0.0:$PORT {module}:{app}` "
+                    "in the Procfile (or the app's start command), and turn the debugger off (no debug=True, "
+                    "--debug or FLASK_DEBUG); use it on your own machine only.")]
 
 
 def check_sqlite(sources: Mapping[str, str]) -> list[Finding]:

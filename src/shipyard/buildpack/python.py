@@ -33,8 +33,12 @@ class PythonRequest:
 
 @dataclass(frozen=True)
 class PythonChoice:
-    interpreter: Interpreter
+    interpreter: Interpreter  # the newest allowed, until the dependencies are fitted (fit.py)
     note: str | None  # said in the build log when the choice differs from the exact request
+    # No exact pin: the Pythons allowed (newest first), among which the build picks the newest that the
+    # dependencies install on; empty when the app pins one (or only one is allowed).
+    candidates: tuple[Interpreter, ...] = ()
+    allowed: str = ""  # "No Python pin", or the range asked for, as the build log words it
 
 
 def requested_python(files: Mapping[str, str]) -> PythonRequest:
@@ -65,7 +69,7 @@ def choose_python(request: PythonRequest, available: Iterable[Interpreter]) -> P
     if not candidates:
         raise BuildError("No Python 3 interpreter was found on this machine.", hint="Install python3 on the server.")
     if not request.spec:
-        return PythonChoice(candidates[0], None)
+        return fitted_among(candidates, "No Python pin")
     if re.fullmatch(r"\d+(\.\d+){0,2}", request.spec):
         wanted = Version(request.spec)
         exact = [i for i in candidates if i.version == wanted]
@@ -84,12 +88,37 @@ def choose_python(request: PythonRequest, available: Iterable[Interpreter]) -> P
             raise BuildError(f"{request.source} asks for Python '{request.spec}', which is not a version.",
                              hint="Write a version such as 3.12 there.") from None
         matching = [i for i in candidates if spec.contains(i.version, prereleases=True)]
-        if matching:
-            return PythonChoice(matching[0], None)
+        if matching:  # a range is no pin: the dependencies choose within it
+            return fitted_among(matching, f"{request.source} allows Python {request.spec}")
     raise BuildError(
         f"Python {request.spec} (from {request.source}) is not available on this Shipyard; available: {listing}.",
         hint=f"Change {request.source} to one of the available versions, or install Python {request.spec} "
              "on the server.")
+
+
+def fitted_among(candidates: list[Interpreter], allowed: str) -> PythonChoice:
+    fits = tuple(newest_per_minor(candidates))
+    return PythonChoice(candidates[0], None, fits if len(fits) > 1 else (), allowed)
+
+
+def newest_per_minor(interpreters: Iterable[Interpreter]) -> list[Interpreter]:
+    """Wheels are built per minor version, so the newest patch of each (pyenv's 3.11.7 over the system's
+    3.11.2) is the one to ask about; newest first."""
+    newest: dict[tuple[int, int], Interpreter] = {}
+    for interpreter in sorted(interpreters, key=lambda i: i.version, reverse=True):
+        newest.setdefault((interpreter.version.major, interpreter.version.minor), interpreter)
+    return list(newest.values())
+
+
+def install_roots(interpreters: Iterable[Interpreter]) -> list[Path]:
+    """Where each interpreter lives outside the system's read-only /usr (pyenv's versions): a build's sandbox
+    shows them all, since it asks uv about each one (fitting.py)."""
+    roots = []
+    for interpreter in interpreters:
+        root = interpreter.path.resolve().parent.parent
+        if not root.is_relative_to("/usr") and root not in roots:
+            roots.append(root)
+    return roots
 
 
 def discover_interpreters(pyenv_root: Path | None = None) -> list[Interpreter]:

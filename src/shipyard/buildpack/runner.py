@@ -7,8 +7,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 from shipyard.buildpack.sandbox import Sandbox
+from shipyard.errors import BuildError, OutOfSpace
 from shipyard.proc import die_with_parent
 from shipyard.runtime.cgroups import Cgroup
+from shipyard.runtime.diagnose import build_hint, disk_full, disk_full_error
+from shipyard.runtime.disk import disk_space
+from shipyard.runtime.limits import BUILD
 from shipyard.runtime.shell import child_setup
 
 Log = Callable[[str], Awaitable[None]]
@@ -30,13 +34,29 @@ async def run_logged(argv: list[str], env: Mapping[str, str], cwd: Path, log: Lo
 
 
 class Runner:
-    def __init__(self, sandbox: Sandbox | None = None, cgroup: Cgroup | None = None) -> None:
+    def __init__(self, sandbox: Sandbox | None = None, cgroup: Cgroup | None = None, disk: Path | None = None) -> None:
         self.sandbox = sandbox
         self.cgroup = cgroup  # the build's limits (runtime.limits.BUILD), shared by its steps
+        # A platform-owned folder on the disk the build writes to (never one the build controls: its free
+        # space is read through it), for what a full disk says; None: the message goes without the figure.
+        self.disk = disk
         self.ran = False  # whether any process ran as the build uid (a code-only redeploy may run none)
 
     def out_of_memory(self) -> bool:
         return self.cgroup is not None and self.cgroup.oom_kills() > 0
+
+    def failure(self, step: str, message: str, lines: Sequence[str], hint: str | None = None) -> BuildError:
+        """The error for a step that failed, blaming what really stopped it: the build's memory limit, a full
+        disk (not the app's requirements), a cause its output names (pkg_resources, a script that is not
+        executable …); otherwise `message` with the step's own `hint`."""
+        if self.out_of_memory():
+            return BuildError(f"{step} ran out of memory: a build may use {BUILD.memory_mb} MB and was stopped "
+                              "there.", hint="Install fewer or lighter packages in the build, or move the heavy "
+                                             "work to the release command or a worker.")
+        if disk_full(lines):
+            free = disk_space(self.disk).describe() if self.disk is not None else None
+            return OutOfSpace(*disk_full_error(step, free))
+        return BuildError(message, hint=build_hint(lines) or hint)
 
     async def __call__(self, argv: list[str], env: Mapping[str, str], cwd: Path, log: Log) -> tuple[int, list[str]]:
         if self.sandbox is None:
@@ -44,7 +64,10 @@ class Runner:
         # No passwd entry exists for the build user; tools that ask for a name or a home get these.
         # The app's uv cache and its venvs are separate bind mounts, and link() never crosses
         # mounts: uv copies from its cache either way, so say so rather than warn in every build log.
-        env = {**env, "HOME": "/tmp", "USER": "shipyard-build", "LOGNAME": "shipyard-build", "UV_LINK_MODE": "copy"}
+        # Its /tmp is private (a tmpfs of its own, in the build's memory limit): TMPDIR points there whatever
+        # the app's config says.
+        env = {**env, "HOME": "/tmp", "TMPDIR": "/tmp", "USER": "shipyard-build", "LOGNAME": "shipyard-build",
+               "UV_LINK_MODE": "copy"}
         launch = self.sandbox.launch(argv, env, cwd)
         self.ran = True
         try:

@@ -1,9 +1,10 @@
 """The build sandbox: bubblewrap with only what a build needs, run as the app's unprivileged build uid.
 
 A build runs the app's own code (setup.py, collectstatic, build commands), so it
-sees the system's programs read-only, its interpreter, uv and the platform's inputs
-for this build (read-only), and as writable only its slug, its app's virtualenvs
-folder and its app's uv cache — not the platform's data directory, its token, or
+sees the system's programs read-only, its interpreter, uv (the file alone, so that
+build scripts can call it from PATH) and the platform's inputs for this build
+(read-only), and as writable only its slug, its app's virtualenvs folder, its app's
+uv cache and a private /tmp — not the platform's data directory, its token, or
 other apps.
 
 bwrap and setpriv run as root (bwrap makes the mounts, setpriv drops to the build
@@ -54,9 +55,11 @@ class Sandbox:
     def mount_args(self) -> list[str]:
         # --unshare-pid: every process of the step dies with its pid 1 when the step ends, so none is
         # left to race the platform's freeze. --new-session: no TIOCSTI into the platform's terminal.
+        # /tmp: the build's own, writable (1777: bwrap's default 0755 root's left pip, setup.py and friends
+        # writing their temporary files into the app's folder, or failing).
         args = ["--die-with-parent", "--new-session", "--clearenv", "--unshare-pid", "--unshare-ipc",
-                "--unshare-uts", "--unshare-cgroup-try", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-                *bwrap_system_args()]
+                "--unshare-uts", "--unshare-cgroup-try", "--proc", "/proc", "--dev", "/dev",
+                "--perms", "1777", "--tmpfs", "/tmp", *bwrap_system_args()]
         made: set[PurePosixPath] = set(SYSTEM_MOUNTS)
         binds = [("--ro-bind", p) for p in self.read_only] + [("--bind", p) for p in self.writable]
         for flag, path in binds:

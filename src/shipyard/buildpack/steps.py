@@ -8,10 +8,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from shipyard.buildpack import nofollow
-from shipyard.buildpack.install import shorten
 from shipyard.buildpack.runner import Log, Runner
-from shipyard.errors import BuildError
-from shipyard.runtime.limits import BUILD
+from shipyard.buildpack.uvfail import shorten
+from shipyard.proc import find_binary
 
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 
@@ -28,9 +27,37 @@ def parse_s2i_environment(text: str) -> dict[str, str]:
     return env
 
 
-def step_env(venv: Path, home: Path, env: Mapping[str, str]) -> dict[str, str]:
-    return {"PATH": f"{venv / 'bin'}:{SYSTEM_PATH}", "VIRTUAL_ENV": str(venv), "HOME": str(home),
-            "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1", **env}
+def step_env(venv: Path, home: Path, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a build step that runs the app's own commands (collectstatic, .s2i/bin/assemble, the
+    build command, and every script they call), as on Heroku and Render.
+
+    environ: uv's environment for this build (install.uv_env: the app's config vars, add-on ones included, and
+    the app's uv cache). On top of it the platform's contract, which no config var changes: the app's venv
+    first on PATH and uv after the system's programs, VIRTUAL_ENV and UV_PROJECT_ENVIRONMENT naming the venv, so
+    `pip install`, `uv pip install` and `uv sync` all install into it (not into the system, which is read-only,
+    or a `.venv` of the app's folder that no instance would use).
+    """
+    return {**pip_defaults(environ), "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1", **environ,
+            "PATH": build_path(venv), "VIRTUAL_ENV": str(venv), "UV_PROJECT_ENVIRONMENT": str(venv),
+            "HOME": str(home)}
+
+
+def build_path(venv: Path) -> str:
+    """The venv's programs first; uv last: the sandbox binds uv's file alone, so its folder holds nothing else."""
+    uv_dir = str(find_binary("uv", "uv").resolve().parent)
+    tail = "" if uv_dir in SYSTEM_PATH.split(":") else f":{uv_dir}"
+    return f"{venv / 'bin'}:{SYSTEM_PATH}{tail}"
+
+
+def pip_defaults(environ: Mapping[str, str]) -> dict[str, str]:
+    """pip (in the venvs of apps with a build command) uses the package index uv uses, unless the app says
+    otherwise (its own PIP_INDEX_URL comes later and wins); and it keeps quiet about its own updates."""
+    pip = {"PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    if index := environ.get("UV_DEFAULT_INDEX") or environ.get("UV_INDEX_URL"):
+        pip["PIP_INDEX_URL"] = index
+    if extra := environ.get("UV_EXTRA_INDEX_URL"):
+        pip["PIP_EXTRA_INDEX_URL"] = extra
+    return pip
 
 
 def default_assemble_script(folder: Path, install_argv: list[str]) -> Path:
@@ -50,13 +77,9 @@ def default_assemble_script(folder: Path, install_argv: list[str]) -> Path:
 async def run_step(name: str, command: list[str], cwd: Path, env: Mapping[str, str], log: Log, run: Runner,
                    hint: str) -> None:
     code, lines = await run(command, env, cwd, log)
-    if code != 0 and run.out_of_memory():
-        raise BuildError(f"{name} ran out of memory: a build may use {BUILD.memory_mb} MB and was stopped there.",
-                         hint="Install fewer or lighter packages in the build, or move the heavy work to the "
-                              "release command or a worker.")
     if code != 0:
         last = next((line.strip() for line in reversed(lines) if line.strip()), "no output")
-        raise BuildError(f"{name} failed (exit code {code}): {shorten(last)}", hint=hint)
+        raise run.failure(name, f"{name} failed (exit code {code}): {shorten(last)}", lines, hint)
 
 
 def django_static_root_missing(settings_source: str | None) -> bool:
@@ -66,5 +89,5 @@ def django_static_root_missing(settings_source: str | None) -> bool:
 async def collectstatic(app_dir: Path, env: Mapping[str, str], log: Log, run: Runner) -> None:
     await log("-----> $ python manage.py collectstatic --noinput")
     await run_step("collectstatic", ["python", "manage.py", "collectstatic", "--noinput"], app_dir, env, log, run,
-                   hint="Fix the error above (often a setting read from a config var that is not build-time), "
+                   hint="Fix the error above (often a setting read from a config var that is not set), "
                         "or skip the step with `shipyard config set <app> DISABLE_COLLECTSTATIC=1`.")

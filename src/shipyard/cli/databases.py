@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from typing import Annotated
+import sys
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
@@ -61,14 +62,40 @@ def db_restore(name: str, backup_id: str,
 
 
 @db_cli.command("psql")
-def db_psql(name: str) -> None:
-    """An interactive psql as the app's role, over verified TLS."""
+def db_psql(name: str,
+            command: Annotated[Optional[list[str]], typer.Option(
+                "--command", "-c", help="Run this SQL (or psql meta-command) and exit; may be given again.")] = None,
+            file: Annotated[Optional[str], typer.Option("--file", "-f", help="Run the SQL in this file and exit.")] = None,
+            ) -> None:
+    """psql as the app's role, over verified TLS: interactive from a terminal, or a script.
+
+    `-c 'select 1'`, `-f file.sql` or `< file.sql`: a script stops at its first error and the exit
+    status says so (ON_ERROR_STOP), so a failed migration script fails the command that ran it.
+    """
     config = client().request("GET", f"/apps/{name}/config", params={"reveal": True})["config"]
     if "PGHOST" not in config:
         raise ShipyardError(f"App '{name}' has no PostgreSQL database.",
                             hint=f"Create one with `shipyard addons create {name} postgres`.")
     env = {**os.environ, **{k: v for k, v in config.items() if k.startswith("PG")}}
-    os.execvpe("psql", ["psql"], env)
+    argv = psql_argv(command or [], file, interactive=sys.stdin.isatty())
+    try:
+        os.execvpe("psql", argv, env)
+    except FileNotFoundError:
+        raise ShipyardError("psql was not found on this machine.",
+                            hint="Install PostgreSQL's client: `apt-get install postgresql-client`.") from None
+
+
+def psql_argv(commands: list[str], file: str | None, interactive: bool) -> list[str]:
+    """psql's arguments: the commands and file as given; a script (anything but a terminal session) stops at
+    its first error, as psql otherwise runs on past it and exits 0."""
+    argv = ["psql"]
+    for sql in commands:
+        argv += ["--command", sql]
+    if file is not None:
+        argv += ["--file", file]
+    if commands or file is not None or not interactive:
+        argv += ["--set", "ON_ERROR_STOP=1"]
+    return argv
 
 
 def format_time(timestamp: float) -> str:

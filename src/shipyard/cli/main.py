@@ -144,10 +144,12 @@ def apps_info(name: str) -> None:
     out.print(f"[bold]{a['name']}[/bold]  release {('v' + str(a['release'])) if a['release'] else '-'}  {a['state']}")
     out.print(f"  URL:          {a['url']}\n  Git remote:   {a['git_url']}\n  Branch:       {a['branch']}\n"
               f"  Boot timeout: {a['boot_timeout']} s\n  Size:         {a.get('size', 'small')}")
-    for label, key in (("Start command", "start_command"), ("Build command", "build_command"), ("Fixed port", "port"),
-                       ("Health path", "health_path")):
-        if a[key]:
-            out.print(f"  {label + ':':<14}{a[key]}")
+    for label, key in (("Start command", "start_command"), ("Build command", "build_command"),
+                       ("Release command", "release_command"), ("Fixed port", "port"), ("Health path", "health_path")):
+        if a.get(key):
+            out.print(f"  {label + ':':<13} {a[key]}", markup=False)
+    if a.get("formation"):
+        out.print("  Formation:    " + " ".join(f"{k}={v}" for k, v in a["formation"].items()))
     for i in a["instances"]:
         code = f" (exit {i['exit_code']})" if i["state"] == "crashed" else ""
         out.print(f"  {i['name']}: {i['state']}{code}  v{i['release']}  port {i['port']}  restarts {i['restarts']}")
@@ -160,15 +162,19 @@ def apps_set(
     boot_timeout: Annotated[Optional[int], typer.Option(help="Seconds a release gets to listen on $PORT.")] = None,
     start_command: Annotated[Optional[str], typer.Option(help="Command of the web process (\"\" = detect).")] = None,
     build_command: Annotated[Optional[str], typer.Option(help="Run after installing dependencies.")] = None,
+    release_command: Annotated[Optional[str], typer.Option(help="Run before each release goes live, e.g. "
+                                                           "migrations; wins over the Procfile's release: "
+                                                           "(\"\" = the Procfile's).")] = None,
     port: Annotated[Optional[int], typer.Option(help="Fixed port for apps that ignore $PORT (0 = none).")] = None,
     health_path: Annotated[Optional[str], typer.Option(help="Path that must answer < 500 before going live.")] = None,
     size: Annotated[Optional[str], typer.Option(help="Instance size: small (512 MB), medium (1 GB), large (2 GB); "
                                                 "running instances are replaced.")] = None,
 ) -> None:
-    """Change an app's settings; build and start settings apply from the next push, a size at once."""
+    """Change an app's settings; the start, build and release commands apply from the next push, a size at once."""
     client().request("PATCH", f"/apps/{name}", json={"branch": branch, "boot_timeout": boot_timeout,
                                                       "start_command": start_command,
-                                                      "build_command": build_command, "port": port,
+                                                      "build_command": build_command,
+                                                      "release_command": release_command, "port": port,
                                                       "health_path": health_path, "size": size})
     out.print(f"Updated {name}." + (f" Its instances now run as {size}." if size else ""))
 
@@ -194,15 +200,15 @@ def config_show(name: str, reveal: Annotated[bool, typer.Option("--reveal", help
     if not result["config"]:
         out.print(f"{name} has no config vars.")
     for key, value in result["config"].items():
-        marker = "   # build-time" if key in result["build_time"] else ""
-        out.print(f"{key}={shlex.quote(value)}{marker}")
+        out.print(f"{key}={shlex.quote(value)}")
 
 
 @config_cli.command("set")
 def config_set(name: str, pairs: Annotated[list[str], typer.Argument(help="KEY=VALUE …")],
-               build_time: Annotated[bool, typer.Option("--build-time", help="Visible to the build too.")] = False,
-               ) -> None:
-    """Set config vars; a running app restarts with them as a new release."""
+               build_time: Annotated[bool, typer.Option(
+                   "--build-time", help="Accepted for compatibility; changes nothing: builds see every config var.")
+               ] = False) -> None:
+    """Set config vars; a running app restarts with them as a new release, and the next build sees them."""
     values: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -225,18 +231,22 @@ def config_unset(name: str, keys: list[str]) -> None:
 # Releases and logs
 
 @app.command()
-def rollback(name: str, version: Annotated[str, typer.Argument(help="The release to go back to, e.g. v6")],
+def rollback(name: str,
+             version: Annotated[Optional[str], typer.Argument(
+                 help="The release to go back to, e.g. v6 (default: the one before the live release)")] = None,
              skip_release_phase: Annotated[bool, typer.Option(
-                 "--skip-release-phase", help="Don't run the Procfile's release command (e.g. migrations).")] = False,
+                 "--skip-release-phase", help="Don't run the release's release command (e.g. migrations).")] = False,
              ) -> None:
     """Go back to an earlier release's slug and config, as a new release (no rebuild).
 
+    Without a version, as on Heroku: the newest release before the live one that went live.
     Like a deploy, it runs the release's `release:` command first, unless told not to.
     """
-    number = version.lstrip("v")
-    if not number.isdigit():
+    number = version.lstrip("v") if version is not None else None
+    if number is not None and not number.isdigit():
         raise ShipyardError(f"'{version}' is not a release.", hint=f"Use a version from `shipyard releases {name}`, e.g. v3.")
-    result = client().request("POST", f"/apps/{name}/rollback", json={"version": int(number), "release_phase": not skip_release_phase})
+    result = client().request("POST", f"/apps/{name}/rollback",
+                              json={"version": int(number) if number else None, "release_phase": not skip_release_phase})
     out.print(f"Rolled {name} back to v{result['rolled_back_to']}: now live as v{result['release']}.")
 
 

@@ -13,9 +13,10 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from shipyard.addons.postgres import ENV_KEYS as DATABASE_KEYS
 from shipyard.control.deploys import DeployRecord
+from shipyard.control.releases import release_command_of
 from shipyard.control.rollout import Rollout
+from shipyard.control.upgrades import move_databases_to_client_host
 from shipyard.control.slugs import adopt_slugs, release_target
 from shipyard.buildpack.builder import BuildRequest, build_slug, inspect_source
 from shipyard.buildpack.manifest import Manifest
@@ -39,9 +40,6 @@ from shipyard.store import records
 from shipyard.store.store import Store
 
 Log = Callable[[str], Awaitable[None]]
-# Config vars the builder reads (the rest stay out of the build, as on the seeds' platforms).
-BUILD_KNOBS = ("APP_RUN", "APP_MODULE", "GUNICORN_APP_MODULE", "GUNICORN_CONFIG", "PIP_INDEX_URL", "PIP_UPGRADE",
-               "DISABLE_COLLECTSTATIC")
 
 
 class Platform:
@@ -72,6 +70,9 @@ class Platform:
 
     async def start(self) -> None:
         await asyncio.to_thread(self._recover)
+        for name in await asyncio.to_thread(move_databases_to_client_host, self.settings, self.store):
+            self.supervisor.app_log(name).write("shipyard[api]", "The database's host is now localhost (DATABASE_URL, "
+                                                "PGHOST), which every libpq verifies; the next release uses it")
         apps = self.store.list_apps()
         for app in apps:
             if app.damage:  # listed (and routed to a 503), never started: the others start as usual
@@ -186,14 +187,15 @@ class Platform:
             if received:
                 rec.finished_step("receive", *received, [f"Received {commit[:7]} and exported its files"])
             config = self.store.get_config(name)
-            build_keys = self.store.build_time_keys(name) | set(BUILD_KNOBS) | set(DATABASE_KEYS)
             previous = self.store.latest_build(name)
             request = BuildRequest(
                 source_dir=source_dir, slug_dir=self.settings.slugs_dir / name / f"{int(time.time() * 1000)}-{commit[:12]}",
                 venvs_dir=self.settings.slugs_dir / name / "venvs",
                 # Per app: a build that poisons its cache poisons only its own app's next builds.
                 uv_cache_dir=self.settings.uv_cache_dir / name,
-                interpreters=self.interpreters, env={k: v for k, v in config.items() if k in build_keys},
+                # Every config var, the add-on's DATABASE_URL and PG* too, as on Heroku and Render: a build
+                # command may migrate; the build stays confined as its app's build uid (buildpack/sandbox.py).
+                interpreters=self.interpreters, env=dict(config),
                 start_command=app.start_command, build_command=app.build_command, fixed_port=app.port,
                 build_uid=self.settings.build_uid(app.id), runtime_uid=self.settings.app_uid(app.id),
                 scratch_dir=self.settings.tmp_dir / "builds", shared_files=self.shared_files,
@@ -205,7 +207,8 @@ class Platform:
                 detection = await inspect_source(request, rec.log)
             async with rec.step("build"):
                 slug = await build_slug(request, detection, rec.log)
-            build = self.store.add_build(name, commit, str(slug.path), slug.manifest.to_json())
+                manifest = await release_command_of(app, slug.manifest, rec.log)
+            build = self.store.add_build(name, commit, str(slug.path), manifest.to_json())
             release = self.store.add_release(name, build.id, config, f"Deploy {commit[:7]}{summary}")
             await self.rollout.roll_out(app, release, rec)
             return release
@@ -264,8 +267,15 @@ class Platform:
                 if unknown:
                     raise InvalidInput(f"{name} has no process type {', '.join(unknown)}.",
                                        hint=f"Its types: {', '.join(sorted(set(types) - {'release'}))} (from the Procfile).")
-            app = self.store.update_app(name, formation={**app.formation, **changes})
-            await self.rollout.converge(app, replace=set())
+            before = app.formation
+            app = self.store.update_app(name, formation={**before, **changes})
+            try:
+                await self.rollout.converge(app, replace=set())
+            except DeployError:
+                # Health-gated: an instance that cannot start leaves the formation as it was, so the next
+                # deploy does not fail on it.
+                self.store.update_app(name, formation=before)
+                raise
             return app
 
     async def restart(self, name: str, process_type: str | None) -> None:

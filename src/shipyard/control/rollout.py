@@ -14,7 +14,7 @@ from shipyard.control.deploys import DeployRecord, Log
 from shipyard.control.slugs import prune_slugs
 from shipyard.edge.caddy import Edge
 from shipyard.errors import DeployError, ReleasePhaseFailed, ShipyardError
-from shipyard.release.plan import ReleaseTarget, instance_specs, release_phase_spec
+from shipyard.release.plan import ReleaseTarget, instance_specs, release_phase_spec, unscaled_types
 from shipyard.runtime.confinement import Confinement
 from shipyard.runtime.instance import Instance
 from shipyard.runtime.oneoff import run_once
@@ -88,6 +88,10 @@ class Rollout:
         elif release_command:
             async with rec.step("release phase"):
                 await self._release_phase(app, release, release_command, log)
+        target = self._target(release)
+        for process_type in unscaled_types(target.process_types, app.formation):
+            await log(f"-----> {process_type} is not running: scale it with shipyard ps:scale {app.name} "
+                      f"{process_type}=1")
         await log(f"-----> Releasing v{release.version}: starting web process (waiting up to {app.boot_timeout} s "
                   "for it to listen on $PORT)")
         if app.port and self.supervisor.instances(app.name):
@@ -95,24 +99,29 @@ class Rollout:
             await log(f"-----> The app listens on fixed port {app.port}: stopping the running release first")
             await self.supervisor.retire(self.supervisor.activate(app.name, []), self.settings.drain_grace)
             await self.sync_edge()
-        started = []
+        started: list[Instance] = []
+        starting = ""  # the process type whose failure rejects the release
         try:
             async with rec.step("start instances"):
-                for spec in instance_specs(self._target(release)):
+                for spec in instance_specs(target):
+                    starting = spec.process_type
                     started.append(await self.supervisor.start(spec))
             async with rec.step("health check"):
                 # All at once: web=3 boots in the time of one. The first failure (in start order) reports.
                 outcomes = await asyncio.gather(*(self.supervisor.until_ready(i) for i in started),
                                                 return_exceptions=True)
-                if failure := next((o for o in outcomes if isinstance(o, BaseException)), None):
-                    raise failure
+                failed = next(((i, o) for i, o in zip(started, outcomes) if isinstance(o, BaseException)), None)
+                if failed:
+                    starting = failed[0].spec.process_type
+                    raise failed[1]
         except DeployError as exc:
             await stop_all(started, grace=1)
             self.store.mark_release(app.name, release.version, "failed")
             applog.write("shipyard[api]", f"Release v{release.version} failed: {exc.message.splitlines()[0]}")
             if app.port and app.current_release and not self.supervisor.instances(app.name):
                 self._restore_later(app.name)
-            raise DeployError(f"Release v{release.version} failed: {exc.message}", hint=exc.hint) from None
+            raise DeployError(f"Release v{release.version} failed: {exc.message}",
+                              hint=without_it(exc.hint, app.name, starting)) from None
         self._stop_restoring(app.name)
         async with rec.step("switch"):
             old = self.supervisor.activate(app.name, started)
@@ -164,3 +173,13 @@ class Rollout:
                 break
             await asyncio.sleep(0.1)
         await self.supervisor.retire(old, self.settings.drain_grace)
+
+
+def without_it(hint: str | None, app: str, process_type: str) -> str | None:
+    """A background type the user scaled up that fails rejects the release like web does (it would crash-loop
+    once live); the hint also says how to release without it for now."""
+    if process_type in ("", "web"):
+        return hint
+    scale = (f"To release without {process_type} for now: `shipyard ps:scale {app} {process_type}=0`, then "
+             "deploy again.")
+    return f"{hint}\n{scale}" if hint else scale

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,9 +34,34 @@ class ReleaseTarget:
     read_only: tuple[Path, ...] = ()  # what its processes may read: slug, venv, interpreter, CA certificate
 
     def scale(self, process_type: str) -> int:
-        if self.formation and process_type in self.formation:
-            return self.formation[process_type]
-        return 1  # one of each process type until scaled
+        return (self.formation or {}).get(process_type, default_scale(process_type))
+
+
+def default_scale(process_type: str) -> int:
+    """As on Heroku: one web instance, every other type at 0 until scaled (a `worker:` whose Redis is not
+    there yet must not reject the deploy of a working web process)."""
+    return 1 if process_type == "web" else 0
+
+
+def effective_formation(process_types: Mapping[str, str], formation: Mapping[str, int]) -> dict[str, int]:
+    """How many instances of each type run: the stored formation, the defaults for the types it lacks."""
+    types = {t: default_scale(t) for t in process_types if t != "release"}
+    return dict(sorted({**types, **formation}.items()))
+
+
+def unscaled_types(process_types: Mapping[str, str], formation: Mapping[str, int]) -> list[str]:
+    """Types at 0 only because nobody scaled them yet: the deploy says how to run them (an explicit 0 is a
+    choice, and is not repeated at every push)."""
+    return sorted(t for t in process_types if default_scale(t) == 0 and t != "release" and t not in formation)
+
+
+def rollback_target(releases: Sequence[tuple[int, str]], current: int | None) -> int | None:
+    """`shipyard rollback APP` without a version, as on Heroku: the newest release before the live one that
+    went live itself ((version, status) pairs; failed and interrupted ones never served)."""
+    if current is None:
+        return None
+    earlier = [version for version, status in releases if version < current and status == "succeeded"]
+    return max(earlier, default=None)
 
 
 def runtime_env(target: ReleaseTarget) -> dict[str, str]:
@@ -68,6 +93,15 @@ def runtime_env(target: ReleaseTarget) -> dict[str, str]:
     return env
 
 
+def with_release_command(process_types: Mapping[str, str], setting: str) -> dict[str, str]:
+    """The app's release command setting wins over the Procfile's `release:`, as its start command setting wins
+    over `web:`: what the user set last, on the platform, is what runs."""
+    types = dict(process_types)
+    if setting.strip():
+        types["release"] = setting.strip()
+    return types
+
+
 def builds_to_prune(releases: list[tuple[int, int]], current: int | None, keep: int) -> set[int]:
     """Build ids no longer needed: (version, build_id) pairs, newest `keep` releases and the live one stay."""
     ordered = sorted(releases, reverse=True)
@@ -81,7 +115,8 @@ def confinement(target: ReleaseTarget) -> dict[str, Any]:
 
 
 def release_phase_spec(target: ReleaseTarget) -> InstanceSpec | None:
-    """The Procfile's `release:` command, run once per release before it goes live."""
+    """The release command (the app's setting or the Procfile's `release:`), run once per release before it
+    goes live."""
     command = target.process_types.get("release")
     if not command:
         return None

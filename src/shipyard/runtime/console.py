@@ -42,7 +42,7 @@ class Console:
         master, slave = pty.openpty()
         try:
             _set_size(slave, columns, rows)
-            env = {**spec.env, "DYNO": spec.name, "TERM": term or "xterm-256color"}
+            env = {**spec.env, "SHIPYARD_PROCESS": spec.name, "TERM": term or "xterm-256color"}
             spawned = await spawn(spec, env, confinement, stdio=(slave, slave, slave), terminal=True)
         except BaseException:
             os.close(master)

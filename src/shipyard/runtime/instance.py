@@ -78,7 +78,9 @@ class Instance:
         self._watch = asyncio.create_task(self._supervise())
 
     async def spawn(self) -> None:
-        env = {**self.spec.env, "PORT": str(self.port), "DYNO": self.spec.name}
+        # Not DYNO: apps read it as "running on Heroku" and turn on HTTPS redirects (SECURE_SSL_REDIRECT,
+        # SSLify) that loop on a plain-HTTP edge; SHIPYARD_PROCESS names the process (web.1) and nothing more.
+        env = {**self.spec.env, "PORT": str(self.port), "SHIPYARD_PROCESS": self.spec.name}
         if not self._confinement.sandboxed:  # no private /tmp and writable layer: a scratch folder instead
             self._scratch.mkdir(parents=True, exist_ok=True)
             env |= {"HOME": str(self._scratch), "TMPDIR": str(self._scratch)}

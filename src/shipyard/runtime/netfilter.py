@@ -39,8 +39,9 @@ def ruleset(net: TenantNetwork) -> str:
     """The nft script that (re)creates our table atomically: one transaction, never a half-applied state."""
     allowed = [f"        ip daddr 127.0.0.0/8 tcp dport {net.edge_port} accept",
                f"        ip6 daddr ::1 tcp dport {net.edge_port} accept"]
-    if net.database_port:
-        allowed.insert(0, f"        ip daddr 127.0.0.1 tcp dport {net.database_port} accept")
+    if net.database_port:  # on both loopbacks: apps connect to `localhost`, which may resolve to ::1 first
+        allowed[:0] = [f"        ip daddr 127.0.0.1 tcp dport {net.database_port} accept",
+                       f"        ip6 daddr ::1 tcp dport {net.database_port} accept"]
     body = "\n".join([
         f"table inet {net.table} {{",
         "    chain output {",

@@ -18,7 +18,7 @@ RELEASE_PHASE_LIMIT = 3600.0
 async def run_once(spec: InstanceSpec, applog: AppLog, echo: Callable[[str], Awaitable[None]],
                    confinement: Confinement, limit: float = RELEASE_PHASE_LIMIT) -> tuple[int, list[str]]:
     """Run `spec` to completion (killed after `limit` seconds); returns its exit code and last 20 lines."""
-    spawned = await spawn(spec, {**spec.env, "DYNO": spec.name}, confinement)
+    spawned = await spawn(spec, {**spec.env, "SHIPYARD_PROCESS": spec.name}, confinement)
     proc = spawned.proc
     recent: collections.deque[str] = collections.deque(maxlen=20)
     try:

@@ -28,8 +28,11 @@ class AppRow(Base):
     # Render's "Start Command" and "Build Command"; a fixed port for apps that ignore $PORT.
     start_command: Mapped[str] = mapped_column(Text, default="")
     build_command: Mapped[str] = mapped_column(Text, default="")
+    # Render's "Pre-Deploy Command": runs in the release phase, instead of the Procfile's `release:`.
+    release_command: Mapped[str] = mapped_column(Text, default="")
     port: Mapped[int | None] = mapped_column(default=None)
-    formation: Mapped[str] = mapped_column(Text, default="{}")  # JSON {"web": 2, "worker": 1}
+    # JSON {"web": 2, "worker": 1}; a type it lacks runs at its default (web 1, others 0: release.plan).
+    formation: Mapped[str] = mapped_column(Text, default="{}")
     health_path: Mapped[str] = mapped_column(Text, default="")  # e.g. /healthz: must answer < 500 to go live
     size: Mapped[str] = mapped_column(String(16), default="small")  # memory/CPU/process limits of each instance
     # The release version that is live (desired). Only promoted after it passed its health gate.

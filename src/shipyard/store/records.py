@@ -20,6 +20,7 @@ class App:
     health_path: str
     created_at: datetime
     size: str = "small"  # instance size: memory, CPU and process limits (runtime.limits.SIZES)
+    release_command: str = ""  # the app's release command setting; wins over the Procfile's `release:`
     # Set when the app's data in the store cannot be read (what is wrong, and the fix): the app is listed,
     # never started, and every other field holds a default.
     damage: str | None = None

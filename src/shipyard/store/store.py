@@ -196,6 +196,12 @@ class Store:
             except DAMAGE_ERRORS as exc:
                 raise self._damaged(name, f"the credentials of its {kind} add-on", exc) from None
 
+    def update_addon(self, name: str, kind: str, credentials: dict[str, object]) -> None:
+        with self._session() as s:
+            app = self._app_row(s, name)
+            for row in s.scalars(select(AddonRow).where(AddonRow.app_id == app.id, AddonRow.kind == kind)):
+                row.credentials = self._cipher.encrypt(json.dumps(credentials))
+
     def delete_addon(self, name: str, kind: str) -> None:
         with self._session() as s:
             app = self._app_row(s, name)
@@ -339,7 +345,8 @@ class Store:
                            current_release=require_int(row.current_release, "current_release", optional=True),
                            start_command=row.start_command or "", build_command=row.build_command or "",
                            port=require_int(row.port, "port", optional=True), formation=parse_formation(row.formation),
-                           health_path=row.health_path or "", created_at=row.created_at, size=row.size or "small")
+                           health_path=row.health_path or "", created_at=row.created_at, size=row.size or "small",
+                           release_command=row.release_command or "")
 
     @staticmethod
     def _build(row: BuildRow, app: str) -> records.Build:

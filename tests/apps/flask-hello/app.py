@@ -15,7 +15,7 @@ def index():
 @app.get("/env")
 def env():
     keys = ["PORT", "EXTERNAL_URL", "EXTERNAL_HOSTNAME", "WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS",
-            "SHIPYARD_TRUST_PROXY_DEPTH", "GREETING", "DYNO"]
+            "SHIPYARD_TRUST_PROXY_DEPTH", "GREETING", "DYNO", "SHIPYARD_PROCESS"]
     return jsonify({k: os.environ.get(k) for k in keys})
 
 

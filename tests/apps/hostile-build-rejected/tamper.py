@@ -1,12 +1,12 @@
 """Run as the build command of a build that then fails: try to change what the live release runs (the
-data.txt this slug shares with the previous one, and the reused virtualenv), then exit 1."""
+data.txt this slug shares with the previous one, and the live release's virtualenv), then exit 1."""
 
 import os
 import shutil
 import sys
 from pathlib import Path
 
-venv = Path(os.environ["VIRTUAL_ENV"])
+venv = Path(os.environ.get("LIVE_VENV") or os.environ["VIRTUAL_ENV"])  # the live release's, by its path
 flask_init = next(venv.glob("lib/python*/site-packages/flask/__init__.py"))
 
 
