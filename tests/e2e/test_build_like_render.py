@@ -4,7 +4,7 @@
   first push, with nothing but the build command and the add-on set;
 - build scripts find pip and uv on PATH, installing into the app's venv, and see every config var, but nothing
   of the platform's;
-- an old gunicorn needing pkg_resources deploys (setuptools<81 is added); a run.sh without its executable bit, a fixed port in gunicorn.conf.py,
+- an old gunicorn needing pkg_resources deploys (setuptools<81 is added); a run.sh without its executable bit, 
   Flask's debugger as the start command: each fails with the fix, and the fix deploys;
 - a build that fills the disk is told the disk is full, with the free space, not to fix its requirements.
 """
@@ -116,15 +116,13 @@ def test_a_run_sh_without_its_executable_bit(shipyard: Shipyard) -> None:
     assert fixed(shipyard, work, "runsh", "run.sh is executable") == "started by run.sh\n"
 
 
-def test_a_fixed_port_in_gunicorn_conf_py_fails_pre_flight(shipyard: Shipyard) -> None:
-    work, err = refused(shipyard, "gunicorn-conf-port", "gconf")
-    assert ('remote: !     gunicorn.conf.py sets `bind = "0.0.0.0:8000"`: gunicorn listens on port 8000, not on '
-            "$PORT.") in err
-    assert "Installing dependencies" not in err  # found before installing anything
-    conf = work / "gunicorn.conf.py"
-    conf.write_text(conf.read_text().replace('bind = "0.0.0.0:8000"',
-                                             'import os\nbind = f"0.0.0.0:{os.environ.get(\'PORT\', \'8000\')}"'))
-    assert fixed(shipyard, work, "gconf", "the port from the environment") == "configured by gunicorn.conf.py\n"
+def test_a_fixed_port_in_gunicorn_conf_py_still_listens_on_port(shipyard: Shipyard) -> None:
+    # DigitalOcean's samples bind 8080 in gunicorn's config file: GUNICORN_CMD_ARGS outranks the file.
+    shipyard.cli("apps", "create", "gconf")
+    pushed = shipyard.push(shipyard.checkout("gunicorn-conf-port", "gconf"))
+    assert ('gunicorn.conf.py sets `bind = "0.0.0.0:8000"` (port 8000): Shipyard makes gunicorn listen on $PORT '
+            "instead") in pushed.err
+    assert shipyard.get("gconf").text == "configured by gunicorn.conf.py\n"
 
 
 def test_flasks_debugger_as_the_start_command_fails_pre_flight(shipyard: Shipyard) -> None:

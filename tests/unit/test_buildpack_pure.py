@@ -38,9 +38,17 @@ def test_choose_python():
 
 def test_unavailable_python_says_which_are():
     with pytest.raises(BuildError) as info:
-        choose_python(PythonRequest("3.14", ".python-version"), PYTHONS)
-    assert info.value.message == ("Python 3.14 (from .python-version) is not available on this Shipyard; "
+        choose_python(PythonRequest("3.5", ".python-version"), PYTHONS)
+    assert info.value.message == ("Python 3.5 (from .python-version) is not available on this Shipyard; "
                                   "available: 3.13.0, 3.12.1, 3.11.7, 3.6.15.")
+
+
+def test_a_pin_newer_than_any_installed_python_gets_the_newest_said_loudly():
+    newer = choose_python(PythonRequest("3.14", ".python-version"), PYTHONS)
+    assert newer.interpreter.version == Version("3.13.0")
+    assert newer.note is not None
+    assert newer.note.startswith("Python 3.14 (from .python-version) is not installed here: using Python 3.13.0, "
+                                 "the newest installed.")
 
 
 def test_manifest_priority_and_reuse():

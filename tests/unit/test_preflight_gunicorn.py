@@ -32,13 +32,14 @@ def test_fixed_binds_only() -> None:
     assert config_binds("workers = 2\n") == [] and config_binds("bind = (\n") == []  # none, or not Python
 
 
-def test_a_fixed_port_in_the_config_file_fails_with_the_fix() -> None:
+def test_a_fixed_port_in_the_config_file_is_overridden_and_said() -> None:
     [finding] = check_gunicorn_config("gunicorn app:app", {"gunicorn.conf.py": FIXED}, {}, None)
-    assert finding.level == "error"
-    assert finding.message == ('gunicorn.conf.py sets `bind = "0.0.0.0:8000"`: gunicorn listens on port 8000, not on '
-                               "$PORT.")
+    assert finding.level == "warning"
+    assert finding.message == ('gunicorn.conf.py sets `bind = "0.0.0.0:8000"` (port 8000): Shipyard makes gunicorn '
+                               "listen on $PORT instead (GUNICORN_CMD_ARGS=--bind=0.0.0.0:$PORT overrides config "
+                               "files).")
     assert "`bind = f\"0.0.0.0:{os.environ.get('PORT', '8000')}\"`" in finding.fix
-    assert "delete the line" in finding.fix and "`shipyard apps set <app> --port 8000`" in finding.fix
+    assert "delete the line" in finding.fix
     named = check_gunicorn_config("gunicorn -c gunicorn_config.py wsgi:app", {"gunicorn_config.py": FIXED}, {}, None)
     assert [f.message.split(" ")[0] for f in named] == ["gunicorn_config.py"]
 

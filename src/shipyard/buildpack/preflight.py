@@ -136,11 +136,13 @@ def check_gunicorn_config(command: str, sources: Mapping[str, str], env: Mapping
     for value in config_binds(sources[path]):
         host, port = split_bind(value)
         if port.isdigit() and not (fixed_port and port == str(fixed_port)):
+            # Not an error: instances get GUNICORN_CMD_ARGS=--bind=0.0.0.0:$PORT, which gunicorn ranks over its
+            # config file (runtime/instance.py), so the app listens where the edge connects anyway.
             findings.append(Finding(
-                "error", f"{path} sets `bind = \"{value}\"`: gunicorn listens on port {port}, not on $PORT.",
-                f"Read the port from the environment in {path}: `bind = f\"0.0.0.0:{{os.environ.get('PORT', "
-                f"'{port}')}}\"`, or delete the line (with PORT set, gunicorn binds 0.0.0.0:$PORT by itself); or "
-                f"tell Shipyard the app's fixed port with `shipyard apps set <app> --port {port}`."))
+                "warning", f"{path} sets `bind = \"{value}\"` (port {port}): Shipyard makes gunicorn listen on "
+                "$PORT instead (GUNICORN_CMD_ARGS=--bind=0.0.0.0:$PORT overrides config files).",
+                f"To make it explicit, read the port from the environment in {path}: `bind = f\"0.0.0.0:"
+                f"{{os.environ.get('PORT', '{port}')}}\"`, or delete the line."))
         if host and host != "unix":
             findings += check_host(host, f"{path}: bind = \"{value}\"")
     return findings

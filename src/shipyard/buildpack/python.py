@@ -81,6 +81,13 @@ def choose_python(request: PythonRequest, available: Iterable[Interpreter]) -> P
             note = None if parts < 3 else (f"Python {wanted} is not installed here; using {same[0].version} "
                                           f"(the newest {wanted.major}.{wanted.minor}).")
             return PythonChoice(same[0], note)
+        newest = max(candidates, key=lambda i: i.version)
+        if newest.version.major == wanted.major and newest.version.release[:2] < wanted.release[:2]:
+            # A pin newer than this machine has usually means "the newest" (a template kept current, like
+            # Heroku's getting-started app): the newest here, said loudly, rather than no deploy at all.
+            return PythonChoice(newest, f"Python {request.spec} (from {request.source}) is not installed here: "
+                                        f"using Python {newest.version}, the newest installed. If the app needs "
+                                        f"{request.spec}, install it on the server (pyenv install {request.spec}).")
     else:
         try:
             spec = SpecifierSet(request.spec)

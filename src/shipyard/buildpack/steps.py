@@ -86,8 +86,26 @@ def django_static_root_missing(settings_source: str | None) -> bool:
     return settings_source is not None and not re.search(r"^\s*STATIC_ROOT\s*=", settings_source, re.MULTILINE)
 
 
+# Django's refusal when the settings (as the build sees them) have no STATIC_ROOT: often set only for
+# production behind a platform's own variable (`if not DEBUG:` with DEBUG from `RENDER`/`DYNO`).
+NO_STATIC_ROOT = "without having set the STATIC_ROOT setting"
+
+
 async def collectstatic(app_dir: Path, env: Mapping[str, str], log: Log, run: Runner) -> None:
+    """Django's collectstatic. Without a STATIC_ROOT there is nothing to collect into: Heroku would fail the
+    build; the app may well run without (DEBUG serves static files, or WhiteNoise finds them), so the step is
+    skipped with the fix instead."""
     await log("-----> $ python manage.py collectstatic --noinput")
-    await run_step("collectstatic", ["python", "manage.py", "collectstatic", "--noinput"], app_dir, env, log, run,
-                   hint="Fix the error above (often a setting read from a config var that is not set), "
-                        "or skip the step with `shipyard config set <app> DISABLE_COLLECTSTATIC=1`.")
+    code, lines = await run(["python", "manage.py", "collectstatic", "--noinput"], env, app_dir, log)
+    if code == 0:
+        return
+    if any(NO_STATIC_ROOT in line for line in lines):
+        await log("       Warning: collectstatic was skipped: your settings have no STATIC_ROOT (here, with this "
+                  "config), so static files are not collected.")
+        await log("         Fix: set `STATIC_ROOT = BASE_DIR / \"staticfiles\"` unconditionally in settings.py "
+                  "(and serve it with WhiteNoise), or set the config var your settings read to turn it on.")
+        return
+    last = next((line.strip() for line in reversed(lines) if line.strip()), "no output")
+    raise run.failure("collectstatic", f"collectstatic failed (exit code {code}): {shorten(last)}", lines,
+                      "Fix the error above (often a setting read from a config var that is not set), "
+                      "or skip the step with `shipyard config set <app> DISABLE_COLLECTSTATIC=1`.")

@@ -81,6 +81,10 @@ class Instance:
         # Not DYNO: apps read it as "running on Heroku" and turn on HTTPS redirects (SECURE_SSL_REDIRECT,
         # SSLify) that loop on a plain-HTTP edge; SHIPYARD_PROCESS names the process (web.1) and nothing more.
         env = {**self.spec.env, "PORT": str(self.port), "SHIPYARD_PROCESS": self.spec.name}
+        if "--bind" not in env.get("GUNICORN_CMD_ARGS", "") and "-b" not in env.get("GUNICORN_CMD_ARGS", "").split():
+            # gunicorn ranks these over its config file (and under its command line): a `bind = "0.0.0.0:8080"`
+            # in gunicorn.conf.py, as DigitalOcean's samples have, then still listens on $PORT.
+            env["GUNICORN_CMD_ARGS"] = f"--bind=0.0.0.0:{self.port} {env.get('GUNICORN_CMD_ARGS', '')}".strip()
         if not self._confinement.sandboxed:  # no private /tmp and writable layer: a scratch folder instead
             self._scratch.mkdir(parents=True, exist_ok=True)
             env |= {"HOME": str(self._scratch), "TMPDIR": str(self._scratch)}
