@@ -61,7 +61,7 @@ class AppOut(BaseModel):
 class ConfigUpdate(BaseModel):
     set: dict[str, str] = {}
     unset: list[str] = []
-    build_time: bool = Field(False, description="The vars in `set` are visible to the build too")
+    build_time: bool = Field(False, description="Accepted for compatibility; every config var is visible to builds")
 
 
 class ConfigOut(BaseModel):
