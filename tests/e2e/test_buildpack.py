@@ -27,6 +27,21 @@ def test_each_dependency_manifest_deploys(shipyard: Shipyard, sample: str, kind:
     assert shipyard.get(sample).text == body
 
 
+def test_a_poetry_project_that_cannot_be_installed_still_deploys_its_dependencies(shipyard: Shipyard) -> None:
+    # A `packages` entry naming a folder that does not exist: Poetry 1.x only warned, and repos rely on it.
+    shipyard.cli("apps", "create", "poetrypkg")
+    work = shipyard.checkout("poetry-app", "poetrypkg")
+    pyproject = (work / "pyproject.toml").read_text().replace(
+        "package-mode = false", 'packages = [{ include = "no_such_package" }]')
+    (work / "pyproject.toml").write_text(pyproject + '\n[build-system]\nrequires = ["poetry-core"]\n'
+                                         'build-backend = "poetry.core.masonry.api"\n')
+    shipyard.commit(work, "a packages entry that names nothing")
+    pushed = shipyard.push(work)
+    assert "Warning: your project itself could not be installed" in pushed.err
+    assert "set `package-mode = false` under [tool.poetry]" in pushed.err
+    assert shipyard.get("poetrypkg").text == "Hello from poetry.lock\n"
+
+
 def test_django_collectstatic_and_whitenoise(shipyard: Shipyard) -> None:
     shipyard.cli("apps", "create", "django")
     pushed = shipyard.push(shipyard.checkout("django-static", "django"))

@@ -19,6 +19,7 @@ from shipyard.buildpack.runner import Log, Runner
 from shipyard.buildpack.uvfail import parse_uv_failure, summarize_uv_failure
 from shipyard.errors import BuildError
 from shipyard.proc import find_binary
+from shipyard.runtime.diagnose import disk_full
 
 COMPLETE = ".shipyard-complete"
 # Packages a generated start command needs, by the executable or module that proves they are there.
@@ -112,7 +113,14 @@ async def install_dependencies(venv: Path, app_dir: Path, plan: DependencyPlan, 
     if generated is not None and plan.installs_project:
         argv = [uv, "pip", "install", "--python", str(venv / "bin" / "python"), "--no-deps", "-e", "."]
         code, lines = await run(argv, env, app_dir, log)
-        if code != 0:
+        if code != 0 and plan.kind == "poetry.lock" and not run.out_of_memory() and not disk_full(lines):
+            # As `poetry install` did until Poetry 2: the dependencies are in, the project itself is not
+            # (often a `packages` entry naming a folder that does not exist); its code runs from the app folder.
+            await log(f"       Warning: your project itself could not be installed ({summarize_uv_failure(lines)}); "
+                      "its dependencies are, and its code runs from the app's folder.")
+            await log("         Fix: set `package-mode = false` under [tool.poetry] (an app, not a library), or fix "
+                      "its `packages` in pyproject.toml.")
+        elif code != 0:
             raise run.failure("Installing your project", f"Could not install your project: "
                               f"{summarize_uv_failure(lines)}", lines,
                               hint="Fix pyproject.toml, or set `package-mode = false` under [tool.poetry].")
