@@ -13,7 +13,7 @@ from pathlib import Path
 from shipyard.buildpack import nofollow
 from shipyard.buildpack.advice import Advice, explain, removal_fix, removal_problem
 from shipyard.buildpack.dependencies import DependencyPlan
-from shipyard.buildpack.fitting import Resolver, advise
+from shipyard.buildpack.fitting import Resolver, advise, quiet
 from shipyard.buildpack.python import Interpreter
 from shipyard.buildpack.runner import Log, Runner
 from shipyard.buildpack.uvfail import parse_uv_failure, summarize_uv_failure
@@ -208,9 +208,6 @@ async def add_servers(venv: Path, app_dir: Path, servers: tuple[str, ...], envir
     # What is installed stays as the lock or pins made it: the added server gets a version that fits them
     # (the newest uvicorn-worker would otherwise upgrade a pinned uvicorn).
 
-    async def quiet(line: str) -> None:
-        return None
-
     code, frozen = await run([uv, "pip", "freeze", "--python", python], environ, app_dir, quiet)
     pins = [line.strip() for line in frozen if code == 0 and "==" in line and not line.startswith(("-", "#"))]
     code, lines = await run([uv, "pip", "install", "--python", python, *missing, *pins], environ, app_dir, log)
@@ -271,9 +268,6 @@ sys.exit(1)
 
 async def provide_pkg_resources(venv: Path, app_dir: Path, environ: Mapping[str, str], log: Log,
                                 run: Runner) -> None:
-    async def quiet(line: str) -> None:
-        return None
-
     code, lines = await run([str(venv / "bin" / "python"), "-c", NEEDS_PKG_RESOURCES], environ, app_dir, quiet)
     if code != 0:
         return
