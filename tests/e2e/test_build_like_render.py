@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from ..unit.tmpfs import tmpfs
 from .harness import Shipyard
-from .test_faults_disk import fill
+from .test_faults_disk import fill, platform_on_small_disk
 
 
 def test_renders_build_sh_migrates_the_addons_database_on_the_first_push(shipyard: Shipyard) -> None:
@@ -138,15 +137,8 @@ def test_flasks_debugger_as_the_start_command_fails_pre_flight(shipyard: Shipyar
 
 @pytest.fixture(scope="module")
 def small_disk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shipyard]:
-    """A platform whose data directory is a 512 MB tmpfs (root only), as test_faults_disk has it."""
-    root = tmp_path_factory.mktemp("build-disk")
-    with tmpfs(root / "data", "512m"):
-        platform = Shipyard(root)
-        try:
-            platform.start()
-            yield platform
-        finally:
-            platform.kill_all()
+    with platform_on_small_disk(tmp_path_factory.mktemp("build-disk")) as platform:
+        yield platform
 
 
 def test_a_build_that_fills_the_disk_is_told_so(small_disk: Shipyard) -> None:

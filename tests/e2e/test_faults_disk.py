@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from shipyard.runtime.disk import build_estimate, disk_space, slug_size
 
+from ..unit.tmpfs import tmpfs
 from .harness import Shipyard
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
@@ -25,20 +26,22 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs need
 MB = 1024 * 1024
 
 
+@contextmanager
+def platform_on_small_disk(root: Path, size: str = "512m") -> Iterator[Shipyard]:
+    """A running platform whose data directory is a tmpfs of `size` (root only), unmounted afterwards."""
+    with tmpfs(root / "data", size):
+        platform = Shipyard(root)
+        try:
+            platform.start()
+            yield platform
+        finally:
+            platform.kill_all()
+
+
 @pytest.fixture(scope="module")
 def shipyard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shipyard]:
-    root = tmp_path_factory.mktemp("small-disk")
-    data = root / "data"
-    data.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512m", "tmpfs", str(data)], check=True)
-    platform = Shipyard(root)
-    try:
-        platform.start()
+    with platform_on_small_disk(tmp_path_factory.mktemp("small-disk")) as platform:
         yield platform
-    finally:
-        platform.kill_all()
-        if subprocess.run(["umount", str(data)], check=False).returncode != 0:
-            subprocess.run(["umount", "-l", str(data)], check=True)  # detached now, freed once unused
 
 
 def fill(path: Path, leave: int = 0) -> None:
