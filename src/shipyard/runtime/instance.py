@@ -15,7 +15,7 @@ from shipyard.proc import free_port, signal_group, stop_process
 from shipyard.runtime.confinement import Confinement
 from shipyard.runtime.diagnose import boot_hint, listen_hint, telling_error
 from shipyard.runtime.logs import AppLog
-from shipyard.runtime.probe import http_probe, is_listening, process_tree
+from shipyard.runtime.probe import command_tree, http_probe, is_listening
 from shipyard.runtime.readiness import (LivenessRules, Observation, Probe, Readiness, ReadinessRules, Verdict,
                                         disallowed_host_hint, gunicorn_workers)
 from shipyard.runtime.shell import Spawned, pump_output, spawn
@@ -117,7 +117,7 @@ class Instance:
                 elsewhere = tuple(await asyncio.to_thread(listening_addresses, self._proc.pid))
             workers = None
             if probe is not None and probe.healthy:
-                workers = gunicorn_workers(await asyncio.to_thread(process_tree, self._proc.pid))
+                workers = gunicorn_workers(await asyncio.to_thread(command_tree, self._proc.pid))
             verdict = readiness.observe(Observation(time.monotonic() - self._started, on_port,
                                                     () if on_port else elsewhere, probe, workers))
             if verdict.state == "ready":

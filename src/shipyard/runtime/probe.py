@@ -10,6 +10,7 @@ import httpx
 import psutil
 
 from shipyard.runtime.readiness import Probe, refused_host
+from shipyard.runtime.sockets import process_tree
 
 BODY_LIMIT = 4096  # of a health response, enough to recognise Django's 400 page
 
@@ -63,15 +64,10 @@ async def _get(client: httpx.AsyncClient, port: int, path: str, host: str) -> tu
         return response.status_code, body[:BODY_LIMIT].decode("utf-8", errors="replace")
 
 
-def process_tree(pid: int) -> list[tuple[int, int, str]]:
+def command_tree(pid: int) -> list[tuple[int, int, str]]:
     """(pid, parent pid, command line) of a process and its descendants; empty once it is gone."""
-    try:
-        root = psutil.Process(pid)
-        processes = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return []
     tree = []
-    for process in processes:
+    for process in process_tree(pid):
         try:
             tree.append((process.pid, process.ppid(), " ".join(process.cmdline())))
         except psutil.Error:
