@@ -49,6 +49,10 @@ class DeployError(ShipyardError):
     """A release could not go live; the previous release keeps serving."""
 
 
+class ServerErrorAtStart(DeployError):
+    """A new web instance listened but answered its health check with a server error (5xx)."""
+
+
 class ReleasePhaseFailed(DeployError):
     """The Procfile's `release:` command failed; the release never went live."""
 

@@ -1,7 +1,11 @@
 """Builds behave as on Heroku and Render, and failures name their real cause (issue 12), with real pushes.
 
 - Render's Django build.sh (pip install, collectstatic, migrate against the PostgreSQL add-on) deploys on the
-  first push, with nothing but the build command and the add-on set;
+  first push, with nothing but the build command and the add-on set: the repo has a render.yaml, so its
+  settings get Render's RENDER (DEBUG off, STATIC_ROOT set) and RENDER_EXTERNAL_HOSTNAME (ALLOWED_HOSTS);
+- without build.sh, nothing runs `migrate`: the 500 at start is explained by Django's unapplied migrations,
+  and the release command the hint gives deploys it;
+- `uv run gunicorn …` as the start command runs in the app's venv as built, without syncing it;
 - build scripts find pip and uv on PATH, installing into the app's venv, and see every config var, but nothing
   of the platform's;
 - an old gunicorn needing pkg_resources deploys (setuptools<81 is added); a run.sh without its executable bit, 
@@ -44,6 +48,35 @@ def test_renders_build_sh_migrates_the_addons_database_on_the_first_push(shipyar
     again = shipyard.push(work).err
     assert re.search(r"^remote: +No migrations to apply\.", again, re.MULTILINE), again
     assert shipyard.get("render").text.count("<li>") == 1
+
+
+def test_a_django_app_nothing_migrates_is_told_to_add_a_release_command(shipyard: Shipyard) -> None:
+    shipyard.cli("apps", "create", "unmigrated")
+    shipyard.cli("addons", "create", "unmigrated", "postgres")
+    work = shipyard.checkout("render-build-sh", "unmigrated")
+    failed = shipyard.push(work, check=False)
+    assert failed.code != 0
+    assert "answered 500 to GET /" in failed.err
+    assert "The database lacks Django migrations (…, " in failed.err
+    assert "notes.0001_initial): nothing ran `migrate`." in failed.err
+    assert 'shipyard apps set unmigrated --release-command "python manage.py migrate --noinput"' in failed.err
+
+    shipyard.cli("apps", "set", "unmigrated", "--release-command", "python manage.py migrate --noinput")
+    (work / "notes" / "views.py").write_text((work / "notes" / "views.py").read_text() + "\n# again\n")
+    shipyard.commit(work, "again, with the release command")
+    fixed = shipyard.push(work).err
+    assert re.search(r"^remote: +Applying notes\.0001_initial\.\.\. OK", fixed, re.MULTILINE), fixed
+    assert shipyard.get("unmigrated").status_code == 200
+
+
+def test_uv_run_as_the_start_command_runs_the_built_venv(shipyard: Shipyard) -> None:
+    shipyard.cli("apps", "create", "uvrun")
+    shipyard.cli("apps", "set", "uvrun", "--build-command", "uv sync --frozen")
+    pushed = shipyard.push(shipyard.checkout("uv-run", "uvrun"), check=False)
+    assert pushed.code == 0, pushed.err
+    page = shipyard.get("uvrun").text
+    assert page.startswith(f"prefix={shipyard.data_dir / 'slugs' / 'uvrun'}"), page
+    assert page.endswith(" host=uvrun.localhost render=None\n")  # no render.yaml: not told it runs on Render
 
 
 def test_build_scripts_get_pip_uv_and_the_config_but_not_the_platform(shipyard: Shipyard) -> None:

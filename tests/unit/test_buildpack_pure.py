@@ -8,6 +8,7 @@ from packaging.version import Version
 from shipyard.buildpack.dependencies import (DependencyPlan, plan_dependencies, requirements_from_pipfile,
                                          requirements_from_pipfile_lock, requirements_from_poetry_lock)
 from shipyard.buildpack.detect import StartCommand, django_wsgi_path, resolve_start_command
+from shipyard.buildpack.install import install_argv
 from shipyard.buildpack.preflight import Finding, SourceFile, check_django_debug, check_files, check_port, check_sqlite
 from shipyard.buildpack.python import Interpreter, PythonRequest, choose_python, requested_python
 from shipyard.buildpack.steps import django_static_root_missing, parse_s2i_environment
@@ -60,6 +61,11 @@ def test_manifest_priority_and_reuse():
         plan_dependencies({"app.py": ""})
     assert info.value.message.startswith("No dependency manifest found")
 
+
+def test_a_uv_lock_syncs_only_the_main_dependencies_whatever_its_default_groups():
+    # `[tool.uv] default-groups = ["dev", "lint"]`: --no-dev would still install lint.
+    argv = install_argv("uv", DependencyPlan("uv.lock"), Path("/venv/bin/python"), None, {})
+    assert argv == ["uv", "sync", "--frozen", "--no-default-groups", "--python", "/venv/bin/python"]
 
 def test_poetry_lock_main_group_only():
     lock = ('[[package]]\nname = "flask"\nversion = "3.1.0"\ngroups = ["main"]\nmarkers = "python_version >= \'3.9\'"\n'

@@ -19,6 +19,7 @@ from shipyard.api.auth import MIN_TOKEN_LENGTH, check_token, load_or_create_toke
 from shipyard.api.console import POLICY_VIOLATION, check_origin
 from shipyard.api.server import challenge, create_api
 from shipyard.cli import main as cli_main
+from shipyard.cli import processes as cli_processes
 from shipyard.cli.console import RunArgs, split_run_args
 from shipyard.errors import InvalidInput, NotFound, PlatformError, ShipyardError, Unauthorized
 from shipyard.settings import Settings
@@ -320,7 +321,7 @@ class FakeClient:
 def test_cli_run_sends_the_command_verbatim(monkeypatch: pytest.MonkeyPatch, argv: list[str], command: str,
                                             detach: bool) -> None:
     fake = FakeClient()
-    monkeypatch.setattr(cli_main, "client", lambda: fake)
+    monkeypatch.setattr(cli_processes, "client", lambda: fake)
     result = CliRunner().invoke(cli_main.app, argv)
     assert fake.sent == [("/apps/todo/runs", {"command": command, "detach": detach})], result.output
     assert result.exit_code == (0 if detach else 7)
@@ -328,7 +329,7 @@ def test_cli_run_sends_the_command_verbatim(monkeypatch: pytest.MonkeyPatch, arg
 
 def test_cli_run_help_and_unknown_options(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeClient()
-    monkeypatch.setattr(cli_main, "client", lambda: fake)
+    monkeypatch.setattr(cli_processes, "client", lambda: fake)
     shown = CliRunner().invoke(cli_main.app, ["run", "todo", "--help"])
     assert shown.exit_code == 0 and "--no-tty" in shown.output
     refused = CliRunner().invoke(cli_main.app, ["run", "todo", "--detatch", "job"])

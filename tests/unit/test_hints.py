@@ -129,3 +129,9 @@ def test_build_steps_run_in_the_apps_venv_with_its_config_and_uv() -> None:
         "https://own/simple"  # unless the app names its own
     assert pip_defaults({}) == {"PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     assert build_path(venv).count(uv_dir) <= 1
+
+
+def test_uv_run_of_a_program_the_venv_lacks_names_the_package_to_add() -> None:
+    hint = boot_hint(["error: Failed to spawn: `gunicorn`", "  Caused by: No such file or directory (os error 2)"])
+    assert hint.startswith("command not found: `uv run gunicorn` found no `gunicorn` in the app's virtualenv.")
+    assert "`uv add gunicorn`" in hint

@@ -61,12 +61,14 @@ class AppOut(BaseModel):
 class ConfigUpdate(BaseModel):
     set: dict[str, str] = {}
     unset: list[str] = []
-    build_time: bool = Field(False, description="Accepted for compatibility; every config var is visible to builds")
+    build_time: bool = Field(False, description="Accepted for compatibility; changes nothing a build sees: builds "
+                             "see every config var, add-on ones (DATABASE_URL, PG*) included")
 
 
 class ConfigOut(BaseModel):
     config: dict[str, str]
-    build_time: list[str] = []
+    build_time: list[str] = Field([], description="Keys last set with build_time=true, listed by GET "
+                                  "/apps/{name}/config only; builds see every config var, not just these")
     release: int | None = None
 
 

@@ -23,6 +23,7 @@ from shipyard.buildpack.detect import (ASGI_WORKER, FILES_OF_INTEREST, StartComm
 from shipyard.buildpack.install import (Venv, add_servers, check_removed_modules, create_venv, provide_pkg_resources,
                                     generated_requirements, install_argv, install_dependencies, mark_complete,
                                     reusable_venv, uv_env, venv_digest)
+from shipyard.buildpack.compat import PlatformEnv, platform_env
 from shipyard.buildpack.manifest import Manifest
 from shipyard.buildpack.ownership import freeze, hand_over_slug, prepare_cache, prepare_venvs_dir, stop_build_processes
 from shipyard.buildpack.fitting import fit_for_build
@@ -52,7 +53,7 @@ class BuildRequest:
     venvs_dir: Path  # the app's reusable virtualenvs, one per dependency digest
     uv_cache_dir: Path  # the app's own (uv hardlinks from it unsandboxed, copies in the sandbox)
     interpreters: Sequence[Interpreter]
-    env: Mapping[str, str] = field(default_factory=dict)  # build-time config vars and knobs
+    env: Mapping[str, str] = field(default_factory=dict)  # the app's config vars (add-on ones included) and knobs
     start_command: str = ""  # the app's start command setting
     build_command: str = ""  # the app's build command setting
     fixed_port: int | None = None
@@ -69,8 +70,9 @@ class BuildRequest:
 @dataclass(frozen=True)
 class Detection:
     files: dict[str, str]
-    env: dict[str, str]  # request env over .s2i/environment
-    s2i_env: dict[str, str]
+    env: dict[str, str]  # request env over repo_env
+    repo_env: dict[str, str]  # what the repository asks for: its platform's variables, then .s2i/environment
+    platform: PlatformEnv  # the variables of the platform the repository was written for, if any
     python: PythonChoice
     python_source: str
     dependencies: DependencyPlan
@@ -116,8 +118,9 @@ def settings_path(manage_py: str) -> str | None:
 
 
 def detect(files: Mapping[str, str], request: BuildRequest) -> Detection:
-    s2i_env = parse_s2i_environment(files.get(".s2i/environment", ""))
-    env = {**s2i_env, **request.env}
+    compat = platform_env(files)
+    repo_env = {**compat.env, **parse_s2i_environment(files.get(".s2i/environment", ""))}
+    env = {**repo_env, **request.env}
     wanted = requested_python(files)
     python = choose_python(wanted, request.interpreters)
     dependencies = plan_dependencies(files)
@@ -127,7 +130,8 @@ def detect(files: Mapping[str, str], request: BuildRequest) -> Detection:
     django = None
     if "manage.py" in files and (path := settings_path(files["manage.py"])):
         django = (path, files.get(path))
-    return Detection(dict(files), env, s2i_env, python, wanted.source, dependencies, start, types, django)
+    return Detection(dict(files), env, repo_env, compat, python, wanted.source, dependencies, start, types,
+                     django)
 
 
 def preflight_findings(detection: Detection, tree: Sequence[preflight.SourceFile], sources: Mapping[str, str],
@@ -256,6 +260,10 @@ async def inspect_source(request: BuildRequest, log: Log) -> Detection:
     if detection.python.note:
         await log(f"       {detection.python.note}")
     await log(f"-----> Using start command from {detection.start.rule}: {detection.start.command}")
+    if detection.platform.env:
+        names = " ".join(f"{k}={v}" for k, v in detection.platform.env.items())
+        await log(f"-----> Written for {detection.platform.platform}: setting {names} as that platform does "
+                  "(a config var of the same name wins)")
     await log("-----> Pre-flight checks")
     await report_findings(preflight_findings(detection, tree, preflight.python_sources(request.source_dir, tree),
                                              request.fixed_port), log)
@@ -285,7 +293,7 @@ async def build_slug(request: BuildRequest, detection: Detection, log: Log) -> S
         manifest = Manifest(process_types=detection.process_types, start_rule=detection.start.rule,
                             python=str(venv.python.version),
                             requirements_digest=venv.path.name, framework=framework(detection),
-                            env=detection.s2i_env)
+                            env=detection.repo_env)
         nofollow.write_new(request.slug_dir, "manifest.json", manifest.to_json().encode())
     except BaseException:
         if run.sandbox is not None and run.ran:

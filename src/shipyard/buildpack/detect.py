@@ -14,7 +14,7 @@ _PROCFILE_LINE = re.compile(r"^([A-Za-z0-9_-]+)\s*:\s*(.+)$")
 FILES_OF_INTEREST = ("Procfile", "wsgi.py", "app.py", "main.py", "asgi.py", "app/main.py", "manage.py",
                      "requirements.txt", "pyproject.toml", "uv.lock", "poetry.lock", "Pipfile", "Pipfile.lock",
                      "setup.py", "setup.cfg", "runtime.txt", ".python-version", ".s2i/bin/run",
-                     ".s2i/bin/assemble", ".s2i/environment")
+                     ".s2i/bin/assemble", ".s2i/environment", "render.yaml")
 
 
 @dataclass(frozen=True)

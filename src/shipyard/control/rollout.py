@@ -10,11 +10,13 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+from shipyard.buildpack.fitting import quiet
 from shipyard.control.deploys import DeployRecord, Log
 from shipyard.control.slugs import prune_slugs
 from shipyard.edge.caddy import Edge
-from shipyard.errors import DeployError, ReleasePhaseFailed, ShipyardError
-from shipyard.release.plan import ReleaseTarget, instance_specs, release_phase_spec, unscaled_types
+from shipyard.errors import DeployError, ReleasePhaseFailed, ServerErrorAtStart, ShipyardError
+from shipyard.release.plan import (ReleaseTarget, instance_specs, migration_check_spec, release_phase_spec,
+                                   unapplied_migrations, unscaled_types)
 from shipyard.runtime.confinement import Confinement
 from shipyard.runtime.instance import Instance
 from shipyard.runtime.oneoff import run_once
@@ -25,6 +27,7 @@ from shipyard.store import records
 from shipyard.store.store import Store
 
 EDGE_WAIT = 5.0  # how long a switch waits for a restarting edge before saying it is down
+MIGRATION_CHECK_LIMIT = 30.0  # `manage.py migrate --plan` after a 500: Django's start plus one query
 
 
 class Rollout:
@@ -120,8 +123,10 @@ class Rollout:
             applog.write("shipyard[api]", f"Release v{release.version} failed: {exc.message.splitlines()[0]}")
             if app.port and app.current_release and not self.supervisor.instances(app.name):
                 self._restore_later(app.name)
-            raise DeployError(f"Release v{release.version} failed: {exc.message}",
-                              hint=without_it(exc.hint, app.name, starting)) from None
+            hint = without_it(exc.hint, app.name, starting)
+            if isinstance(exc, ServerErrorAtStart):
+                hint = await self._unapplied_migrations_hint(app, target, log) or hint
+            raise DeployError(f"Release v{release.version} failed: {exc.message}", hint=hint) from None
         self._stop_restoring(app.name)
         async with rec.step("switch"):
             old = self.supervisor.activate(app.name, started)
@@ -154,6 +159,23 @@ class Rollout:
                 hint="Its output is above. Nothing changed: the previous release keeps serving. Fix the command "
                      "(e.g. the migration) and push again.")
         await log("-----> Release command succeeded")
+
+    async def _unapplied_migrations_hint(self, app: records.App, target: ReleaseTarget, log: Log) -> str | None:
+        """Why a Django app answers 500 when nothing ran `migrate` (its DEBUG-off logs say nothing)."""
+        spec = migration_check_spec(target)
+        if spec is None:
+            return None
+        await log("-----> Checking for Django migrations not applied yet (manage.py migrate --plan)")
+
+        code, recent = await run_once(spec, self.supervisor.app_log(app.name), quiet, self.confinement,
+                                      limit=MIGRATION_CHECK_LIMIT)
+        missing = unapplied_migrations(recent) if code == 0 else []
+        if not missing:
+            return None
+        shown = ("…, " if len(missing) > 3 else "") + ", ".join(missing[-3:])  # the app's own come last
+        return (f"The database lacks Django migrations ({shown}): nothing ran `migrate`. Run them in the release "
+                f"phase of every deploy: `shipyard apps set {app.name} --release-command \"python manage.py migrate "
+                "--noinput\"` (or a Procfile line `release: python manage.py migrate --noinput`), then deploy again.")
 
     async def _drain_recorded(self, old: list[Instance], rec: DeployRecord) -> None:
         async with rec.step("drain"):

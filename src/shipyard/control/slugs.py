@@ -9,6 +9,7 @@ from pathlib import Path
 from shipyard.buildpack.manifest import Manifest
 from shipyard.buildpack.ownership import freeze
 from shipyard.buildpack.python import Interpreter
+from shipyard.proc import find_binary
 from shipyard.release.plan import ReleaseTarget, builds_to_prune
 from shipyard.runtime.limits import size_named, web_concurrency
 from shipyard.settings import Settings
@@ -21,6 +22,7 @@ def release_target(settings: Settings, app: records.App, release: records.Releas
     manifest = Manifest.from_json(release.build.manifest)
     size = size_named(app.size)
     slug = Path(release.build.slug_path)
+    uv = find_binary("uv", "uv").resolve()
     return ReleaseTarget(app=release.app, version=release.version, slug_path=slug,
                          process_types=manifest.process_types, config={**manifest.env, **release.config},
                          hostname=settings.app_hostname(release.app), external_url=settings.app_url(release.app),
@@ -29,7 +31,8 @@ def release_target(settings: Settings, app: records.App, release: records.Releas
                          fixed_port=app.port, formation=app.formation, health_path=app.health_path,
                          uid=settings.app_uid(app.id), size=size,
                          read_only=readable_paths(settings, app.name, slug, manifest.python, interpreters,
-                                                  shared_files))
+                                                  (*shared_files, uv)),
+                         framework=manifest.framework, uv=uv)
 
 
 def readable_paths(settings: Settings, app: str, slug: Path, python: str, interpreters: Sequence[Interpreter],

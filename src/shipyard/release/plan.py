@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ class ReleaseTarget:
     uid: int | None = None  # the app's own uid (None: unconfined)
     size: Size = SIZES["small"]
     read_only: tuple[Path, ...] = ()  # what its processes may read: slug, venv, interpreter, CA certificate
+    framework: str | None = None  # the manifest's: django | asgi | wsgi
+    uv: Path | None = None  # uv's binary (also in read_only): Render's `uv run gunicorn …` start commands
 
     def scale(self, process_type: str) -> int:
         return (self.formation or {}).get(process_type, default_scale(process_type))
@@ -68,8 +71,9 @@ def runtime_env(target: ReleaseTarget) -> dict[str, str]:
     """The environment an instance sees (design.md's contract); user config wins where allowed."""
     venv = target.slug_path / "venv"
     env = {
-        "PATH": f"{venv / 'bin'}:{SYSTEM_PATH}",
+        "PATH": f"{venv / 'bin'}:{SYSTEM_PATH}" + (f":{target.uv.parent}" if target.uv else ""),
         "VIRTUAL_ENV": str(venv),
+        **(uv_run_env(venv) if target.uv else {}),
         # As on Heroku (/app): a shell finds the app's own dotfiles, never the platform user's.
         "HOME": str(target.slug_path / "app"),
         "LANG": "C.UTF-8",
@@ -80,6 +84,10 @@ def runtime_env(target: ReleaseTarget) -> dict[str, str]:
         "WEB_CONCURRENCY": str(target.web_concurrency),
         "SHIPYARD_APP": target.app,
         "SHIPYARD_RELEASE": f"v{target.version}",
+        # Apps written for Render add this to ALLOWED_HOSTS or build links from it; it names only the app's own
+        # address, so it is set for every app (Render's identity, RENDER, is not: see buildpack/compat.py).
+        "RENDER_EXTERNAL_HOSTNAME": target.hostname,
+        "RENDER_EXTERNAL_URL": target.external_url,
     }
     env.update(target.config)
     # Set last: the platform owns these and routing depends on them.
@@ -91,6 +99,30 @@ def runtime_env(target: ReleaseTarget) -> dict[str, str]:
         "SHIPYARD_TRUST_PROXY_DEPTH": "1",
     })
     return env
+
+
+def uv_run_env(venv: Path) -> dict[str, str]:
+    """`uv run CMD` as a start command (Render's build image is its run image, so uv is there): it runs CMD in
+    the app's venv as built, never syncing it (the venv is read-only at run time) nor fetching a Python."""
+    return {"UV_PROJECT_ENVIRONMENT": str(venv), "UV_NO_SYNC": "1", "UV_PYTHON_DOWNLOADS": "never",
+            "UV_CACHE_DIR": "/tmp/uv-cache"}
+
+
+def migration_check_spec(target: ReleaseTarget) -> InstanceSpec | None:
+    """For a Django app with a database whose web answered 500 at start: Django's own list of migrations not
+    applied yet (`migrate --plan` changes nothing), the usual cause when nothing runs `migrate`."""
+    if target.framework != "django" or not target.config.get("DATABASE_URL"):
+        return None
+    return InstanceSpec(app=target.app, release=target.version, process_type="check", index=1,
+                        command="python manage.py migrate --plan --noinput", cwd=target.slug_path / "app",
+                        env=runtime_env(target), boot_timeout=target.boot_timeout, **confinement(target))
+
+
+def unapplied_migrations(plan_output: Sequence[str]) -> list[str]:
+    """The migrations `manage.py migrate --plan` lists (`shortener.0001_initial`, each at the start of a line;
+    their operations are indented). Only the output's last lines may be at hand: any such line counts."""
+    return [line.strip() for line in plan_output
+            if line[:1].strip() and re.fullmatch(r"\w+\.\w+", line.strip())]
 
 
 def with_release_command(process_types: Mapping[str, str], setting: str) -> dict[str, str]:

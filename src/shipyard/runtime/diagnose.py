@@ -44,6 +44,9 @@ _SHARED: list[Rule] = [
     (re.compile(_SHELL + r"((\S+?)): (?:command )?not found"),
      "command not found: `{0}`. If it comes from a Python package (gunicorn, uvicorn, celery …), add that "
      "package to your dependencies (requirements.txt, pyproject.toml …); else check the command's spelling."),
+    (re.compile(r"error: Failed to spawn: `?([\w.-]+)`?"),
+     "command not found: `uv run {0}` found no `{0}` in the app's virtualenv. Add the package that provides it to "
+     "your dependencies (`uv add {0}`): a build command's `uv sync` removes what the lock file lacks."),
     (re.compile(r"ModuleNotFoundError: No module named '([\w.]+)'"),
      "Python could not import `{0}`: add the package that provides it to your dependencies "
      "(requirements.txt, pyproject.toml …) and push again."),

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from shipyard.errors import DeployError, ShipyardError
+from shipyard.errors import DeployError, ServerErrorAtStart, ShipyardError
 from shipyard.proc import free_port, signal_group, stop_process
 from shipyard.runtime.confinement import Confinement
 from shipyard.runtime.diagnose import boot_hint, listen_hint, telling_error
@@ -158,7 +158,7 @@ class Instance:
                                hint=disallowed_host_hint(self.spec.app, self.spec.host_header,
                                                          env.get("EXTERNAL_URL", f"http://{self.spec.host_header}")))
         if verdict.cause == "server error":
-            return DeployError(
+            return ServerErrorAtStart(
                 f"{name} answered {verdict.last_status} to GET {path} for {self._readiness.server_error_limit:g} s "
                 f"(a server error: the app is broken, not starting).\n{tail}",
                 hint=f"{boot_hint(list(self._recent))} If {path} is meant to fail, give the app a page that "

@@ -99,5 +99,5 @@ class ConfigVarRow(Base):
     app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(255))
     value: Mapped[bytes]  # encrypted
-    # Visible to the build too (like Render's build-time environment); all others exist at run time only.
+    # Set with --build-time (kept for compatibility): every config var is visible to builds anyway.
     build_time: Mapped[bool] = mapped_column(default=False)

@@ -1,5 +1,6 @@
-"""Settings as Render's Django guide has them: the database from DATABASE_URL (dj-database-url), static files
-collected by build.sh and served by WhiteNoise."""
+"""Settings as Render's Django guide has them: production settings keyed on Render's own RENDER and
+RENDER_EXTERNAL_HOSTNAME (set because the repo has a render.yaml), the database from DATABASE_URL
+(dj-database-url), static files collected by build.sh and served by WhiteNoise."""
 
 import os
 from pathlib import Path
@@ -8,12 +9,11 @@ import dj_database_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 SECRET_KEY = os.environ.get("SECRET_KEY", default="insecure-only-for-this-sample")
-DEBUG = os.environ.get("DEBUG") == "1"
+DEBUG = "RENDER" not in os.environ
 ALLOWED_HOSTS = []
-# Render names it RENDER_EXTERNAL_HOSTNAME; Shipyard, EXTERNAL_HOSTNAME.
-for name in ("RENDER_EXTERNAL_HOSTNAME", "EXTERNAL_HOSTNAME"):
-    if os.environ.get(name):
-        ALLOWED_HOSTS.append(os.environ[name])
+RENDER_EXTERNAL_HOSTNAME = os.environ.get("RENDER_EXTERNAL_HOSTNAME")
+if RENDER_EXTERNAL_HOSTNAME:
+    ALLOWED_HOSTS.append(RENDER_EXTERNAL_HOSTNAME)
 
 INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "django.contrib.staticfiles", "notes"]
 MIDDLEWARE = ["django.middleware.security.SecurityMiddleware", "whitenoise.middleware.WhiteNoiseMiddleware"]
@@ -26,6 +26,8 @@ DATABASES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
-STORAGES = {"staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}}
+if not DEBUG:
+    # Without RENDER, collectstatic in build.sh fails: STATIC_ROOT is unset.
+    STATIC_ROOT = BASE_DIR / "staticfiles"
+    STORAGES = {"staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}}
 USE_TZ = True
