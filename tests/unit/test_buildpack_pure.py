@@ -67,6 +67,7 @@ def test_a_uv_lock_syncs_only_the_main_dependencies_whatever_its_default_groups(
     argv = install_argv("uv", DependencyPlan("uv.lock"), Path("/venv/bin/python"), None, {})
     assert argv == ["uv", "sync", "--frozen", "--no-default-groups", "--python", "/venv/bin/python"]
 
+
 def test_poetry_lock_main_group_only():
     lock = ('[[package]]\nname = "flask"\nversion = "3.1.0"\ngroups = ["main"]\nmarkers = "python_version >= \'3.9\'"\n'
             '[[package]]\nname = "pytest"\nversion = "8.3.4"\ngroups = ["dev"]\n'

@@ -8,6 +8,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from shipyard.buildpack.poetry_lock import grouped_requirements, main_requirements
 from shipyard.errors import BuildError
 
 # Lock files first: they say exactly what to install. Then what people write by hand.
@@ -74,20 +75,15 @@ def locked_wheel_packages(lock: str) -> tuple[str, ...]:
 
 def requirements_from_poetry_lock(lock: str, pyproject: str) -> tuple[str, ...]:
     """Poetry's lock as pinned requirements, main group only (uv cannot read poetry.lock itself)."""
-    data = load_toml(lock, "poetry.lock", "Run `poetry lock` and push again.")
-    lines = []
-    for package in data.get("package", []):
-        groups = package.get("groups")
-        category = package.get("category", "main")
-        if (groups is not None and "main" not in groups) or (groups is None and category != "main"):
-            continue
-        line = f"{package['name']}=={package['version']}"
-        if markers := package.get("markers"):
-            marker = markers if isinstance(markers, str) else markers.get("main")
-            if marker:
-                line += f" ; {marker}"
-        lines.append(line)
-    return tuple(lines)
+    packages = load_toml(lock, "poetry.lock", "Run `poetry lock` and push again.").get("package", [])
+    if any("groups" in package for package in packages):  # Poetry 2 wrote each package's groups and markers
+        return grouped_requirements(packages)
+    if not pyproject.strip():
+        raise BuildError("poetry.lock is there but not the pyproject.toml it was made from: which of its packages "
+                         "your app needs is said there.",
+                         hint="Commit pyproject.toml next to poetry.lock and push again.")
+    project = load_toml(pyproject, "pyproject.toml", "Fix pyproject.toml and push again.")
+    return main_requirements(packages, project)
 
 
 def requirements_from_pipfile_lock(lock: str) -> tuple[str, ...]:

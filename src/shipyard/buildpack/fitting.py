@@ -54,8 +54,8 @@ class Resolver:
                         for arg in ("--no-build-package", name)]
             # A dry run creates nothing; the environment named is one that does not exist.
             env = {**self.environ, "UV_PROJECT_ENVIRONMENT": str(self.inputs_dir / "fit-venv")}
-            code, lines = await self.uv_run(["sync", "--frozen", "--no-dev", "--dry-run", "--no-install-project",
-                                             "--python", str(python.path), *no_build], env)
+            code, lines = await self.uv_run(["sync", "--frozen", "--no-default-groups", "--dry-run",
+                                             "--no-install-project", "--python", str(python.path), *no_build], env)
         else:
             overrides = []
             if left_out:

@@ -67,7 +67,8 @@ def install_argv(uv: str, plan: DependencyPlan, python: Path, generated: Path | 
                  env: Mapping[str, str]) -> list[str]:
     upgrade = ["--upgrade"] if env.get("PIP_UPGRADE") else []
     if plan.kind == "uv.lock":
-        return [uv, "sync", "--frozen", "--no-dev", "--python", str(python)]
+        # Not --no-dev: `[tool.uv] default-groups` may name other groups (lint, docs), which --no-dev still installs.
+        return [uv, "sync", "--frozen", "--no-default-groups", "--python", str(python)]
     if plan.kind == "requirements.txt":
         return [uv, "pip", "install", *upgrade, "--python", str(python), "-r", "requirements.txt"]
     if generated is not None:

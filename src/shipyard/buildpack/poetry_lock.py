@@ -10,7 +10,7 @@ project's main dependencies, carrying each link's markers.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -102,9 +102,10 @@ def entry_links(name: str, entry: Any) -> list[Link]:
         return [link for alternative in entry for link in entry_links(name, alternative)]
     if not isinstance(entry, Mapping):
         return [Link(canonicalize_name(name), versions=poetry_constraint(str(entry)))]
-    markers = {normal_marker(text) for text in (entry.get("markers"), python_marker(entry.get("python", "*"))) if text}
+    texts = (entry.get("markers"), python_marker(str(entry.get("python", "*"))))
+    markers = frozenset({normal_marker(text) for text in texts if text} - {""})
     return [Link(canonicalize_name(name), frozenset(canonicalize_name(e) for e in entry.get("extras", [])),
-                 frozenset(markers - {""}), poetry_constraint(str(entry.get("version", "*"))),
+                 markers, poetry_constraint(str(entry.get("version", "*"))),
                  bool(entry.get("optional", False)))]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from shipyard.cli.apps import apps_cli
 from shipyard.cli.config_vars import config_cli
@@ -63,10 +64,10 @@ def doctor() -> None:
     layers = [layer for layer in layers if layer["name"] != "disk"]
     for layer in layers:
         mark = "[green]active[/green]  " if layer["active"] else "[red]degraded[/red]"
-        out.print(f"{mark} [bold]{layer['name']}[/bold]: {layer['detail']}")
+        out.print(f"{mark} [bold]{layer['name']}[/bold]: {escape(layer['detail'])}")
     for layer in disk:
         mark = "[green]ok[/green]      " if layer["active"] else "[yellow]warning[/yellow] "
-        out.print(f"{mark} [bold]disk[/bold]: {layer['detail']}")
+        out.print(f"{mark} [bold]disk[/bold]: {escape(layer['detail'])}")
     degraded = [layer["name"] for layer in layers if not layer["active"]]
     if degraded:
         out.print(f"\n{len(degraded)} layer(s) degraded: apps on this machine are less isolated than the "

@@ -10,6 +10,7 @@ import time
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from shipyard.cli.console import attach
@@ -130,7 +131,8 @@ def deploys(name: str, logs: Annotated[bool, typer.Option("--logs", help="Show e
         out.print(f"{name} has no deploys yet.")
     for d in rows:
         release = f"v{d['release']}" if d["release"] else "-"
-        out.print(f"[bold]#{d['id']}[/bold] {d['description']}  {release}  {d['status']}  {d['started_at'][:19]}")
+        out.print(f"[bold]#{d['id']}[/bold] {escape(d['description'])}  {release}  {d['status']}  "
+                  f"{d['started_at'][:19]}")
         for step in d["steps"]:
             took = f"{step['finished'] - step['started']:.2f} s" if step["finished"] else "…"
             out.print(f"  {step['name']:<34} {step['status']:<10} {took}")
