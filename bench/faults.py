@@ -88,7 +88,7 @@ class Fault:
 
 
 FAULTS = [
-    Fault("edge (Caddy) kill -9", kill_edge),
+    Fault("edge (HAProxy) kill -9", kill_edge),
     Fault("database (postmaster) kill -9", kill_database),
     Fault("one of 3 instances kill -9", kill_one_of_three, web=3),
     Fault("single instance kill -9", kill_single_instance),

@@ -53,6 +53,8 @@ class Settings:
         default_factory=lambda: float(os.environ.get("SHIPYARD_STORE_BACKUP_INTERVAL", "3600")))
     store_backups_kept: int = field(default_factory=lambda: int(os.environ.get("SHIPYARD_STORE_BACKUPS_KEPT", "24")))
     # Releases whose slugs are kept for rollback; older slugs (and venvs only they used) are deleted.
+    # Apps the edge can route to: HAProxy's config holds this many empty backends, taken by apps without a reload.
+    edge_backends: int = field(default_factory=lambda: int(os.environ.get("SHIPYARD_EDGE_BACKENDS", "512")))
     releases_kept: int = field(default_factory=lambda: int(os.environ.get("SHIPYARD_RELEASES_KEPT", "20")))
     # A PostgreSQL server the user runs, instead of the embedded one (same provisioning there).
     postgres_admin_url: str = field(default_factory=lambda: os.environ.get("SHIPYARD_POSTGRES_ADMIN_URL", ""))
@@ -153,9 +155,10 @@ class Settings:
         return self.data_dir / "tmp"
 
     @property
-    def caddy_dir(self) -> Path:
-        return self.data_dir / "caddy"
+    def edge_dir(self) -> Path:
+        """HAProxy's config, hosts map and runtime-API socket (root only: the socket's mode guards it)."""
+        return self.data_dir / "edge"
 
     @property
     def edge_admin_socket(self) -> Path:
-        return self.data_dir / "caddy" / "admin.sock"
+        return self.edge_dir / "admin.sock"

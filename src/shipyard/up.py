@@ -21,7 +21,7 @@ from shipyard.api.auth import load_or_create_token
 from shipyard.control.databases import Databases
 from shipyard.control.platform import Platform
 from shipyard.api.server import create_api
-from shipyard.edge.caddy import Edge
+from shipyard.edge.haproxy import Edge
 from shipyard.runtime import netfilter
 from shipyard.runtime.confinement import Confinement, Layer
 from shipyard.runtime.disk import disk_space, low_disk_warning
@@ -40,7 +40,7 @@ def prepare_data_dir(settings: Settings) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.data_dir, 0o711)
     for folder in (settings.repos_dir, settings.slugs_dir, settings.logs_dir, settings.uv_cache_dir,
-                   settings.tmp_dir, settings.caddy_dir):
+                   settings.tmp_dir, settings.edge_dir):
         folder.mkdir(parents=True, exist_ok=True)
 
 
@@ -86,9 +86,9 @@ class PlatformServer:
         store = Store(settings.db_file, Cipher(load_or_create_key(settings.secret_key_file)),
                       settings.store_backups_dir)
         token = load_or_create_token(settings.token_file)
-        edge = Edge(config_dir=settings.caddy_dir, admin_socket=settings.edge_admin_socket,
+        edge = Edge(config_dir=settings.edge_dir, admin_socket=settings.edge_admin_socket,
                     listen=f"{settings.edge_host}:{settings.edge_port}", base_domain=settings.base_domain,
-                    log_file=settings.logs_dir / "edge.log")
+                    log_file=settings.logs_dir / "edge.log", pool=settings.edge_backends)
         confinement = await asyncio.to_thread(Confinement.detect, f"shipyard-{settings.tenant_uid_base}",
                                               settings.tenant_uid_base)
         confinement.sweep()  # cgroups a killed platform left behind

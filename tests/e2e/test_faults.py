@@ -26,7 +26,7 @@ from .load import Load
 def edge_pid(shipyard: Shipyard) -> int:
     assert shipyard.proc is not None
     return next(p.pid for p in psutil.Process(shipyard.proc.pid).children()
-                if p.name() == "caddy" or "caddy" in " ".join(p.cmdline()[:2]))
+                if p.name() == "haproxy")
 
 
 def postmaster_pid(shipyard: Shipyard) -> int:
@@ -133,8 +133,8 @@ def test_a_killed_edge_is_back_within_two_seconds_with_its_routes(shipyard: Ship
     failed = len(load.no_response) + len(load.error_statuses)
     print(f"edge back after {recovered:.2f} s; {failed} of {load.sent} requests failed")
     assert recovered < 2.0
-    # The platform keeps the listening socket: connections made while Caddy is replaced wait in its queue
-    # for the new one, so only what was on the killed Caddy's connections fails (4 clients).
+    # The platform keeps the listening socket: connections made while HAProxy is replaced wait in its queue
+    # for the new one, so only what was on the killed HAProxy's connections fails (4 clients).
     assert failed <= 8, (load.no_response[:8], load.error_statuses[:8])
     assert edge_pid(shipyard) != before
     # Unknown hosts still get the edge's 404, and a new app is routed by the restarted edge.
@@ -235,7 +235,7 @@ def test_a_killed_platform_leaves_nothing_behind_and_a_new_one_serves_again(tmp_
         for pid in old_run:
             with contextlib.suppress(psutil.Error):
                 kinds.add(psutil.Process(pid).name())
-        assert {"caddy", "postgres", "gunicorn"} <= kinds, kinds
+        assert {"haproxy", "postgres", "gunicorn"} <= kinds, kinds
 
         with PathLoad(shipyard, "phoenix", "/todos") as load:
             time.sleep(1)

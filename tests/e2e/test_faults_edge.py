@@ -33,7 +33,7 @@ def test_a_hung_edge_is_replaced_within_a_few_seconds(shipyard: Shipyard) -> Non
     recovered = time.monotonic() - stopped
     print(f"hung edge replaced after {recovered:.2f} s")
     assert recovered < 5
-    assert "stopped answering its admin API; restarting it" in (shipyard.data_dir / "logs" / "edge.log").read_text()
+    assert "stopped answering its runtime API; restarting it" in (shipyard.data_dir / "logs" / "edge.log").read_text()
     assert shipyard.app_info("patient")["state"] == "up"
     assert shipyard.app_info("patient")["instances"][0]["routed"]
     edge = next(layer for layer in shipyard.api("GET", "/doctor").json() if layer["name"] == "edge")

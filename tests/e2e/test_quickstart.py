@@ -21,7 +21,7 @@ def test_up_announces_where_things_are(shipyard: Shipyard) -> None:
     assert f"Edge:  http://127.0.0.1:{shipyard.edge_port}" in log
     assert f"Token: {shipyard.data_dir / 'token'}" in log
     assert stat.S_IMODE(os.stat(shipyard.data_dir / "token").st_mode) == 0o600
-    assert stat.S_IMODE(os.stat(shipyard.data_dir / "caddy" / "admin.sock").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(shipyard.data_dir / "edge" / "admin.sock").st_mode) == 0o600
     assert shipyard.api("GET", "/openapi.json").json()["info"]["title"] == "Shipyard"
 
 

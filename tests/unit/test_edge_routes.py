@@ -1,92 +1,70 @@
-from collections import Counter
+"""The edge's routing decisions as values: state → runtime-API commands, and HAProxy's config text."""
+
 from pathlib import Path
 
-from shipyard.edge.routes import SLOTS, AppRoute, caddy_config, parked_server, route_table, slot_addresses
+import pytest
 
-SLOT_DIR = Path("/d/caddy/upstreams")
+from shipyard.edge.haproxy_config import EdgeLimits, haproxy_config, hosts_map_text
+from shipyard.edge.routes import AppRoute, EdgeState, Server, deletions, plan, restarted
+from shipyard.errors import PlatformError
 
-
-def test_routes_sorted_by_app_with_a_404_catch_all_last():
-    table = route_table([AppRoute("zeta", "zeta.localhost", ("127.0.0.1:2",)),
-                         AppRoute("alpha", "alpha.localhost", ("127.0.0.1:1", "127.0.0.1:3"))], SLOT_DIR)
-    assert [r["@id"] for r in table] == ["app-alpha", "app-zeta", "not-found"]
-    assert table[0]["match"] == [{"host": ["alpha.localhost"]}]
-    assert table[0]["handle"][0] == {"handler": "vars", "app": "alpha"}  # names the app on error pages
-    assert "match" not in table[-1] and table[-1]["handle"][0]["status_code"] == 404
-    assert all(r["terminal"] for r in table)
+MAP = "/d/edge/hosts.map"
 
 
-def test_same_apps_in_another_order_give_an_equal_table():
-    a, b = AppRoute("a", "a.localhost", ("127.0.0.1:1",)), AppRoute("b", "b.localhost", ())
-    assert route_table([a, b], SLOT_DIR) == route_table([b, a], SLOT_DIR)
-    assert route_table([a, b], SLOT_DIR) != route_table([a, AppRoute("b", "b.example", ())], SLOT_DIR)
+def test_a_new_app_gets_a_backend_its_servers_then_its_hostname() -> None:
+    state, commands = plan(EdgeState(), [AppRoute("todo", "todo.localhost", ("127.0.0.1:5001",))], 4, MAP)
+    assert commands == ["add server b0/s1 127.0.0.1:5001", "enable server b0/s1",
+                        f"add map {MAP} todo.localhost b0:todo"]
+    assert state.backends == {"todo": "b0"} and state.servers == {"b0": (Server("s1", "127.0.0.1:5001"),)}
+    assert state.routes_to("todo", "127.0.0.1:5001") and not state.routes_to("todo", "127.0.0.1:5002")
 
 
-def test_other_instances_or_none_give_the_same_table_so_deploys_never_reload_caddy():
-    one = route_table([AppRoute("a", "a.localhost", ("127.0.0.1:1",))], SLOT_DIR)
-    assert one == route_table([AppRoute("a", "a.localhost", ("127.0.0.1:7", "127.0.0.1:8"))], SLOT_DIR)
-    assert one == route_table([AppRoute("a", "a.localhost", ())], SLOT_DIR)
+def test_a_deploy_adds_the_new_instance_and_retires_the_old_one() -> None:
+    state, _ = plan(EdgeState(), [AppRoute("todo", "todo.localhost", ("127.0.0.1:5001",))], 4, MAP)
+    state, commands = plan(state, [AppRoute("todo", "todo.localhost", ("127.0.0.1:5002",))], 4, MAP)
+    assert commands == ["add server b0/s2 127.0.0.1:5002", "enable server b0/s2", "disable server b0/s1"]
+    assert state.retired == {"b0": (Server("s1", "127.0.0.1:5001"),)}
+    assert state.address_of() == {("b0", "s2"): "127.0.0.1:5002", ("b0", "s1"): "127.0.0.1:5001"}
+    # Nothing changes: no command at all.
+    assert plan(state, [AppRoute("todo", "todo.localhost", ("127.0.0.1:5002",))], 4, MAP)[1] == []
 
 
-def test_proxy_round_robins_over_slot_files_and_retries_refused_connections():
-    [route, _] = route_table([AppRoute("todo", "todo.localhost", ("127.0.0.1:1", "127.0.0.1:2"))], SLOT_DIR)
-    proxy = route["handle"][1]
-    assert proxy["handler"] == "reverse_proxy" and "health_checks" not in proxy
-    assert proxy["upstreams"][:2] == [{"dial": "{file./d/caddy/upstreams/todo/0}"},
-                                      {"dial": "{file./d/caddy/upstreams/todo/1}"}]
-    assert len(proxy["upstreams"]) == SLOTS
-    assert proxy["load_balancing"] == {"selection_policy": {"policy": "round_robin"},
-                                       "try_duration": "10s", "try_interval": "50ms"}
+def test_retired_servers_are_deleted_once_nothing_is_in_flight() -> None:
+    state, _ = plan(EdgeState(), [AppRoute("todo", "todo.localhost", ("127.0.0.1:5001",))], 4, MAP)
+    state, _ = plan(state, [AppRoute("todo", "todo.localhost", ("127.0.0.1:5002",))], 4, MAP)
+    busy, commands = deletions(state, {("b0", "s1"): 1})
+    assert commands == [] and busy.retired == state.retired
+    idle, commands = deletions(state, {("b0", "s1"): 0, ("b0", "s2"): 3})
+    assert commands == ["del server b0/s1"] and idle.retired == {}
 
 
-def test_slots_share_instances_evenly():
-    assert slot_addresses((), "127.0.0.1:9") == ["127.0.0.1:9"] * SLOTS  # no instance: the parked server
-    assert set(slot_addresses(("a",), "p")) == {"a"}
-    for count in (2, 3, 4, 5, 6):
-        instances = tuple(f"127.0.0.1:{n}" for n in range(count))
-        shares = Counter(slot_addresses(instances, "p"))
-        assert set(shares.values()) == {SLOTS // count}
-    assert sorted(Counter(slot_addresses(tuple("abcdefg"), "p")).values()) == [8, 8, 8, 9, 9, 9, 9]
+def test_a_destroyed_app_loses_its_hostname_first_and_its_backend_waits_for_its_requests() -> None:
+    apps = [AppRoute("blog", "blog.localhost", ()), AppRoute("todo", "todo.localhost", ("127.0.0.1:5001",))]
+    state, _ = plan(EdgeState(), apps, 4, MAP)
+    assert state.backends == {"blog": "b0", "todo": "b1"}
+    state, commands = plan(state, apps[:1], 4, MAP)
+    assert commands == [f"del map {MAP} todo.localhost", "disable server b1/s1"]
+    # b1 still drains: a new app takes another backend, so its requests are not counted as the new app's.
+    state, commands = plan(state, [*apps[:1], AppRoute("shop", "shop.localhost", ())], 4, MAP)
+    assert state.backends["shop"] == "b2" and commands == [f"add map {MAP} shop.localhost b2:shop"]
 
 
-def test_the_parked_server_answers_503_naming_the_app_from_its_host():
-    server = parked_server("fd/4", "apps.example.com")
-    assert server["listen"] == ["fd/4"]
-    [route] = server["routes"]
-    assert route["handle"] == [{
-        "handler": "static_response",
-        "status_code": 503,
-        "headers": {"Content-Type": ["text/plain; charset=utf-8"], "Cache-Control": ["no-store"]},
-        "body": "Application '{http.request.host.labels.3}' has no running instance.\n"
-                "Deploy it with `git push`, or see why with `shipyard logs {http.request.host.labels.3}`.\n",
-    }]
-    assert "labels.1}" in parked_server("fd/4", "localhost")["routes"][0]["handle"][0]["body"]
+def test_no_backend_left_is_a_clear_error() -> None:
+    apps = [AppRoute(f"a{i}", f"a{i}.localhost", ()) for i in range(3)]
+    with pytest.raises(PlatformError, match="room for 2 apps"):
+        plan(EdgeState(), apps, 2, MAP)
 
 
-def test_unknown_host_answers_404_pointing_at_shipyard_apps():
-    [catch_all] = route_table([], SLOT_DIR)
-    handler = catch_all["handle"][0]
-    assert (handler["status_code"], handler["headers"]["Content-Type"]) == (404, ["text/plain; charset=utf-8"])
-    assert handler["body"].startswith("No application is served at this address.\n")
-    assert "`shipyard apps`" in handler["body"]
-
-
-def test_admin_api_only_on_a_private_unix_socket():
-    config = caddy_config(admin_socket=Path("/d/caddy/admin.sock"), listen="127.0.0.1:8480", parked_listen="fd/4",
-                          base_domain="localhost", apps=[], slot_dir=SLOT_DIR)
-    assert config["admin"] == {"listen": "unix//d/caddy/admin.sock|0600", "config": {"persist": False}}
-    server = config["apps"]["http"]["servers"]["edge"]
-    assert server["listen"] == ["127.0.0.1:8480"]
-    assert server["automatic_https"] == {"disable": True}
-    assert server["routes"] == route_table([], SLOT_DIR)
-    assert config["apps"]["http"]["servers"]["parked"] == parked_server("fd/4", "localhost")
-
-
-def test_proxy_failures_become_503_naming_the_app():
-    config = caddy_config(admin_socket=Path("/s"), listen="127.0.0.1:1", parked_listen="fd/4", base_domain="localhost",
-                          apps=[], slot_dir=SLOT_DIR)
-    [error_route] = config["apps"]["http"]["servers"]["edge"]["errors"]["routes"]
-    assert error_route["match"] == [{"expression": "{http.error.status_code} in [502, 503, 504]"}]
-    handler = error_route["handle"][0]
-    assert (handler["status_code"], handler["headers"]["Content-Type"]) == (503, ["text/plain; charset=utf-8"])
-    assert "is not answering" in handler["body"] and "`shipyard logs {http.vars.app}`" in handler["body"]
+def test_a_restart_keeps_the_routes_and_server_names_but_nothing_retired() -> None:
+    state, _ = plan(EdgeState(), [AppRoute("todo", "todo.localhost", ("127.0.0.1:5001",))], 4, MAP)
+    state, _ = plan(state, [AppRoute("todo", "todo.localhost", ("127.0.0.1:5002",))], 4, MAP)
+    fresh = restarted(state)
+    assert fresh.retired == {} and fresh.servers == state.servers and fresh.next_server == 3
+    assert hosts_map_text(fresh) == "todo.localhost b0:todo\n"
+    config = haproxy_config(admin_socket=Path("/d/edge/admin.sock"), listen_fd=7, hosts_map=Path(MAP), state=fresh,
+                            pool=3, limits=EdgeLimits(retries=4))
+    assert "    bind fd@7\n" in config and "stats socket /d/edge/admin.sock mode 600 level admin" in config
+    assert "backend b0\n" in config and "backend b2\n" in config and "backend b3\n" not in config
+    assert "    server s2 127.0.0.1:5002\n" in config and "s1 " not in config
+    assert "    retries 4\n" in config and "    timeout http-request 10s\n" in config
+    assert "set-header X-Forwarded-For %[src]" in config

@@ -137,8 +137,9 @@ def create_api(platform: Platform, databases: Databases, token: str,
         edge = platform.edge
         restarted = f", restarted {edge.restarts} time(s) since the platform started" if edge.restarts else ""
         layers.append(LayerOut(name="edge", active=edge.serving, detail=(
-            f"Caddy (pid {edge.pid}) serving {settings.edge_url}{restarted}" if edge.serving else
-            "Caddy is down or restarting: apps are unreachable until it is back (it is restarted by itself; "
+            f"HAProxy (pid {edge.pid}) serving {settings.edge_url}, changed without reloads{restarted}"
+            if edge.serving else
+            "HAProxy is down or restarting: apps are unreachable until it is back (it is restarted by itself; "
             f"its log: {settings.logs_dir / 'edge.log'})")))
         space = disk_space(settings.data_dir)
         layers.append(LayerOut(name="disk", active=not space.low, detail=(

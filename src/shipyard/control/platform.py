@@ -21,7 +21,7 @@ from shipyard.control.slugs import adopt_slugs, release_target
 from shipyard.buildpack.builder import BuildRequest, build_slug, inspect_source
 from shipyard.buildpack.manifest import Manifest
 from shipyard.buildpack.python import discover_interpreters
-from shipyard.edge.caddy import Edge
+from shipyard.edge.haproxy import Edge
 from shipyard.edge.routes import AppRoute
 from shipyard.errors import DeployError, InvalidInput, ReleasePhaseFailed, ShipyardError
 from shipyard.git.repos import Repos

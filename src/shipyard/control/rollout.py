@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from shipyard.buildpack.fitting import quiet
 from shipyard.control.deploys import DeployRecord, Log
 from shipyard.control.slugs import prune_slugs
-from shipyard.edge.caddy import Edge
+from shipyard.edge.haproxy import Edge
 from shipyard.errors import DeployError, ReleasePhaseFailed, ServerErrorAtStart, ShipyardError
 from shipyard.release.plan import (ReleaseTarget, instance_specs, migration_check_spec, release_phase_spec,
                                    unapplied_migrations, unscaled_types)

@@ -1,39 +1,20 @@
-"""The edge's configuration as values: pure functions from apps and their live instances to Caddy JSON.
+"""The edge's routing state as values, and the runtime-API commands that move HAProxy from one state to the next.
 
-Every Caddy config change restarts its HTTP server, and Go's Server.Shutdown closes idle keep-alive
-connections, so a request a client was just sending on one gets no response (golang/go#75591). So the
-route table names no instance: each app's proxy dials `SLOTS` upstreams whose addresses Caddy reads, per
-request, from small files (the `{file.*}` placeholder), and instance changes rewrite those files only.
-An app with no running instance has its slots point at a second server of the edge's own ("parked")
-that answers 503 with a hint. So the config changes only when an app is created or destroyed.
+HAProxy never reloads: a reload would start new processes, and connections of other apps (WebSockets,
+requests on idle keep-alive connections) would depend on the old ones' grace. Instead the config declares a
+pool of empty backends once; an app is given one of them by an entry in the hosts map (hostname →
+"backend:app"), and its instances are servers added to and removed from that backend over the runtime API.
+So creating an app, destroying one and every deploy are a few map and server commands.
 
-Nothing here talks to Caddy or writes files; `shipyard.edge.caddy` does.
+Nothing here talks to HAProxy; `shipyard.edge.haproxy` does. Everything here is a pure function of values.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
-SERVER = "edge"  # the one HTTP server apps are served on; its routes are what `Edge.apply` replaces
-PARKED = "parked"  # on loopback: where the slots of an app with no running instance point
-NOT_FOUND_ID = "not-found"
-
-# The proxy's own failures (instance refused, dropped or timed out the connection). Other errors keep
-# Caddy's defaults: they are not something `shipyard logs` can explain.
-PROXY_FAILURES = (502, 503, 504)
-
-
-# Upstream entries per app. Round-robin over the slots spreads requests evenly over any instance count
-# that divides 60 (1–6, 10, 12, …) and within one slot's share (2 %) of even for the others.
-SLOTS = 60
-# How long a request whose instance refused the connection (it was just stopped or crashed) keeps
-# trying: each try re-reads the slot files, which by then name the running instances. An app whose only
-# instance crashed keeps it in its slots while it restarts, so requests wait here for it to listen
-# (bounded) instead of getting a 503.
-TRY_DURATION = "10s"
-TRY_INTERVAL = "50ms"
+from shipyard.errors import PlatformError
 
 
 @dataclass(frozen=True)
@@ -43,111 +24,120 @@ class AppRoute:
     upstreams: tuple[str, ...]  # dial addresses "127.0.0.1:PORT"; empty = no healthy instance
 
 
-def text_response(status: int, body: str) -> dict:
-    # no-store: these pages describe a moment (nothing deployed yet, instance restarting); a cached
-    # copy would outlive the fix.
-    return {
-        "handler": "static_response",
-        "status_code": status,
-        "headers": {"Content-Type": ["text/plain; charset=utf-8"], "Cache-Control": ["no-store"]},
-        "body": body,
-    }
+@dataclass(frozen=True)
+class Server:
+    name: str  # unique for the edge process's life: s1, s2, … (a name is never reused while it may be busy)
+    address: str  # "127.0.0.1:PORT"
 
 
-def no_instance_body(app: str) -> str:
-    return (f"Application '{app}' has no running instance.\n"
-            f"Deploy it with `git push`, or see why with `shipyard logs {app}`.\n")
+@dataclass(frozen=True)
+class EdgeState:
+    """What HAProxy holds: which backend serves which app at which hostname, and each backend's servers."""
+
+    backends: Mapping[str, str] = field(default_factory=dict)  # app → backend ("b0", "b1", …)
+    hosts: Mapping[str, str] = field(default_factory=dict)  # app → hostname
+    servers: Mapping[str, tuple[Server, ...]] = field(default_factory=dict)  # backend → servers taking requests
+    # Servers taken out of rotation whose in-flight requests may still be running; deleted once idle.
+    retired: Mapping[str, tuple[Server, ...]] = field(default_factory=dict)
+    next_server: int = 1
+
+    def address_of(self) -> dict[tuple[str, str], str]:
+        """(backend, server name) → address, retired servers included: what `show stat` rows refer to."""
+        return {(backend, s.name): s.address for table in (self.servers, self.retired)
+                for backend, servers in table.items() for s in servers}
+
+    def routes_to(self, app: str, address: str) -> bool:
+        backend = self.backends.get(app)
+        return backend is not None and any(s.address == address for s in self.servers.get(backend, ()))
 
 
-NOT_FOUND_BODY = ("No application is served at this address.\n"
-                  "Check the app's name and URL with `shipyard apps`.\n")
-
-# One error route serves every app, so it names the app through the `app` variable that each app's
-# route sets before proxying (and the host, which a user recognises too).
-NOT_ANSWERING_BODY = ("Application '{http.vars.app}' at {http.request.host} is not answering "
-                      "({http.error.status_code} {http.error.status_text} from the edge).\n"
-                      "See why with `shipyard logs {http.vars.app}`.\n")
+def backend_name(index: int) -> str:
+    return f"b{index}"
 
 
-def slot_addresses(upstreams: Sequence[str], parked: str) -> list[str]:
-    """What each of an app's slot files holds: its instances' dial addresses in turn, else the parked server."""
-    return [upstreams[i % len(upstreams)] for i in range(SLOTS)] if upstreams else [parked] * SLOTS
+def map_value(backend: str, app: str) -> str:
+    # The frontend splits it: the backend to use, and the app's name for the pages the edge answers itself.
+    return f"{backend}:{app}"
 
 
-def slot_file(slot_dir: Path, app: str, slot: int) -> Path:
-    return slot_dir / app / str(slot)
+def plan(state: EdgeState, desired: Sequence[AppRoute], pool: int,
+         hosts_map: str) -> tuple[EdgeState, list[str]]:
+    """The state that serves `desired`, and the runtime-API commands that get HAProxy there, in order.
 
-
-def proxy(slot_dir: Path, app: str) -> dict:
-    # No health checks: only instances the supervisor found healthy are in the slot files, and passive
-    # checks would count a crashed instance's refused connections against the slot, not the instance.
-    return {
-        "handler": "reverse_proxy",
-        "upstreams": [{"dial": f"{{file.{slot_file(slot_dir, app, i)}}}"} for i in range(SLOTS)],
-        "load_balancing": {"selection_policy": {"policy": "round_robin"},
-                           "try_duration": TRY_DURATION, "try_interval": TRY_INTERVAL},
-    }
-
-
-def app_route(route: AppRoute, slot_dir: Path) -> dict:
-    handle = [{"handler": "vars", "app": route.app}, proxy(slot_dir, route.app)]
-    return {"@id": f"app-{route.app}", "match": [{"host": [route.hostname]}], "handle": handle, "terminal": True}
-
-
-def app_name_placeholder(base_domain: str) -> str:
-    """The app's name in a request for `<app>.<base_domain>`: Caddy counts host labels from the right."""
-    return f"{{http.request.host.labels.{len(base_domain.split('.'))}}}"
-
-
-def parked_server(listen: str, base_domain: str) -> dict:
-    """Answers every request the proxy sends it (the Host header is passed through) with the 503 hint."""
-    return {
-        "listen": [listen],
-        "automatic_https": {"disable": True},
-        "routes": [{"handle": [text_response(503, no_instance_body(app_name_placeholder(base_domain)))],
-                    "terminal": True}],
-    }
-
-
-def not_found_route() -> dict:
-    # Without a catch-all, Caddy answers an unknown Host with an empty 200.
-    return {"@id": NOT_FOUND_ID, "handle": [text_response(404, NOT_FOUND_BODY)], "terminal": True}
-
-
-def route_table(apps: Sequence[AppRoute], slot_dir: Path) -> list[dict]:
-    """One terminal route per app, sorted by name (so equal inputs give equal tables), then a 404.
-
-    Which instances an app has, if any, does not change the table.
+    A new app's servers are enabled before its hostname is mapped, so its first request finds them; a
+    removed app's hostname goes first, then its servers. A server leaving rotation is disabled (no new
+    requests; in-flight ones finish) and listed as retired until `deletions` finds it idle.
     """
-    return [app_route(a, slot_dir) for a in sorted(apps, key=lambda a: a.app)] + [not_found_route()]
+    commands: list[str] = []
+    backends = dict(state.backends)
+    hosts = dict(state.hosts)
+    servers = {b: tuple(s) for b, s in state.servers.items()}
+    retired = {b: tuple(s) for b, s in state.retired.items()}
+    counter = state.next_server
+    wanted = {route.app: route for route in desired}
+
+    for app in sorted(set(backends) - set(wanted)):
+        backend = backends.pop(app)
+        commands.append(f"del map {hosts_map} {hosts.pop(app)}")
+        gone = servers.pop(backend, ())
+        commands += [f"disable server {backend}/{s.name}" for s in gone]
+        retired[backend] = retired.get(backend, ()) + gone
+
+    for app, route in sorted(wanted.items()):
+        new_app = app not in backends
+        if new_app:
+            backends[app] = free_backend(backends.values(), retired, pool)
+        backend = backends[app]
+        current = servers.get(backend, ())
+        keep = tuple(s for s in current if s.address in route.upstreams)
+        leaving = tuple(s for s in current if s.address not in route.upstreams)
+        added = []
+        for address in route.upstreams:
+            if address in {s.address for s in keep} or address in {s.address for s in added}:
+                continue
+            server = Server(f"s{counter}", address)
+            counter += 1
+            added.append(server)
+            commands += [f"add server {backend}/{server.name} {address}", f"enable server {backend}/{server.name}"]
+        commands += [f"disable server {backend}/{s.name}" for s in leaving]
+        servers[backend] = keep + tuple(added)
+        if leaving:
+            retired[backend] = retired.get(backend, ()) + leaving
+        if new_app:
+            commands.append(f"add map {hosts_map} {route.hostname} {map_value(backend, app)}")
+        elif hosts[app] != route.hostname:
+            commands += [f"del map {hosts_map} {hosts[app]}",
+                         f"add map {hosts_map} {route.hostname} {map_value(backend, app)}"]
+        hosts[app] = route.hostname
+
+    servers = {b: s for b, s in servers.items() if s}
+    retired = {b: s for b, s in retired.items() if s}
+    return EdgeState(backends, hosts, servers, retired, counter), commands
 
 
-def error_routes() -> list[dict]:
-    codes = ", ".join(str(c) for c in PROXY_FAILURES)
-    return [{
-        "match": [{"expression": f"{{http.error.status_code}} in [{codes}]"}],
-        "handle": [text_response(503, NOT_ANSWERING_BODY)],
-        "terminal": True,
-    }]
+def free_backend(taken: Iterable[str], retired: Mapping[str, tuple[Server, ...]], pool: int) -> str:
+    """The lowest backend no app holds and no retired server still drains from (its requests must not be
+    counted as a new app's)."""
+    busy = set(taken) | {b for b, servers in retired.items() if servers}
+    for index in range(pool):
+        if backend_name(index) not in busy:
+            return backend_name(index)
+    raise PlatformError(f"The edge has room for {pool} apps, and all are taken.",
+                        hint="Start `shipyard up` with a larger SHIPYARD_EDGE_BACKENDS (each costs a few kB).")
 
 
-def caddy_config(*, admin_socket: Path, listen: str, parked_listen: str, base_domain: str,
-                 apps: Sequence[AppRoute], slot_dir: Path) -> dict:
-    """The whole config Caddy starts with; afterwards only the edge server's routes change."""
-    return {
-        # The socket's mode is the admin API's only protection (no host checks on unix sockets); an
-        # admin API on TCP localhost would be reachable by every app. The platform rebuilds the routes
-        # on every start, so Caddy must not resume an old config of its own.
-        "admin": {"listen": f"unix/{admin_socket}|0600", "config": {"persist": False}},
-        # The platform polls the admin API (draining, route changes); log its errors only.
-        "logging": {"logs": {"default": {"exclude": ["admin.api"]},
-                             "admin": {"include": ["admin.api"], "level": "WARN"}}},
-        "apps": {"http": {"servers": {SERVER: {
-            "listen": [listen],
-            # Plain HTTP only: no certificates, no extra :80 redirect listener.
-            "automatic_https": {"disable": True},
-            "routes": route_table(apps, slot_dir),
-            "errors": {"routes": error_routes()},
-            # No access logs yet: on stderr they would grow the edge's log file without rotation.
-        }, PARKED: parked_server(parked_listen, base_domain)}}},
-    }
+def deletions(state: EdgeState, in_flight: Mapping[tuple[str, str], int]) -> tuple[EdgeState, list[str]]:
+    """Retired servers with nothing in flight are deleted (`del server` needs them disabled and idle)."""
+    commands: list[str] = []
+    left: dict[str, tuple[Server, ...]] = {}
+    for backend, servers in state.retired.items():
+        busy = tuple(s for s in servers if in_flight.get((backend, s.name), 0) > 0)
+        commands += [f"del server {backend}/{s.name}" for s in servers if s not in busy]
+        if busy:
+            left[backend] = busy
+    return replace(state, retired=left), commands
+
+
+def restarted(state: EdgeState) -> EdgeState:
+    """A new HAProxy process starts with the state's servers in its config, none retired, names kept."""
+    return replace(state, retired={})

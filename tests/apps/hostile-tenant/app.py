@@ -54,9 +54,9 @@ def attempts() -> dict[str, str]:
         "read other apps' repos": attempt(lambda: os.listdir(data / "repos")),
         "read other apps' logs": attempt(lambda: (data / "logs" / other_app / "app.log").read_text()),
         "list backups": attempt(lambda: os.listdir(data / "backups")),
-        "open the edge's admin socket": attempt(lambda: _unix(data / "caddy" / "admin.sock")),
-        "rewrite another app's slot file": attempt(
-            lambda: (data / "caddy" / "upstreams" / other_app / "0").write_text("127.0.0.1:1")),
+        "open the edge's runtime API": attempt(lambda: _unix(data / "edge" / "admin.sock")),
+        "rewrite the edge's hosts map": attempt(
+            lambda: (data / "edge" / "hosts.map").write_text(f"{other_app}.localhost b0:{other_app}\n")),
         "read another app's environment": attempt(
             lambda: Path(f"/proc/{env('PROBE_OTHER_PID')}/environ").read_bytes()),
         "signal another app's process": attempt(lambda: os.kill(int(env("PROBE_OTHER_PID")), signal.SIGTERM)),

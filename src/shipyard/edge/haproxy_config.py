@@ -1,0 +1,106 @@
+"""HAProxy's config as text: a pure function of the edge's settings and its current routing state.
+
+The config is written once per HAProxy process (at start, and when the platform restarts a dead one, with
+the routes and servers it had); after that only the runtime API changes it (see `shipyard.edge.routes`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from shipyard.edge.routes import EdgeState, backend_name, map_value
+
+
+@dataclass(frozen=True)
+class EdgeLimits:
+    """The edge's protection against slow or greedy clients (hardened defaults, settings can change them)."""
+
+    request_headers_timeout: str = "10s"  # a client must send its whole request head in this time (slowloris)
+    client_idle_timeout: str = "60s"  # a client that stops reading or sending mid-request
+    keep_alive_timeout: str = "75s"  # an idle keep-alive connection between requests
+    server_timeout: str = "300s"  # an app silent this long in the middle of a response (streaming resumes it)
+    tunnel_timeout: str = "3600s"  # an idle WebSocket
+    # How long a request whose instance refused the connection keeps trying: HAProxy waits a second between
+    # tries on a refused connection, so an app whose only instance crashed has its requests held (~10 s)
+    # while it restarts on the same address, instead of answered 503. Only connection failures are retried:
+    # the request never reached the app, so even a POST is safe to send again.
+    retries: int = 10
+
+
+NOT_FOUND_BODY = ("No application is served at this address.\\n"
+                  "Check the app's name and URL with `shipyard apps`.\\n")
+
+
+def no_instance_body() -> str:
+    return ("Application '%[var(txn.app)]' has no running instance.\\n"
+            "Deploy it with `git push`, or see why with `shipyard logs %[var(txn.app)]`.\\n")
+
+
+def not_answering_body(status: int, reason: str) -> str:
+    return (f"Application '%[var(txn.app)]' at %[var(txn.host)] is not answering ({status} {reason} from the "
+            "edge).\\nSee why with `shipyard logs %[var(txn.app)]`.\\n")
+
+
+# The proxy's own failures: instance refused (503 after the retries), dropped (502) or was too slow (504).
+PROXY_FAILURES = ((502, "Bad Gateway"), (503, "Service Unavailable"), (504, "Gateway Timeout"))
+TEXT = 'content-type "text/plain; charset=utf-8" hdr Cache-Control no-store'
+
+
+def hosts_map_text(state: EdgeState) -> str:
+    return "".join(f"{state.hosts[app]} {map_value(backend, app)}\n" for app, backend in sorted(state.backends.items()))
+
+
+def haproxy_config(*, admin_socket: Path, listen_fd: int, hosts_map: Path, state: EdgeState, pool: int,
+                   limits: EdgeLimits = EdgeLimits()) -> str:
+    """The whole config: one frontend on the platform's listening socket, `pool` backends for apps."""
+    lines = [
+        "global",
+        # The socket's mode is the runtime API's only protection; tenants cannot even see the data directory.
+        f"    stats socket {admin_socket} mode 600 level admin",
+        "    stats timeout 10s",
+        # No maxconn: HAProxy derives it from the file-descriptor limit it was given.
+        "",
+        "defaults",
+        "    mode http",
+        "    log global",
+        "    option dontlognull",
+        "    timeout connect 5s",
+        f"    timeout client {limits.client_idle_timeout}",
+        f"    timeout http-request {limits.request_headers_timeout}",
+        f"    timeout http-keep-alive {limits.keep_alive_timeout}",
+        f"    timeout server {limits.server_timeout}",
+        f"    timeout tunnel {limits.tunnel_timeout}",
+        "    timeout queue 30s",
+        f"    retries {limits.retries}",
+        "    retry-on conn-failure",
+        "    option redispatch 1",
+        "",
+        "frontend edge",
+        # Bound by the platform and inherited: its queue survives an HAProxy restart (see haproxy.Edge._bind).
+        f"    bind fd@{listen_fd}",
+        "    http-request set-var(txn.host) req.hdr(host),field(1,:),lower",
+        f"    http-request set-var(txn.route) var(txn.host),map({hosts_map})",
+        "    http-request set-var(txn.app) var(txn.route),field(2,:)",
+        f"    http-request return status 404 {TEXT} string \"{NOT_FOUND_BODY}\" if !{{ var(txn.route) -m found }}",
+        # Set by the edge alone: a client's own X-Forwarded-* must not reach the app as the truth.
+        "    http-request set-header X-Forwarded-For %[src]",
+        "    http-request set-header X-Forwarded-Proto http",
+        "    http-request set-header X-Forwarded-Host %[req.hdr(host)]",
+        "    http-request del-header Forwarded",
+        "    use_backend %[var(txn.route),field(1,:)]",
+        "",
+    ]
+    for index in range(pool):
+        backend = backend_name(index)
+        lines += [
+            f"backend {backend}",
+            "    balance leastconn",
+            f"    http-request return status 503 {TEXT} lf-string \"{no_instance_body()}\" if {{ nbsrv eq 0 }}",
+            *(f"    http-error status {status} {TEXT} lf-string \"{not_answering_body(status, reason)}\""
+              for status, reason in PROXY_FAILURES),
+            *(f"    server {s.name} {s.address}" for s in state.servers.get(backend, ())),
+            "",
+        ]
+    return "\n".join(lines)
+
