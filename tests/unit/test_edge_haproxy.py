@@ -275,13 +275,21 @@ def test_port_in_use_is_reported(tmp_path: Path) -> None:
 
 
 def test_haproxy_failing_to_start_shows_its_log(tmp_path: Path) -> None:
-    deep = tmp_path / ("d" * 110)  # a unix socket path longer than the kernel allows
-    edge = Edge(config_dir=deep, admin_socket=deep / "admin.sock", listen=f"127.0.0.1:{free_port()}",
-                base_domain="localhost", log_file=tmp_path / "edge.log")
+    edge = Edge(config_dir=tmp_path / "edge", admin_socket=tmp_path / "edge" / "admin.sock",
+                listen=f"127.0.0.1:{free_port()}", base_domain="localhost", log_file=tmp_path / "edge.log",
+                limits=EdgeLimits(request_headers_timeout="ten seconds"))  # not a duration: HAProxy refuses it
     with pytest.raises(PlatformError, match="exited while starting") as raised:
         asyncio.run(edge.start())
-    print(raised.value.message)
-    assert "admin.sock" in raised.value.message and edge.pid is None
+    assert "Fatal errors found in configuration" in raised.value.message and edge.pid is None
+
+
+def test_a_data_directory_too_deep_for_unix_sockets_is_said(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 110)
+    edge = Edge(config_dir=deep, admin_socket=deep / "admin.sock", listen=f"127.0.0.1:{free_port()}",
+                base_domain="localhost", log_file=tmp_path / "edge.log")
+    with pytest.raises(PlatformError, match="request log socket") as raised:
+        asyncio.run(edge.start())
+    assert "--data-dir" in (raised.value.hint or "") and edge.pid is None
 
 
 def test_in_flight_requests_finish_on_the_old_upstream(tmp_path: Path, upstream: Callable[[str], str]) -> None:

@@ -68,3 +68,14 @@ def test_a_restart_keeps_the_routes_and_server_names_but_nothing_retired() -> No
     assert "    server s2 127.0.0.1:5002\n" in config and "s1 " not in config
     assert "    retries 4\n" in config and "    timeout http-request 10s\n" in config
     assert "set-header X-Forwarded-For %[src]" in config
+
+
+def test_router_log_lines_read_back_and_shown_as_heroku_shows_them() -> None:
+    from shipyard.edge.router_log import parse, router_line
+
+    entry = parse("todo 6f1c0c9e-0000-4000-8000-000000000000 b0 s3 GET /todos?page=2 200 12 1234")
+    assert entry is not None and entry.status_class == "2xx" and entry.path == "/todos?page=2"
+    assert router_line(entry, "web.2") == ("GET /todos?page=2 200 12 ms 1.2 kB web.2 "
+                                           "req=6f1c0c9e-0000-4000-8000-000000000000")
+    assert parse("- 6f1c b0 <NOSRV> GET / 404 0 120") is None  # no app: an unknown hostname
+    assert parse("[WARNING] (12) : Server b0/s1 is UP") is None

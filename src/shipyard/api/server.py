@@ -10,7 +10,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from fastapi import Depends, FastAPI, Request, WebSocket
+from fastapi import Depends, FastAPI, Request, Response, WebSocket
+from prometheus_client import CONTENT_TYPE_LATEST
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from shipyard import __version__
@@ -111,6 +112,12 @@ def create_api(platform: Platform, databases: Databases, token: str,
     @api.get("/health")
     async def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
+
+    @api.get("/metrics", dependencies=[Depends(authorized)])
+    async def metrics() -> Response:
+        """Per-app request counts by status class, latency histograms and in-flight requests per instance, in
+        Prometheus's text format (scrape with the platform token as a bearer token)."""
+        return Response(await platform.requests.metrics_text(), media_type=CONTENT_TYPE_LATEST)
 
     @api.get("/doctor", dependencies=[Depends(authorized)])
     async def doctor() -> list[LayerOut]:

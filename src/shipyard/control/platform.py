@@ -22,6 +22,7 @@ from shipyard.buildpack.builder import BuildRequest, build_slug, inspect_source
 from shipyard.buildpack.manifest import Manifest
 from shipyard.buildpack.python import discover_interpreters
 from shipyard.edge.haproxy import Edge
+from shipyard.control.requests import RequestRecorder
 from shipyard.edge.routes import AppRoute
 from shipyard.errors import DeployError, InvalidInput, ReleasePhaseFailed, ShipyardError
 from shipyard.git.repos import Repos
@@ -63,6 +64,7 @@ class Platform:
         self._retry_tasks: dict[str, asyncio.Task[None]] = {}
         self.interpreters = discover_interpreters()
         self._runs: dict[str, int] = {}  # run.N numbering per app
+        self.requests = RequestRecorder(self.supervisor, edge)
         self.rollout = Rollout(settings, store, self.supervisor, edge, confinement, self._target, self.sync_edge,
                                self._restore_later, self._stop_restoring)
 
@@ -152,6 +154,7 @@ class Platform:
             await self.supervisor.stop_app(name, self.settings.drain_grace)
             self.store.delete_app(name)
             await self.sync_edge()
+            self.requests.forget(name)
             self.repos.delete(name)
             for folder in (self.settings.slugs_dir / name, self.settings.logs_dir / name,
                            self.settings.uv_cache_dir / name):

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from shipyard.edge.haproxy_cli import RuntimeAPI
 from shipyard.edge.haproxy_config import EdgeLimits, haproxy_config, hosts_map_text
+from shipyard.edge.log_receiver import LogReceiver
+from shipyard.edge.router_log import RouterEntry, parse
 from shipyard.edge.routes import AppRoute, EdgeState, deletions, plan, restarted
 from shipyard.errors import PlatformError
 from shipyard.proc import die_with_parent, stop_process
@@ -63,6 +65,10 @@ class Edge:
         self.restarts = 0
         # Called once a restarted edge answers; it already serves the last applied routes.
         self.on_restart: Callable[[], None] | None = None
+        # Called with each request's log entry (router lines, metrics); lines HAProxy sends while it is None
+        # are dropped.
+        self.on_request: Callable[[RouterEntry], None] | None = None
+        self._receiver = LogReceiver(config_dir / "log.sock", self._request_logged)
 
     @property
     def pid(self) -> int | None:
@@ -72,6 +78,7 @@ class Edge:
         if self.pid is not None:
             return
         self._stopping = False
+        await self._receiver.start()
         await self._start_process()
         self._watch = asyncio.create_task(self._supervise())
 
@@ -139,7 +146,7 @@ class Edge:
         self._hosts_map.write_text(hosts_map_text(self._state))
         config_file.write_text(haproxy_config(admin_socket=self._socket, listen_fd=listener.fileno(),
                                               hosts_map=self._hosts_map, state=self._state, pool=self._pool,
-                                              limits=self._limits))
+                                              log_socket=self._receiver.path, limits=self._limits))
         self._log_file.parent.mkdir(parents=True, exist_ok=True)
         self._log_start = self._log_file.stat().st_size if self._log_file.exists() else 0
         with open(self._log_file, "ab") as log:
@@ -216,6 +223,14 @@ class Edge:
                     kept[backend] = kept.get(backend, ()) + (server,)
             self._state = EdgeState(state.backends, state.hosts, state.servers, kept, state.next_server)
 
+    def _request_logged(self, line: str) -> None:
+        if self.on_request is not None and (entry := parse(line)) is not None:
+            self.on_request(entry)
+
+    def address(self, backend: str, server: str) -> str | None:
+        """The instance address a request's log entry names (its backend and server)."""
+        return self._state.address_of().get((backend, server))
+
     @property
     def serving(self) -> bool:
         """HAProxy runs and answers: False while it is down or restarting."""
@@ -244,6 +259,7 @@ class Edge:
             self._watch.cancel()
             self._watch = None
         await self._stop_process()
+        self._receiver.close()
         if self._listener is not None:
             self._listener.close()
             self._listener = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from shipyard.edge.router_log import LOG_FORMAT
 from shipyard.edge.routes import EdgeState, backend_name, map_value
 
 
@@ -52,19 +53,22 @@ def hosts_map_text(state: EdgeState) -> str:
 
 
 def haproxy_config(*, admin_socket: Path, listen_fd: int, hosts_map: Path, state: EdgeState, pool: int,
-                   limits: EdgeLimits = EdgeLimits()) -> str:
+                   log_socket: Path | None = None, limits: EdgeLimits = EdgeLimits()) -> str:
     """The whole config: one frontend on the platform's listening socket, `pool` backends for apps."""
     lines = [
         "global",
         # The socket's mode is the runtime API's only protection; tenants cannot even see the data directory.
         f"    stats socket {admin_socket} mode 600 level admin",
         "    stats timeout 10s",
+        # One line per request to the platform's datagram socket (edge.log_receiver): router lines, metrics.
+        *([f"    log {log_socket} len 8192 format raw local0 info"] if log_socket else []),
         # No maxconn: HAProxy derives it from the file-descriptor limit it was given.
         "",
         "defaults",
         "    mode http",
         "    log global",
         "    option dontlognull",
+        f'    log-format "{LOG_FORMAT}"',
         "    timeout connect 5s",
         f"    timeout client {limits.client_idle_timeout}",
         f"    timeout http-request {limits.request_headers_timeout}",
@@ -79,6 +83,12 @@ def haproxy_config(*, admin_socket: Path, listen_fd: int, hosts_map: Path, state
         "frontend edge",
         # Bound by the platform and inherited: its queue survives an HAProxy restart (see haproxy.Edge._bind).
         f"    bind fd@{listen_fd}",
+        # The request's id, passed to the app and in its router line: the client's own if it looks like one
+        # (as Heroku keeps it: 20–200 characters), else a new UUID.
+        "    http-request set-var(txn.rid) req.hdr(x-request-id) if { req.hdr(x-request-id) -m reg "
+        "^[A-Za-z0-9+/=_-]{20,200}$ }",
+        "    http-request set-var(txn.rid) uuid() unless { var(txn.rid) -m found }",
+        "    http-request set-header X-Request-ID %[var(txn.rid)]",
         "    http-request set-var(txn.host) req.hdr(host),field(1,:),lower",
         f"    http-request set-var(txn.route) var(txn.host),map({hosts_map})",
         "    http-request set-var(txn.app) var(txn.route),field(2,:)",

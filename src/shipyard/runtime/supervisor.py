@@ -77,6 +77,11 @@ class Supervisor:
         await stop_all(instances, grace)
         self._draining.difference_update(instances)
 
+    def instance_at(self, app: str, address: str) -> Instance | None:
+        """The app's instance (running or draining) listening at `address`, as the edge names it."""
+        candidates = [*self._active.get(app, []), *(i for i in self._draining if i.spec.app == app)]
+        return next((i for i in candidates if i.address == address), None)
+
     def instances(self, app: str) -> list[Instance]:
         return list(self._active.get(app, []))
 

@@ -21,5 +21,6 @@ def env():
 
 @app.get("/headers")
 def headers():
-    return jsonify({k: v for k, v in request.headers.items() if k.lower().startswith("x-forwarded")} |
+    return jsonify({k: v for k, v in request.headers.items()
+                    if k.lower().startswith("x-forwarded") or k.lower() == "x-request-id"} |
                    {"Host": request.host, "remote_addr": request.remote_addr})
