@@ -80,11 +80,12 @@ def upstream() -> Iterator[Callable[[str], str]]:
 
 
 @contextlib.asynccontextmanager
-async def running_edge(tmp_path: Path, pool: int = 8, retries: int = 10) -> AsyncIterator[tuple[Edge, str]]:
+async def running_edge(tmp_path: Path, pool: int = 8, retries: int = 10,
+                       headers_timeout: str = "10s") -> AsyncIterator[tuple[Edge, str]]:
     port = free_port()
     edge = Edge(config_dir=tmp_path / "edge", admin_socket=tmp_path / "edge" / "admin.sock",
                 listen=f"127.0.0.1:{port}", base_domain="localhost", log_file=tmp_path / "logs" / "edge.log",
-                pool=pool, limits=EdgeLimits(retries=retries))
+                pool=pool, limits=EdgeLimits(retries=retries, request_headers_timeout=headers_timeout))
     await edge.start()
     try:
         yield edge, f"http://127.0.0.1:{port}"
@@ -356,3 +357,55 @@ def test_switching_upstreams_under_load(tmp_path: Path, upstream: Callable[[str]
     assert statuses == [200] * 200
     assert set(bodies) == {"A", "B"}
     assert dropped == 0
+
+
+def test_a_slowloris_neither_holds_the_edge_nor_slows_others(tmp_path: Path, upstream: Callable[[str], str]) -> None:
+    """300 clients trickling a request head: each is cut off (408) once the head's time is up, while a normal
+    client is answered at once all along."""
+    a = upstream("A")
+
+    async def scenario() -> tuple[list[float], list[bytes]]:
+        async with running_edge(tmp_path, headers_timeout="2s") as (edge, url):  # the platform's default: 10 s
+            await edge.apply([AppRoute("todo", "todo.localhost", (a,))])
+            port = int(url.rsplit(":", 1)[1])
+            slow = []
+            for _ in range(300):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(b"GET / HTTP/1.1\r\nHost: todo.localhost\r\nX-Slow: ")
+                slow.append((reader, writer))
+            latencies = []
+            async with httpx.AsyncClient(base_url=url, headers={"Host": "todo.localhost"}) as client:
+                for _ in range(10):
+                    started = time.monotonic()
+                    assert (await client.get("/")).json()["name"] == "A"
+                    latencies.append(time.monotonic() - started)
+                    for _, writer in slow[:50]:
+                        writer.write(b"a")  # still trickling: it does not reset the head's deadline
+                    await asyncio.sleep(0.1)
+            answers = [await asyncio.wait_for(reader.read(), timeout=10) for reader, _ in slow]
+            for _, writer in slow:
+                writer.close()
+            return latencies, answers
+
+    latencies, answers = asyncio.run(scenario())
+    assert max(latencies) < 0.5, latencies
+    assert all(answer == b"" or answer.startswith(b"HTTP/1.1 408") for answer in answers)
+
+
+def test_a_body_larger_than_allowed_is_refused_before_the_app(tmp_path: Path, upstream: Callable[[str], str]) -> None:
+    a = upstream("A")
+
+    async def scenario() -> None:
+        async with running_edge(tmp_path) as (edge, url):
+            await edge.apply([AppRoute("todo", "todo.localhost", (a,))])
+            reader, writer = await asyncio.open_connection("127.0.0.1", int(url.rsplit(":", 1)[1]))
+            writer.write(f"POST / HTTP/1.1\r\nHost: todo.localhost\r\nContent-Length: {200 * 1024 * 1024}\r\n\r\nx"
+                         .encode())
+            answer = await asyncio.wait_for(reader.read(), timeout=10)
+            writer.close()
+            assert answer.startswith(b"HTTP/1.1 413") and b"larger than this platform accepts" in answer
+            async with httpx.AsyncClient(base_url=url, headers={"Host": "todo.localhost"}) as client:
+                huge_head = await client.get("/", headers={"X-Big": "x" * 20000})
+                assert huge_head.status_code == 400  # a request head past the edge's 16 kB buffer
+
+    asyncio.run(scenario())

@@ -22,6 +22,7 @@ class EdgeLimits:
     keep_alive_timeout: str = "75s"  # an idle keep-alive connection between requests
     server_timeout: str = "300s"  # an app silent this long in the middle of a response (streaming resumes it)
     tunnel_timeout: str = "3600s"  # an idle WebSocket
+    max_body_bytes: int = 100 * 1024 * 1024  # a request body announced larger is refused (413) before the app
     # How long a request whose instance refused the connection keeps trying: HAProxy waits a second between
     # tries on a refused connection, so an app whose only instance crashed has its requests held (~10 s)
     # while it restarts on the same address, instead of answered 503. Only connection failures are retried:
@@ -31,6 +32,9 @@ class EdgeLimits:
 
 NOT_FOUND_BODY = ("No application is served at this address.\\n"
                   "Check the app's name and URL with `shipyard apps`.\\n")
+
+
+TOO_LARGE_BODY = "The request's body is larger than this platform accepts.\\n"
 
 
 def no_instance_body() -> str:
@@ -93,6 +97,8 @@ def haproxy_config(*, admin_socket: Path, listen_fd: int, hosts_map: Path, state
         f"    http-request set-var(txn.route) var(txn.host),map({hosts_map})",
         "    http-request set-var(txn.app) var(txn.route),field(2,:)",
         f"    http-request return status 404 {TEXT} string \"{NOT_FOUND_BODY}\" if !{{ var(txn.route) -m found }}",
+        f"    http-request deny deny_status 413 {TEXT} string \"{TOO_LARGE_BODY}\" "
+        f"if {{ req.hdr_val(content-length) gt {limits.max_body_bytes} }}",
         # Set by the edge alone: a client's own X-Forwarded-* must not reach the app as the truth.
         "    http-request set-header X-Forwarded-For %[src]",
         "    http-request set-header X-Forwarded-Proto http",
