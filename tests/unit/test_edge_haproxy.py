@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import socket
 import stat
@@ -183,7 +184,7 @@ def test_apply_never_reloads_haproxy(tmp_path: Path, upstream: Callable[[str], s
                 await edge.apply([AppRoute("todo", "todo.localhost", (a,))])  # made again: served again
                 assert (await client.get("/")).json()["name"] == "A"
             assert edge.pid == pid and config_written(tmp_path) == written and edge.restarts == 0
-            assert (tmp_path / "edge" / "hosts.map").read_text() == "todo.localhost b0:todo\n"
+            assert (tmp_path / "edge" / "hosts.map").read_text() == "todo.localhost b0:todo:\n"
 
     asyncio.run(scenario())
 
@@ -409,3 +410,73 @@ def test_a_body_larger_than_allowed_is_refused_before_the_app(tmp_path: Path, up
                 assert huge_head.status_code == 400  # a request head past the edge's 16 kB buffer
 
     asyncio.run(scenario())
+
+
+def tls_get(port: int, hostname: str, ca_file: Path, path: str = "/") -> tuple[str, bytes, str]:
+    """(ALPN protocol chosen, HTTP/1.1 response, certificate's CN) over TLS with SNI, verified against ca_file
+    (the test machine resolves no *.localhost name, so the socket is dialled to 127.0.0.1 by hand)."""
+    import ssl
+
+    context = ssl.create_default_context(cafile=str(ca_file))
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname=hostname) as tls:
+            alpn = tls.selected_alpn_protocol() or ""
+            subject = dict(item[0] for item in tls.getpeercert()["subject"])["commonName"]
+    plain = ssl.create_default_context(cafile=str(ca_file))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with plain.wrap_socket(raw, server_hostname=hostname) as tls:
+            tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {hostname}\r\nConnection: close\r\n\r\n".encode())
+            answer = b""
+            while chunk := tls.recv(65536):
+                answer += chunk
+    return alpn, answer, subject
+
+
+def test_https_with_the_platforms_ca_http2_redirects_and_hsts(tmp_path: Path, upstream: Callable[[str], str]) -> None:
+    from shipyard.addons.tls import CertificateAuthority
+
+    a = upstream("A")
+    ca = CertificateAuthority.load_or_create(tmp_path / "ca")
+    https_port = free_port()
+
+    async def scenario() -> None:
+        edge = Edge(config_dir=tmp_path / "edge", admin_socket=tmp_path / "edge" / "admin.sock",
+                    listen=f"127.0.0.1:{free_port()}", base_domain="localhost", log_file=tmp_path / "edge.log",
+                    pool=4, https_listen=f"127.0.0.1:{https_port}", ca=ca)
+        await edge.start()
+        try:
+            url = f"http://{edge._listen}"  # noqa: SLF001
+            await edge.install_certificate("todo.localhost", ca.issue_pem(["todo.localhost"]))
+            await edge.apply([AppRoute("todo", "todo.localhost", (a,), redirect_https=frozenset({"todo.localhost"}),
+                                       hsts=frozenset({"todo.localhost"}))])
+            alpn, answer, subject = await asyncio.to_thread(tls_get, https_port, "todo.localhost", ca.cert_file)
+            assert alpn == "h2" and subject == "todo.localhost"
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200") and b"strict-transport-security: max-age=31536000" in head.lower()
+            seen = {k.lower(): v for k, v in json.loads(body)["headers"].items()}
+            assert seen["x-forwarded-proto"] == "https"
+            async with httpx.AsyncClient(base_url=url, headers={"Host": "todo.localhost"}) as client:
+                redirect = await client.get("/path?q=1")
+            assert redirect.status_code == 308
+            assert redirect.headers["location"] == f"https://todo.localhost:{https_port}/path?q=1"
+            # Renewed in place, then the edge killed: the new HAProxy serves the certificates it had.
+            await edge.install_certificate("todo.localhost", ca.issue_pem(["todo.localhost", "www.todo.localhost"]))
+            os.kill(edge.pid or 0, 9)
+            await asyncio.sleep(0.2)
+            assert await edge.until_serving(10)
+            alpn, answer, subject = await asyncio.to_thread(tls_get, https_port, "www.todo.localhost", ca.cert_file)
+            assert subject == "todo.localhost" and answer.startswith(b"HTTP/1.1 404")  # www is no app's host
+            await edge.remove_certificate("todo.localhost")
+            with pytest.raises(ssl_error()):
+                await asyncio.to_thread(tls_get, https_port, "todo.localhost", ca.cert_file)
+        finally:
+            await edge.stop()
+
+    asyncio.run(scenario())
+
+
+def ssl_error() -> type[Exception]:
+    import ssl
+
+    return ssl.SSLCertVerificationError

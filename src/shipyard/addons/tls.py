@@ -44,6 +44,18 @@ class CertificateAuthority:
         return ca
 
     def issue(self, cert_file: Path, key_file: Path, hosts: list[str], days: int = 825) -> None:
+        cert, key = self._sign(hosts, days)
+        write_private(key_file, key)
+        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+    def issue_pem(self, hosts: list[str], days: int = 825) -> str:
+        """A certificate for `hosts` and its key in one PEM text, as HAProxy loads them."""
+        cert, key = self._sign(hosts, days)
+        return (cert.public_bytes(serialization.Encoding.PEM)
+                + key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())).decode()
+
+    def _sign(self, hosts: list[str], days: int) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
         ca_key = serialization.load_pem_private_key(self.key_file.read_bytes(), password=None)
         ca_cert = x509.load_pem_x509_certificate(self.cert_file.read_bytes())
         key = ec.generate_private_key(ec.SECP256R1())
@@ -60,9 +72,9 @@ class CertificateAuthority:
                 .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=days))
                 .add_extension(x509.SubjectAlternativeName(names), critical=False)
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                .add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
                 .sign(ca_key, hashes.SHA256()))  # type: ignore[arg-type]
-        write_private(key_file, key)
-        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        return cert, key
 
 
 def write_private(path: Path, key: ec.EllipticCurvePrivateKey) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import os
 import shutil
 import socket
@@ -18,7 +17,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from shipyard.edge.haproxy_cli import RuntimeAPI
-from shipyard.edge.haproxy_config import EdgeLimits, haproxy_config, hosts_map_text
+from shipyard.addons.tls import CertificateAuthority
+from shipyard.edge.certificates import EdgeCertificates, write_private
+from shipyard.edge.haproxy_config import EdgeFiles, EdgeLimits, Listeners, haproxy_config, hosts_map_text
+from shipyard.edge.listeners import bind
 from shipyard.edge.log_receiver import LogReceiver
 from shipyard.edge.router_log import RouterEntry, parse
 from shipyard.edge.routes import AppRoute, EdgeState, deletions, plan, restarted
@@ -44,7 +46,10 @@ def find_haproxy() -> str:
 
 class Edge:
     def __init__(self, *, config_dir: Path, admin_socket: Path, listen: str, base_domain: str,
-                 log_file: Path, pool: int = 512, limits: EdgeLimits = EdgeLimits()) -> None:
+                 log_file: Path, pool: int = 512, limits: EdgeLimits = EdgeLimits(),
+                 https_listen: str | None = None, ca: CertificateAuthority | None = None) -> None:
+        """https_listen: host:port of the HTTPS listener (none without it); ca signs the certificate served
+        to clients naming no hostname the edge has one for (the edge's own names)."""
         self._config_dir = config_dir
         self._socket = admin_socket
         self._api = RuntimeAPI(admin_socket)
@@ -54,6 +59,10 @@ class Edge:
         self._pool = pool
         self._limits = limits
         self._hosts_map = config_dir / "hosts.map"
+        self._acme_map = config_dir / "acme.map"
+        self._https_listen = https_listen
+        self._ca = ca
+        self.certificates = EdgeCertificates(config_dir / "certs", config_dir / "certs.list", self._api)
         self._state = EdgeState()
         self._proc: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()
@@ -62,6 +71,7 @@ class Edge:
         self._stopping = False
         self._restarting = False  # from its death until a new HAProxy answers
         self._listener: socket.socket | None = None
+        self._tls_listener: socket.socket | None = None
         self.restarts = 0
         # Called once a restarted edge answers; it already serves the last applied routes.
         self.on_restart: Callable[[], None] | None = None
@@ -139,21 +149,33 @@ class Edge:
         # Bound once and kept by the platform too: while a killed HAProxy is replaced, new connections wait in
         # the socket's queue for the next one instead of being refused.
         if self._listener is None:
-            self._listener = self._bind()
-        listener = self._listener
+            self._listener = bind(self._listen)
+        if self._https_listen and self._tls_listener is None:
+            self._tls_listener = bind(self._https_listen)
+        listeners = Listeners(http_fd=self._listener.fileno(),
+                              https_fd=self._tls_listener.fileno() if self._tls_listener else None,
+                              https_port=int(self._https_listen.rpartition(":")[2]) if self._https_listen else 443)
         self._state = restarted(self._state)
         config_file = self._config_dir / "haproxy.cfg"
         self._hosts_map.write_text(hosts_map_text(self._state))
-        config_file.write_text(haproxy_config(admin_socket=self._socket, listen_fd=listener.fileno(),
-                                              hosts_map=self._hosts_map, state=self._state, pool=self._pool,
-                                              log_socket=self._receiver.path, limits=self._limits))
+        self._acme_map.write_text("")  # tokens of a dead HAProxy's pending orders: their orders fail and retry
+        self.certificates.prepare()
+        default_certificate = self._config_dir / "default.pem"
+        if self._https_listen and not default_certificate.exists():
+            write_private(default_certificate, self._own_certificate())
+        files = EdgeFiles(admin_socket=self._socket, hosts_map=self._hosts_map, acme_map=self._acme_map,
+                          crt_list=self.certificates.crt_list, default_certificate=default_certificate,
+                          log_socket=self._receiver.path)
+        config_file.write_text(haproxy_config(files=files, listeners=listeners, state=self._state, pool=self._pool,
+                                              limits=self._limits))
+        inherited = tuple(fd for fd in (listeners.http_fd, listeners.https_fd) if fd is not None)
         self._log_file.parent.mkdir(parents=True, exist_ok=True)
         self._log_start = self._log_file.stat().st_size if self._log_file.exists() else 0
         with open(self._log_file, "ab") as log:
             # -db: in the foreground, one process (no master), so its pid is the one the platform supervises.
             self._proc = await asyncio.create_subprocess_exec(
                 find_haproxy(), "-db", "-f", str(config_file), env={"PATH": "/usr/sbin:/usr/bin:/bin"}, cwd=self._config_dir,
-                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=(listener.fileno(),),
+                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, pass_fds=inherited,
                 start_new_session=True, preexec_fn=die_with_parent)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline and self._proc.returncode is None:
@@ -166,24 +188,12 @@ class Edge:
         raise PlatformError(f"The edge (HAProxy) {why} while starting on {self._listen}. It said:\n{self._log_tail()}",
                             hint=f"HAProxy's full log is {self._log_file}.")
 
-    def _bind(self) -> socket.socket:
-        """The edge's listening socket, created here and inherited by HAProxy as `fd@N`: its queue survives an
-        HAProxy restart, and the platform names a port conflict itself."""
-        host, _, port = self._listen.rpartition(":")
-        host = host.strip("[]")
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        try:
-            sock = socket.create_server((host, int(port)), family=family, backlog=4096)
-        except ValueError:
-            raise PlatformError(f"The edge's listen address {self._listen!r} is not host:port.",
-                                hint="Give an address such as 127.0.0.1:8480.") from None
-        except OSError as exc:
-            reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            hint = ("Another program uses that port; stop it or start Shipyard with another --edge-port."
-                    if exc.errno == errno.EADDRINUSE else "Check the --edge-host and --edge-port options.")
-            raise PlatformError(f"The edge cannot listen on {self._listen}: {reason}.", hint=hint) from None
-        sock.setblocking(False)  # HAProxy expects a non-blocking listener
-        return sock
+    def _own_certificate(self) -> str:
+        """For TLS clients naming no hostname the edge has a certificate for: the edge's own names."""
+        if self._ca is None:
+            raise PlatformError("The edge's HTTPS listener needs the platform's certificate authority.")
+        host = (self._https_listen or "").rpartition(":")[0].strip("[]") or "localhost"
+        return self._ca.issue_pem(sorted({"localhost", self._base_domain, host}))
 
     async def _remove_stale_socket(self) -> None:
         if not (self._socket.exists() or self._socket.is_symlink()):
@@ -232,6 +242,25 @@ class Edge:
         return self._state.address_of().get((backend, server))
 
     @property
+    def running(self) -> bool:
+        return self.pid is not None and not self._restarting
+
+    async def install_certificate(self, hostname: str, pem: str) -> None:
+        async with self._lock:
+            await self.certificates.install(hostname, pem, self.running)
+
+    async def remove_certificate(self, hostname: str) -> None:
+        async with self._lock:
+            await self.certificates.remove(hostname, self.running)
+
+    async def publish(self, token: str, key_authorization: str) -> None:
+        """An ACME HTTP-01 answer, served by the edge at /.well-known/acme-challenge/<token> on every host."""
+        await self._api.run(f"add map {self._acme_map} {token} {key_authorization}")
+
+    async def withdraw(self, token: str) -> None:
+        await self._api.run(f"del map {self._acme_map} {token}")
+
+    @property
     def serving(self) -> bool:
         """HAProxy runs and answers: False while it is down or restarting."""
         return self.pid is not None and not self._restarting
@@ -260,9 +289,10 @@ class Edge:
             self._watch = None
         await self._stop_process()
         self._receiver.close()
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
+        for listener in (self._listener, self._tls_listener):
+            if listener is not None:
+                listener.close()
+        self._listener = self._tls_listener = None
 
     async def _stop_process(self) -> None:
         proc, self._proc = self._proc, None

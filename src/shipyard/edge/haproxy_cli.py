@@ -35,11 +35,14 @@ class RuntimeAPI:
         finally:
             writer.close()
 
-    async def run(self, command: str) -> None:
-        """Run a command that changes the edge; PlatformError naming HAProxy's answer if it refused."""
+    async def run(self, command: str, success: str | None = None) -> None:
+        """Run a command that changes the edge; PlatformError naming HAProxy's answer if it refused.
+
+        success: text HAProxy's answer holds when the command worked (the ssl commands say more than "Done").
+        """
         answer = await self.send(command)
-        if refused(answer):
-            raise PlatformError(f"The edge refused `{command}`: {answer.strip()}",
+        if (success not in answer) if success else refused(answer):
+            raise PlatformError(f"The edge refused `{command.splitlines()[0]}`: {answer.strip()}",
                                 hint="See the edge's log (logs/edge.log).")
 
     async def answers(self, timeout: float) -> bool:

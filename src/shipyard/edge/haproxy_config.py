@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shipyard.edge.router_log import LOG_FORMAT
-from shipyard.edge.routes import EdgeState, backend_name, map_value
+from shipyard.edge.routes import EdgeState, backend_name
 
 
 @dataclass(frozen=True)
@@ -53,19 +53,46 @@ TEXT = 'content-type "text/plain; charset=utf-8" hdr Cache-Control no-store'
 
 
 def hosts_map_text(state: EdgeState) -> str:
-    return "".join(f"{state.hosts[app]} {map_value(backend, app)}\n" for app, backend in sorted(state.backends.items()))
+    return "".join(f"{host} {value}\n" for app in sorted(state.hosts) for host, value in sorted(state.hosts[app].items()))
 
 
-def haproxy_config(*, admin_socket: Path, listen_fd: int, hosts_map: Path, state: EdgeState, pool: int,
-                   log_socket: Path | None = None, limits: EdgeLimits = EdgeLimits()) -> str:
-    """The whole config: one frontend on the platform's listening socket, `pool` backends for apps."""
+@dataclass(frozen=True)
+class EdgeFiles:
+    """Where the edge's files are: all in the platform's data directory, root's alone."""
+
+    admin_socket: Path
+    hosts_map: Path
+    acme_map: Path  # ACME HTTP-01 tokens → key authorizations, answered by the edge itself
+    crt_list: Path  # the certificates beyond the default one, one file per hostname
+    default_certificate: Path  # served to a TLS client naming no hostname the edge has a certificate for
+    log_socket: Path | None = None
+
+
+@dataclass(frozen=True)
+class Listeners:
+    http_fd: int
+    https_fd: int | None = None
+    https_port: int = 443  # as clients reach it: the port a redirect to HTTPS names
+
+
+def https_location(port: int) -> str:
+    """Where a plain-HTTP request is redirected: the same host and URI over HTTPS, on the edge's HTTPS port."""
+    suffix = "" if port == 443 else f":{port}"
+    return f"https://%[var(txn.host)]{suffix}%[capture.req.uri]"
+
+
+def haproxy_config(*, files: EdgeFiles, listeners: Listeners, state: EdgeState, pool: int,
+                   limits: EdgeLimits = EdgeLimits()) -> str:
+    """The whole config: one frontend on the platform's listening sockets, `pool` backends for apps."""
+    tls = listeners.https_fd is not None
     lines = [
         "global",
         # The socket's mode is the runtime API's only protection; tenants cannot even see the data directory.
-        f"    stats socket {admin_socket} mode 600 level admin",
+        f"    stats socket {files.admin_socket} mode 600 level admin",
         "    stats timeout 10s",
         # One line per request to the platform's datagram socket (edge.log_receiver): router lines, metrics.
-        *([f"    log {log_socket} len 8192 format raw local0 info"] if log_socket else []),
+        *([f"    log {files.log_socket} len 8192 format raw local0 info"] if files.log_socket else []),
+        "    ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets",
         # No maxconn: HAProxy derives it from the file-descriptor limit it was given.
         "",
         "defaults",
@@ -85,8 +112,10 @@ def haproxy_config(*, admin_socket: Path, listen_fd: int, hosts_map: Path, state
         "    option redispatch 1",
         "",
         "frontend edge",
-        # Bound by the platform and inherited: its queue survives an HAProxy restart (see haproxy.Edge._bind).
-        f"    bind fd@{listen_fd}",
+        # Bound by the platform and inherited: their queues survive an HAProxy restart (haproxy.Edge._bind).
+        f"    bind fd@{listeners.http_fd}",
+        *([f"    bind fd@{listeners.https_fd} ssl crt {files.default_certificate} crt-list {files.crt_list} "
+           "alpn h2,http/1.1"] if tls else []),
         # The request's id, passed to the app and in its router line: the client's own if it looks like one
         # (as Heroku keeps it: 20–200 characters), else a new UUID.
         "    http-request set-var(txn.rid) req.hdr(x-request-id) if { req.hdr(x-request-id) -m reg "
@@ -94,16 +123,25 @@ def haproxy_config(*, admin_socket: Path, listen_fd: int, hosts_map: Path, state
         "    http-request set-var(txn.rid) uuid() unless { var(txn.rid) -m found }",
         "    http-request set-header X-Request-ID %[var(txn.rid)]",
         "    http-request set-var(txn.host) req.hdr(host),field(1,:),lower",
-        f"    http-request set-var(txn.route) var(txn.host),map({hosts_map})",
+        # ACME HTTP-01: answered by the edge from its map, before any redirect (the CA asks over plain HTTP).
+        f"    http-request set-var(txn.acme) path,field(4,/),map({files.acme_map}) "
+        "if { path_beg /.well-known/acme-challenge/ }",
+        f"    http-request return status 200 {TEXT} lf-string \"%[var(txn.acme)]\" if {{ var(txn.acme) -m found }}",
+        f"    http-request set-var(txn.route) var(txn.host),map({files.hosts_map})",
         "    http-request set-var(txn.app) var(txn.route),field(2,:)",
         f"    http-request return status 404 {TEXT} string \"{NOT_FOUND_BODY}\" if !{{ var(txn.route) -m found }}",
+        *([f"    http-request redirect code 308 location {https_location(listeners.https_port)} "
+           "if !{ ssl_fc } { var(txn.route),field(3,:) -m sub r }"] if tls else []),
         f"    http-request deny deny_status 413 {TEXT} string \"{TOO_LARGE_BODY}\" "
         f"if {{ req.hdr_val(content-length) gt {limits.max_body_bytes} }}",
         # Set by the edge alone: a client's own X-Forwarded-* must not reach the app as the truth.
         "    http-request set-header X-Forwarded-For %[src]",
-        "    http-request set-header X-Forwarded-Proto http",
+        "    http-request set-header X-Forwarded-Proto https if { ssl_fc }",
+        "    http-request set-header X-Forwarded-Proto http unless { ssl_fc }",
         "    http-request set-header X-Forwarded-Host %[req.hdr(host)]",
         "    http-request del-header Forwarded",
+        "    http-response set-header Strict-Transport-Security \"max-age=31536000\" "
+        "if { ssl_fc } { var(txn.route),field(3,:) -m sub h }",
         "    use_backend %[var(txn.route),field(1,:)]",
         "",
     ]

@@ -22,6 +22,16 @@ class AppRoute:
     app: str  # app name, a DNS label
     hostname: str  # e.g. "todo.localhost"
     upstreams: tuple[str, ...]  # dial addresses "127.0.0.1:PORT"; empty = no healthy instance
+    domains: tuple[str, ...] = ()  # the app's custom domains, served like its hostname
+    # Per hostname: answer plain HTTP with a redirect to HTTPS (only once it has a certificate), and send HSTS.
+    redirect_https: frozenset[str] = frozenset()
+    hsts: frozenset[str] = frozenset()
+
+    def entries(self, backend: str) -> dict[str, str]:
+        """The hosts-map entries of this app: hostname → "backend:app:flags" (r: redirect, h: HSTS)."""
+        return {host: map_value(backend, self.app, ("r" if host in self.redirect_https else "")
+                                + ("h" if host in self.hsts else ""))
+                for host in (self.hostname, *self.domains)}
 
 
 @dataclass(frozen=True)
@@ -35,7 +45,7 @@ class EdgeState:
     """What HAProxy holds: which backend serves which app at which hostname, and each backend's servers."""
 
     backends: Mapping[str, str] = field(default_factory=dict)  # app → backend ("b0", "b1", …)
-    hosts: Mapping[str, str] = field(default_factory=dict)  # app → hostname
+    hosts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # app → its hosts-map entries
     servers: Mapping[str, tuple[Server, ...]] = field(default_factory=dict)  # backend → servers taking requests
     # Servers taken out of rotation whose in-flight requests may still be running; deleted once idle.
     retired: Mapping[str, tuple[Server, ...]] = field(default_factory=dict)
@@ -55,9 +65,10 @@ def backend_name(index: int) -> str:
     return f"b{index}"
 
 
-def map_value(backend: str, app: str) -> str:
-    # The frontend splits it: the backend to use, and the app's name for the pages the edge answers itself.
-    return f"{backend}:{app}"
+def map_value(backend: str, app: str, flags: str = "") -> str:
+    # The frontend splits it: the backend to use, the app's name for the pages the edge answers itself, and
+    # what to do for plain HTTP (r) and HTTPS (h) requests to this hostname.
+    return f"{backend}:{app}:{flags}"
 
 
 def plan(state: EdgeState, desired: Sequence[AppRoute], pool: int,
@@ -78,14 +89,14 @@ def plan(state: EdgeState, desired: Sequence[AppRoute], pool: int,
 
     for app in sorted(set(backends) - set(wanted)):
         backend = backends.pop(app)
-        commands.append(f"del map {hosts_map} {hosts.pop(app)}")
+        commands += [f"del map {hosts_map} {host}" for host in sorted(hosts.pop(app))]
         gone = servers.pop(backend, ())
         commands += [f"disable server {backend}/{s.name}" for s in gone]
         retired[backend] = retired.get(backend, ()) + gone
 
+    claimed = {host: app for app, route in wanted.items() for host in (route.hostname, *route.domains)}
     for app, route in sorted(wanted.items()):
-        new_app = app not in backends
-        if new_app:
+        if app not in backends:
             backends[app] = free_backend(backends.values(), retired, pool)
         backend = backends[app]
         current = servers.get(backend, ())
@@ -103,12 +114,16 @@ def plan(state: EdgeState, desired: Sequence[AppRoute], pool: int,
         servers[backend] = keep + tuple(added)
         if leaving:
             retired[backend] = retired.get(backend, ()) + leaving
-        if new_app:
-            commands.append(f"add map {hosts_map} {route.hostname} {map_value(backend, app)}")
-        elif hosts[app] != route.hostname:
-            commands += [f"del map {hosts_map} {hosts[app]}",
-                         f"add map {hosts_map} {route.hostname} {map_value(backend, app)}"]
-        hosts[app] = route.hostname
+        # Map entries last: a new hostname finds its servers. One a route dropped goes, unless another app
+        # now claims it (then that app's `set`/`add` below replaces it).
+        before, after = hosts.get(app, {}), route.entries(backend)
+        commands += [f"del map {hosts_map} {host}" for host in sorted(set(before) - set(after))
+                     if claimed.get(host) in (None, app)]
+        for host, value in sorted(after.items()):
+            if before.get(host) != value:
+                verb = "set" if host in before or any(host in hosts.get(a, {}) for a in hosts if a != app) else "add"
+                commands.append(f"{verb} map {hosts_map} {host} {value}")
+        hosts[app] = after
 
     servers = {b: s for b, s in servers.items() if s}
     retired = {b: s for b, s in retired.items() if s}
