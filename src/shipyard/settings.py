@@ -10,6 +10,7 @@ from shipyard.errors import PlatformError
 
 DEFAULT_API_PORT = 8470
 DEFAULT_EDGE_PORT = 8480
+DEFAULT_HTTPS_PORT = 8443
 
 
 def default_data_dir() -> Path:
@@ -34,6 +35,13 @@ class Settings:
     api_port: int = DEFAULT_API_PORT
     edge_host: str = "127.0.0.1"
     edge_port: int = DEFAULT_EDGE_PORT
+    https_port: int = DEFAULT_HTTPS_PORT  # the edge's HTTPS listener, on edge_host; 0: none
+    # ACME for custom domains (Let's Encrypt: https://acme-v02.api.letsencrypt.org/directory); without it, custom
+    # domains get certificates of the platform's own CA, as `<app>.<base_domain>` does.
+    acme_directory: str = field(default_factory=lambda: os.environ.get("SHIPYARD_ACME_DIRECTORY", ""))
+    acme_email: str = field(default_factory=lambda: os.environ.get("SHIPYARD_ACME_EMAIL", ""))
+    # A CA bundle to verify the ACME server with (a private or test ACME server such as Pebble).
+    acme_ca_bundle: str = field(default_factory=lambda: os.environ.get("SHIPYARD_ACME_CA_BUNDLE", ""))
     base_domain: str = "localhost"
     # Seconds an old instance gets between SIGTERM and SIGKILL when drained.
     drain_grace: float = 10.0
@@ -103,9 +111,16 @@ class Settings:
     def app_hostname(self, app: str) -> str:
         return f"{app}.{self.base_domain}"
 
-    def app_url(self, app: str) -> str:
+    def app_url(self, app: str, https: bool = False) -> str:
+        """The app's URL; https: the one its plain-HTTP requests are redirected to."""
+        if https and self.https_port:
+            return f"https://{self.app_hostname(app)}{'' if self.https_port == 443 else f':{self.https_port}'}/"
         port = "" if self.edge_port == 80 else f":{self.edge_port}"
         return f"http://{self.app_hostname(app)}{port}/"
+
+    @property
+    def https_listen(self) -> str | None:
+        return f"{self.edge_host}:{self.https_port}" if self.https_port else None
 
     # Files and folders inside the data directory.
     @property

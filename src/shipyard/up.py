@@ -86,14 +86,15 @@ class PlatformServer:
         store = Store(settings.db_file, Cipher(load_or_create_key(settings.secret_key_file)),
                       settings.store_backups_dir)
         token = load_or_create_token(settings.token_file)
+        ca = CertificateAuthority.load_or_create(settings.data_dir / "ca")
         edge = Edge(config_dir=settings.edge_dir, admin_socket=settings.edge_admin_socket,
                     listen=f"{settings.edge_host}:{settings.edge_port}", base_domain=settings.base_domain,
-                    log_file=settings.logs_dir / "edge.log", pool=settings.edge_backends)
+                    log_file=settings.logs_dir / "edge.log", pool=settings.edge_backends,
+                    https_listen=settings.https_listen, ca=ca)
         confinement = await asyncio.to_thread(Confinement.detect, f"shipyard-{settings.tenant_uid_base}",
                                               settings.tenant_uid_base)
         confinement.sweep()  # cgroups a killed platform left behind
-        platform = Platform(settings, store, edge, confinement)
-        ca = CertificateAuthority.load_or_create(settings.data_dir / "ca")
+        platform = Platform(settings, store, edge, confinement, ca)
         postgres = PostgresServer(settings.data_dir / "postgres", ca, settings.logs_dir / "postgres.log",
                                   announce=self.announce)
         databases = Databases(platform, None)
@@ -175,7 +176,7 @@ class PlatformServer:
         target = databases.addon.target if databases.addon else None
         database_port = target.port if target and target.host in ("127.0.0.1", "localhost") else None
         network = netfilter.TenantNetwork(s.tenant_uid_base, s.tenant_uid_base + s.uid_span - 1, database_port,
-                                          s.edge_port)
+                                          s.edge_port, s.https_port)
         if not confinement.sandboxed:
             confinement.add_layer(Layer("network", False, "no per-app uids, so no per-uid packet filter"))
             return None
@@ -194,7 +195,9 @@ class PlatformServer:
     def announce_ready(self, token: str) -> None:
         s = self.settings
         self.announce(f"Shipyard is up.\n  API:   {s.api_url}  (OpenAPI: {s.api_url}/docs)\n"
-                      f"  Edge:  {s.edge_url}  (apps at http://<app>.{s.base_domain}:{s.edge_port}/)\n"
+                      f"  Edge:  {s.edge_url}  (apps at http://<app>.{s.base_domain}:{s.edge_port}/"
+                      + (f", and at {s.app_url('<app>', https=True)} with the platform's CA: `shipyard ca`" if s.https_port
+                         else "") + ")\n"
                       f"  Token: {s.token_file}\n  Data:  {s.data_dir}\nPress Ctrl-C to stop.")
 
 
@@ -214,6 +217,8 @@ def run_platform(settings: Settings, announce: Callable[[str], None]) -> None:
     try:
         ensure_port_free(settings.api_host, settings.api_port, "API", "--api-port")
         ensure_port_free(settings.edge_host, settings.edge_port, "edge", "--edge-port")
+        if settings.https_port:
+            ensure_port_free(settings.edge_host, settings.https_port, "edge's HTTPS", "--https-port")
     except PlatformError:
         lock.close()
         raise

@@ -77,6 +77,7 @@ class Shipyard:
         self.home.mkdir(parents=True, exist_ok=True)
         self.api_port = free_port()
         self.edge_port = free_port()
+        self.https_port = free_port()
         self.proc: subprocess.Popen[str] | None = None
         self.seen_pids: set[int] = set()
         self.env = {**os.environ, "HOME": str(self.home), "GIT_CONFIG_NOSYSTEM": "1",
@@ -96,7 +97,8 @@ class Shipyard:
         offset = len(self.up_log())
         log = open(self.root / "shipyard-up.log", "a")
         self.proc = subprocess.Popen(
-            [*SHIPYARD, "up", "--api-port", str(self.api_port), "--edge-port", str(self.edge_port)],
+            [*SHIPYARD, "up", "--api-port", str(self.api_port), "--edge-port", str(self.edge_port),
+             "--https-port", str(self.https_port)],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

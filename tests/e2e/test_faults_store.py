@@ -28,7 +28,7 @@ def up_expecting_failure(shipyard: Shipyard) -> tuple[int, str]:
     log = shipyard.root / "up-refused.log"
     with open(log, "w") as output:
         proc = subprocess.Popen([*SHIPYARD, "up", "--api-port", str(shipyard.api_port), "--edge-port",
-                                 str(shipyard.edge_port)], env=shipyard.env, stdout=output, stderr=subprocess.STDOUT)
+                                 str(shipyard.edge_port), "--https-port", str(shipyard.https_port)], env=shipyard.env, stdout=output, stderr=subprocess.STDOUT)
         try:
             code = proc.wait(timeout=60)
         except subprocess.TimeoutExpired:

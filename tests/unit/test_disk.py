@@ -136,20 +136,18 @@ def test_platform_shutdown_runs_every_step_and_reaps_a_dead_edge_loop() -> None:
             stopped.append("edge")
             raise ProcessLookupError(errno.ESRCH, "No such process")
 
-    async def edge_loop() -> None:
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/data/caddy/slots/app/.0.new")
+    async def edge_loops_stop() -> None:  # what EdgeSync.stop raises when its loop had died
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/data/edge/hosts.map")
 
     async def run() -> list[str]:
-        task = asyncio.create_task(edge_loop())
-        await asyncio.sleep(0)
-        fake = SimpleNamespace(_retry_tasks={}, supervisor=Supervisor(), edge=Edge(), _edge_task=task,
-                               settings=SimpleNamespace(drain_grace=1.0))
+        fake = SimpleNamespace(_retry_tasks={}, supervisor=Supervisor(), edge=Edge(),
+                               edge_sync=SimpleNamespace(stop=edge_loops_stop), settings=SimpleNamespace(drain_grace=1.0))
         return await Platform.shutdown(fake)  # type: ignore[arg-type]
 
     failures = asyncio.run(run())
     assert stopped == ["apps", "edge"]
     assert failures == ["Stopping the apps failed: No space left on device",
-                        "Updating the edge's routes failed: No space left on device (/data/caddy/slots/app/.0.new)",
+                        "Updating the edge's routes failed: No space left on device (/data/edge/hosts.map)",
                         "Stopping the edge failed: No such process"]
 
 

@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import socket
+import ssl
 import stat
 import subprocess
 import sys
@@ -21,6 +22,8 @@ from shipyard.edge.haproxy import Edge
 from shipyard.edge.haproxy_config import EdgeLimits
 from shipyard.edge.routes import AppRoute
 from shipyard.errors import PlatformError
+
+from .tls_client import tls_get
 
 # An upstream that answers every GET with its name and the headers it received; /slow takes a second.
 UPSTREAM = r"""
@@ -412,27 +415,6 @@ def test_a_body_larger_than_allowed_is_refused_before_the_app(tmp_path: Path, up
     asyncio.run(scenario())
 
 
-def tls_get(port: int, hostname: str, ca_file: Path, path: str = "/") -> tuple[str, bytes, str]:
-    """(ALPN protocol chosen, HTTP/1.1 response, certificate's CN) over TLS with SNI, verified against ca_file
-    (the test machine resolves no *.localhost name, so the socket is dialled to 127.0.0.1 by hand)."""
-    import ssl
-
-    context = ssl.create_default_context(cafile=str(ca_file))
-    context.set_alpn_protocols(["h2", "http/1.1"])
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
-        with context.wrap_socket(raw, server_hostname=hostname) as tls:
-            alpn = tls.selected_alpn_protocol() or ""
-            subject = dict(item[0] for item in tls.getpeercert()["subject"])["commonName"]
-    plain = ssl.create_default_context(cafile=str(ca_file))
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
-        with plain.wrap_socket(raw, server_hostname=hostname) as tls:
-            tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {hostname}\r\nConnection: close\r\n\r\n".encode())
-            answer = b""
-            while chunk := tls.recv(65536):
-                answer += chunk
-    return alpn, answer, subject
-
-
 def test_https_with_the_platforms_ca_http2_redirects_and_hsts(tmp_path: Path, upstream: Callable[[str], str]) -> None:
     from shipyard.addons.tls import CertificateAuthority
 
@@ -468,15 +450,10 @@ def test_https_with_the_platforms_ca_http2_redirects_and_hsts(tmp_path: Path, up
             alpn, answer, subject = await asyncio.to_thread(tls_get, https_port, "www.todo.localhost", ca.cert_file)
             assert subject == "todo.localhost" and answer.startswith(b"HTTP/1.1 404")  # www is no app's host
             await edge.remove_certificate("todo.localhost")
-            with pytest.raises(ssl_error()):
+            with pytest.raises(ssl.SSLCertVerificationError):
                 await asyncio.to_thread(tls_get, https_port, "todo.localhost", ca.cert_file)
         finally:
             await edge.stop()
 
     asyncio.run(scenario())
 
-
-def ssl_error() -> type[Exception]:
-    import ssl
-
-    return ssl.SSLCertVerificationError

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 
@@ -23,6 +25,9 @@ class AppUpdate(BaseModel):
     port: int | None = Field(None, ge=0, le=65535, description="Fixed port for apps that ignore $PORT; 0 clears it")
     health_path: str | None = Field(None, pattern=r"^(/.*)?$", description="HTTP path that must answer < 500")
     size: str | None = Field(None, description="Instance size: small (512 MB), medium (1 GB) or large (2 GB)")
+    redirect_https: Literal["on", "off", "auto"] | None = Field(
+        None, description="Plain HTTP redirected to HTTPS: on, off, or auto (once a certificate is publicly trusted)")
+    hsts: Literal["on", "off"] | None = Field(None, description="Send Strict-Transport-Security over HTTPS")
 
 
 class InstanceOut(BaseModel):
@@ -51,6 +56,9 @@ class AppOut(BaseModel):
     release: int | None
     state: str
     url: str
+    https_url: str | None = None  # with the HTTPS listener: the app's https:// URL
+    redirect_https: str = "auto"  # on | off | auto
+    hsts: bool = False
     git_url: str
     created_at: datetime
     instances: list[InstanceOut] = []

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from shipyard import __version__
 from shipyard.api.auth import check_token
+from shipyard.api.domains import domains_router
 from shipyard.api.console import serve_console
 from shipyard.control.databases import Databases
 from shipyard.control.releases import formation_of, previous_release, validate_release_command
@@ -103,7 +104,9 @@ def create_api(platform: Platform, databases: Databases, token: str,
                       health_path=app.health_path, size=app.size,
                       release=app.current_release,
                       state="damaged" if app.damage else platform.app_state(app), damage=app.damage,
-                      url=settings.app_url(app.name),
+                      url=settings.app_url(app.name, https=bool(app.redirect_https)),
+                      https_url=settings.app_url(app.name, https=True) if settings.https_port else None,
+                      redirect_https={True: "on", False: "off", None: "auto"}[app.redirect_https], hsts=app.hsts,
                       git_url=f"{settings.api_url}/git/{app.name}.git", created_at=app.created_at,
                       instances=[instance_out(i, platform.edge.routes_to(app.name, i.address))
                                  for i in platform.supervisor.instances(app.name)],
@@ -173,12 +176,19 @@ def create_api(platform: Platform, databases: Databases, token: str,
         if body.release_command:
             validate_release_command(body.release_command)
         changes = body.model_dump(exclude_none=True)
+        if "redirect_https" in changes:
+            changes["redirect_https"] = {"on": True, "off": False, "auto": None}[changes["redirect_https"]]
+        if "hsts" in changes:
+            changes["hsts"] = changes["hsts"] == "on"
+        https_changed = "redirect_https" in changes or "hsts" in changes
         if "port" in changes:
             changes["port"] = changes["port"] or None  # 0 clears the fixed port
         resized = "size" in changes and size_named(changes["size"]).name != platform.store.get_app(name).size
         updated = platform.store.update_app(name, **changes)
         if resized and updated.current_release is not None:
             await platform.restart(name, None)  # as on Heroku: new limits mean new instances
+        if https_changed:
+            platform.edge_sync.changed()  # the edge's flags at once; EXTERNAL_URL from the next release
         return app_out(platform.store.get_app(name))
 
     @api.delete("/apps/{name}", dependencies=[Depends(authorized)])
@@ -388,4 +398,5 @@ def create_api(platform: Platform, databases: Databases, token: str,
         response = await git_backend()
         return StreamingResponse(response.body, status_code=response.status, headers=dict(response.headers))
 
+    api.include_router(domains_router(platform), dependencies=[Depends(authorized)])
     return api

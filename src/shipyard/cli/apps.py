@@ -62,7 +62,9 @@ def apps_info(name: str) -> None:
     """Show an app, its release and its processes."""
     a = client().request("GET", f"/apps/{name}")
     out.print(f"[bold]{a['name']}[/bold]  release {('v' + str(a['release'])) if a['release'] else '-'}  {a['state']}")
-    out.print(f"  URL:          {a['url']}\n  Git remote:   {a['git_url']}\n  Branch:       {a['branch']}\n"
+    https = f"\n  HTTPS:        {a['https_url']}  (redirect {a['redirect_https']}, HSTS {'on' if a['hsts'] else 'off'})" \
+        if a.get("https_url") else ""
+    out.print(f"  URL:          {a['url']}{https}\n  Git remote:   {a['git_url']}\n  Branch:       {a['branch']}\n"
               f"  Boot timeout: {a['boot_timeout']} s\n  Size:         {a.get('size', 'small')}")
     for label, key in (("Start command", "start_command"), ("Build command", "build_command"),
                        ("Release command", "release_command"), ("Fixed port", "port"), ("Health path", "health_path")):
@@ -89,13 +91,17 @@ def apps_set(
     health_path: Annotated[Optional[str], typer.Option(help="Path that must answer < 500 before going live.")] = None,
     size: Annotated[Optional[str], typer.Option(help="Instance size: small (512 MB), medium (1 GB), large (2 GB); "
                                                 "running instances are replaced.")] = None,
+    redirect_https: Annotated[Optional[str], typer.Option(help="Redirect plain HTTP to HTTPS: on, off, or auto (once "
+                                                          "a hostname's certificate is publicly trusted).")] = None,
+    hsts: Annotated[Optional[str], typer.Option(help="Send Strict-Transport-Security over HTTPS: on or off.")] = None,
 ) -> None:
     """Change an app's settings; the start, build and release commands apply from the next push, a size at once."""
     client().request("PATCH", f"/apps/{name}", json={"branch": branch, "boot_timeout": boot_timeout,
                                                       "start_command": start_command,
                                                       "build_command": build_command,
                                                       "release_command": release_command, "port": port,
-                                                      "health_path": health_path, "size": size})
+                                                      "health_path": health_path, "size": size,
+                                                      "redirect_https": redirect_https, "hsts": hsts})
     out.print(f"Updated {name}." + (f" Its instances now run as {size}." if size else ""))
 
 

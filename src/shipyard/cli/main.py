@@ -14,10 +14,11 @@ from shipyard.cli.apps import apps_cli
 from shipyard.cli.config_vars import config_cli
 from shipyard.cli.context import client, err, out, state
 from shipyard.cli.databases import addons_cli, db_cli
+from shipyard.cli.domains import ca, domains_cli
 from shipyard.cli.processes import processes_cli
 from shipyard.cli.store import store_cli
 from shipyard.errors import ShipyardError
-from shipyard.settings import DEFAULT_API_PORT, DEFAULT_EDGE_PORT, Settings, default_data_dir
+from shipyard.settings import DEFAULT_API_PORT, DEFAULT_EDGE_PORT, DEFAULT_HTTPS_PORT, Settings, default_data_dir
 
 app = typer.Typer(help="Shipyard: git push your Python web app to your own machine.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -28,6 +29,8 @@ app.add_typer(config_cli, name="config")
 app.add_typer(addons_cli, name="addons")
 app.add_typer(db_cli, name="db")
 app.add_typer(store_cli, name="store")
+app.add_typer(domains_cli, name="domains")
+app.command("ca")(ca)
 
 DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Data directory of a local platform "
                                                  "(default: $SHIPYARD_DATA_DIR or ~/.local/share/shipyard).")]
@@ -43,6 +46,7 @@ def up(
     data_dir: DataDir = None,
     api_port: Annotated[int, typer.Option(help="Port of the API and git server.")] = DEFAULT_API_PORT,
     edge_port: Annotated[int, typer.Option(help="Port apps are served on.")] = DEFAULT_EDGE_PORT,
+    https_port: Annotated[int, typer.Option(help="Port apps are served on over HTTPS (0: none).")] = DEFAULT_HTTPS_PORT,
     api_host: Annotated[str, typer.Option(help="Address the API listens on.")] = "127.0.0.1",
     edge_host: Annotated[str, typer.Option(help="Address the edge listens on (0.0.0.0 for all).")] = "127.0.0.1",
     base_domain: Annotated[str, typer.Option(help="Apps are served at <app>.<base-domain>.")] = "localhost",
@@ -51,7 +55,8 @@ def up(
     from shipyard.up import run_platform
 
     settings = Settings(data_dir=(data_dir or state.data_dir or default_data_dir()).resolve(), api_host=api_host,
-                        api_port=api_port, edge_host=edge_host, edge_port=edge_port, base_domain=base_domain)
+                        api_port=api_port, edge_host=edge_host, edge_port=edge_port, https_port=https_port,
+                        base_domain=base_domain)
     run_platform(settings, lambda text: out.print(text))
 
 

@@ -22,8 +22,10 @@ from shipyard.buildpack.builder import BuildRequest, build_slug, inspect_source
 from shipyard.buildpack.manifest import Manifest
 from shipyard.buildpack.python import discover_interpreters
 from shipyard.edge.haproxy import Edge
+from shipyard.addons.tls import CertificateAuthority
+from shipyard.control.certificates import Certificates, acme_issuer
+from shipyard.control.edge_sync import EdgeSync
 from shipyard.control.requests import RequestRecorder
-from shipyard.edge.routes import AppRoute
 from shipyard.errors import DeployError, InvalidInput, ReleasePhaseFailed, ShipyardError
 from shipyard.git.repos import Repos
 from shipyard.release.plan import ReleaseTarget, instance_specs, one_off_spec
@@ -44,7 +46,8 @@ Log = Callable[[str], Awaitable[None]]
 
 
 class Platform:
-    def __init__(self, settings: Settings, store: Store, edge: Edge, confinement: Confinement) -> None:
+    def __init__(self, settings: Settings, store: Store, edge: Edge, confinement: Confinement,
+                 ca: CertificateAuthority | None = None) -> None:
         self.settings = settings
         self.store = store
         self.edge = edge
@@ -59,12 +62,12 @@ class Platform:
             ReadinessRules(settle=settings.readiness_settle, no_answer_limit=settings.hang_limit),
             LivenessRules(interval=settings.liveness_interval, failures=settings.liveness_failures))
         self._locks: dict[str, asyncio.Lock] = {}
-        self._edge_dirty = asyncio.Event()
-        self._edge_task: asyncio.Task[None] | None = None
         self._retry_tasks: dict[str, asyncio.Task[None]] = {}
         self.interpreters = discover_interpreters()
         self._runs: dict[str, int] = {}  # run.N numbering per app
         self.requests = RequestRecorder(self.supervisor, edge)
+        self.edge_sync = EdgeSync(settings, store, edge, self.supervisor, Certificates(settings, store, edge, ca,
+                                                                                         acme_issuer(settings, edge)))
         self.rollout = Rollout(settings, store, self.supervisor, edge, confinement, self._target, self.sync_edge,
                                self._restore_later, self._stop_restoring)
 
@@ -84,7 +87,8 @@ class Platform:
                 if not app.damage:
                     await asyncio.to_thread(adopt_slugs, self.settings, self.store, app)
         await self.edge.start()
-        self._edge_task = asyncio.create_task(self._edge_loop())
+        self.edge_sync.start()
+        self.edge_sync.names_changed()
         await self.sync_edge()
         for app in apps:
             if app.current_release is not None and not app.damage:
@@ -109,11 +113,9 @@ class Platform:
         for task in self._retry_tasks.values():
             task.cancel()
         await steps.run("Stopping the apps", lambda: self.supervisor.shutdown(self.settings.drain_grace))
-        if (edge_task := self._edge_task) is not None:
-            edge_task.cancel()
-            # A loop that had died (a route it could not write) is reaped here: its error is reported once,
-            # not as "Task exception was never retrieved" with a traceback at exit.
-            await steps.run("Updating the edge's routes", lambda: _reap(edge_task))
+        # A loop that had died (a route it could not write) is reaped here: its error is reported once, not as
+        # "Task exception was never retrieved" with a traceback at exit.
+        await steps.run("Updating the edge's routes", self.edge_sync.stop)
         await steps.run("Stopping the edge", self.edge.stop)
         return steps.failures
 
@@ -144,7 +146,7 @@ class Platform:
     def create_app(self, name: str, branch: str = "main", boot_timeout: int = 240) -> records.App:
         app = self.store.create_app(name, branch=branch, boot_timeout=boot_timeout)
         self.repos.create(name)
-        self._routes_changed()
+        self.edge_sync.names_changed()
         return app
 
     async def destroy_app(self, name: str) -> None:
@@ -154,6 +156,7 @@ class Platform:
             await self.supervisor.stop_app(name, self.settings.drain_grace)
             self.store.delete_app(name)
             await self.sync_edge()
+            self.edge_sync.names_changed()
             self.requests.forget(name)
             self.repos.delete(name)
             for folder in (self.settings.slugs_dir / name, self.settings.logs_dir / name,
@@ -325,28 +328,7 @@ class Platform:
     # Edge reconciliation
 
     def _routes_changed(self) -> None:
-        self._edge_dirty.set()
-
-    def route_inputs(self) -> list[AppRoute]:
-        return [AppRoute(app=a.name, hostname=self.settings.app_hostname(a.name),
-                         upstreams=self.supervisor.routable_addresses(a.name)) for a in self.store.list_apps()]
+        self.edge_sync.changed()
 
     async def sync_edge(self) -> None:
-        self._edge_dirty.clear()
-        await self.edge.apply(self.route_inputs())
-
-    async def _edge_loop(self) -> None:
-        while True:
-            await self._edge_dirty.wait()
-            try:
-                await self.sync_edge()
-            except (ShipyardError, OSError):  # the edge restarting, a full disk for the slot files: retry
-                await asyncio.sleep(1)
-                self._edge_dirty.set()
-
-
-async def _reap(task: asyncio.Task[None]) -> None:
-    """Wait for a cancelled task to end; raise what it failed with, if it had failed."""
-    await asyncio.wait([task])
-    if not task.cancelled() and task.exception() is not None:
-        raise task.exception()  # type: ignore[misc]
+        await self.edge_sync.sync()

@@ -25,7 +25,7 @@ def release_target(settings: Settings, app: records.App, release: records.Releas
     uv = find_binary("uv", "uv").resolve()
     return ReleaseTarget(app=release.app, version=release.version, slug_path=slug,
                          process_types=manifest.process_types, config={**manifest.env, **release.config},
-                         hostname=settings.app_hostname(release.app), external_url=settings.app_url(release.app),
+                         hostname=settings.app_hostname(release.app), external_url=settings.app_url(release.app, https=bool(app.redirect_https)),
                          boot_timeout=float(app.boot_timeout),
                          web_concurrency=int(release.config.get("WEB_CONCURRENCY") or web_concurrency(size)),
                          fixed_port=app.port, formation=app.formation, health_path=app.health_path,

@@ -47,6 +47,10 @@ class EdgeCertificates:
     def installed(self) -> set[str]:
         return {p.name for p in self.folder.glob("*.pem")}
 
+    def hostnames(self) -> set[str]:
+        """The hostnames the edge holds a certificate for."""
+        return {name.removesuffix(".pem").replace("_wildcard_", "*") for name in self.installed()}
+
     def _write_list(self) -> None:
         lines = "".join(f"{self.folder / name}\n" for name in sorted(self.installed()))
         write_private(self.crt_list, lines)

@@ -30,7 +30,7 @@ from shipyard.proc import die_with_parent, stop_process
 START_TIMEOUT = 10.0
 STOP_GRACE = 5.0
 # An HAProxy that is alive but does not answer (stopped, deadlocked) is killed and restarted like a dead one.
-LIVENESS_INTERVAL = 1.0
+LIVENESS_INTERVAL = 0.5
 LIVENESS_TIMEOUT = 1.0
 LIVENESS_FAILURES = 2
 

@@ -29,6 +29,7 @@ class TenantNetwork:
     last_uid: int
     database_port: int | None
     edge_port: int
+    https_port: int = 0  # the edge's HTTPS port, reachable too (0: none)
 
     @property
     def table(self) -> str:
@@ -37,8 +38,9 @@ class TenantNetwork:
 
 def ruleset(net: TenantNetwork) -> str:
     """The nft script that (re)creates our table atomically: one transaction, never a half-applied state."""
-    allowed = [f"        ip daddr 127.0.0.0/8 tcp dport {net.edge_port} accept",
-               f"        ip6 daddr ::1 tcp dport {net.edge_port} accept"]
+    ports = f"{{ {net.edge_port}, {net.https_port} }}" if net.https_port else str(net.edge_port)
+    allowed = [f"        ip daddr 127.0.0.0/8 tcp dport {ports} accept",
+               f"        ip6 daddr ::1 tcp dport {ports} accept"]
     if net.database_port:  # on both loopbacks: apps connect to `localhost`, which may resolve to ::1 first
         allowed[:0] = [f"        ip daddr 127.0.0.1 tcp dport {net.database_port} accept",
                        f"        ip6 daddr ::1 tcp dport {net.database_port} accept"]

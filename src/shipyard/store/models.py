@@ -35,6 +35,10 @@ class AppRow(Base):
     formation: Mapped[str] = mapped_column(Text, default="{}")
     health_path: Mapped[str] = mapped_column(Text, default="")  # e.g. /healthz: must answer < 500 to go live
     size: Mapped[str] = mapped_column(String(16), default="small")  # memory/CPU/process limits of each instance
+    # Plain HTTP answered with a redirect to HTTPS (None: the default, on for publicly trusted certificates);
+    # HSTS sent over HTTPS.
+    redirect_https: Mapped[bool | None] = mapped_column(default=None)
+    hsts: Mapped[bool] = mapped_column(default=False)
     # The release version that is live (desired). Only promoted after it passed its health gate.
     current_release: Mapped[int | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -101,3 +105,17 @@ class ConfigVarRow(Base):
     value: Mapped[bytes]  # encrypted
     # Set with --build-time (kept for compatibility): every config var is visible to builds anyway.
     build_time: Mapped[bool] = mapped_column(default=False)
+
+
+class DomainRow(Base):
+    """A custom domain of an app, and the state of its certificate."""
+
+    __tablename__ = "domains"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"))
+    hostname: Mapped[str] = mapped_column(String(253), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | issued | failed
+    detail: Mapped[str] = mapped_column(Text, default="")  # why it failed, or who issued it
+    not_after: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -116,3 +116,17 @@ def validate_branch(branch: str) -> str:
     if not branch or branch.startswith("-") or ".." in branch or any(c in branch for c in " ~^:?*[\\\n\r\t\0"):
         raise InvalidInput(f"'{branch}' is not a valid branch name.", hint="Use a plain branch name such as `main`.")
     return branch
+
+
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_DOMAIN = re.compile(rf"{_LABEL}(\.{_LABEL})+")
+
+
+def validate_domain(hostname: str) -> str:
+    """A custom domain, lower-cased without a trailing dot: at least two DNS labels, no wildcard, no IP."""
+    name = hostname.strip().lower().rstrip(".")
+    if len(name) > 253 or not _DOMAIN.fullmatch(name) or name.replace(".", "").isdigit():
+        raise InvalidInput(f"{hostname!r} is not a domain name Shipyard can serve.",
+                           hint="Give a full hostname such as shop.example.com (no scheme, port, path or wildcard), "
+                                "and point its DNS at this machine.")
+    return name

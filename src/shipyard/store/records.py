@@ -21,6 +21,8 @@ class App:
     created_at: datetime
     size: str = "small"  # instance size: memory, CPU and process limits (runtime.limits.SIZES)
     release_command: str = ""  # the app's release command setting; wins over the Procfile's `release:`
+    redirect_https: bool | None = None  # None: redirect once a hostname has a publicly trusted certificate
+    hsts: bool = False
     # Set when the app's data in the store cannot be read (what is wrong, and the fix): the app is listed,
     # never started, and every other field holds a default.
     damage: str | None = None
@@ -51,3 +53,12 @@ class Release:
     description: str
     status: str  # deploying | succeeded | failed
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class Domain:
+    app: str
+    hostname: str
+    status: str  # pending | issued | failed
+    detail: str
+    not_after: datetime | None

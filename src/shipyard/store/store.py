@@ -22,7 +22,8 @@ from shipyard.store import records
 from shipyard.store.damage import (DAMAGE_ERRORS, app_damaged, describe_damage, is_damage, parse_formation,
                                    parse_json_object, require_int)
 from shipyard.store.integrity import AppDamaged, ensure_sound
-from shipyard.store.models import AddonRow, AppRow, BuildRow, ConfigVarRow, DeployRow, ReleaseRow, utcnow
+from shipyard.store.domains import DomainStore
+from shipyard.store.models import AddonRow, AppRow, BuildRow, ConfigVarRow, DeployRow, DomainRow, ReleaseRow, utcnow
 from shipyard.store.names import validate_app_name
 from shipyard.store.schema import upgrade_schema
 from shipyard.store.secrets import Cipher
@@ -42,7 +43,7 @@ def _sqlite_engine(path: Path) -> Engine:
     return engine
 
 
-class Store:
+class Store(DomainStore):
     def __init__(self, db_path: Path, cipher: Cipher, backups_dir: Path) -> None:
         """Open the store at db_path; a damaged file, or one from a newer Shipyard, fails here with the fix
         (backups_dir: where its backups are, to name the newest)."""
@@ -112,7 +113,7 @@ class Store:
     def delete_app(self, name: str) -> None:
         with self._session() as s:
             row = self._app_row(s, name)
-            for model in (ReleaseRow, ConfigVarRow, AddonRow, DeployRow):
+            for model in (ReleaseRow, ConfigVarRow, AddonRow, DeployRow, DomainRow):
                 for child in s.scalars(select(model).where(model.app_id == row.id)):
                     s.delete(child)
             s.flush()
@@ -346,7 +347,8 @@ class Store:
                            start_command=row.start_command or "", build_command=row.build_command or "",
                            port=require_int(row.port, "port", optional=True), formation=parse_formation(row.formation),
                            health_path=row.health_path or "", created_at=row.created_at, size=row.size or "small",
-                           release_command=row.release_command or "")
+                           release_command=row.release_command or "", redirect_https=row.redirect_https,
+                           hsts=bool(row.hsts))
 
     @staticmethod
     def _build(row: BuildRow, app: str) -> records.Build:

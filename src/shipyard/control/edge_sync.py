@@ -1,0 +1,105 @@
+"""The edge converges to the store and the running instances: routes (hostnames, custom domains, HTTPS flags,
+instances) whenever something changed, certificates when apps or domains change and hourly for renewals."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+
+from shipyard.control.certificates import CHECK_INTERVAL, Certificates
+from shipyard.edge.haproxy import Edge
+from shipyard.edge.routes import AppRoute
+from shipyard.errors import ShipyardError
+from shipyard.runtime.supervisor import Supervisor
+from shipyard.settings import Settings
+from shipyard.store import records
+from shipyard.store.store import Store
+
+
+def https_flags(app: records.App, hostnames: Iterable[str], certified: set[str],
+                trusted: set[str]) -> tuple[frozenset[str], frozenset[str]]:
+    """(hostnames redirected to HTTPS, hostnames sent HSTS): only those with a certificate. By default a
+    hostname redirects once its certificate is publicly trusted (ACME); the app's setting overrides that."""
+    with_certificate = [h for h in hostnames if h in certified]
+    if app.redirect_https is None:
+        redirect = frozenset(h for h in with_certificate if h in trusted)
+    else:
+        redirect = frozenset(with_certificate) if app.redirect_https else frozenset()
+    return redirect, frozenset(with_certificate) if app.hsts else frozenset()
+
+
+class EdgeSync:
+    def __init__(self, settings: Settings, store: Store, edge: Edge, supervisor: Supervisor,
+                 certificates: Certificates) -> None:
+        self._settings = settings
+        self._store = store
+        self._edge = edge
+        self._supervisor = supervisor
+        self.certificates = certificates
+        self._dirty = asyncio.Event()
+        self._certificates_dirty = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def changed(self) -> None:
+        """Routes (instances) changed: the edge follows at once, in the background."""
+        self._dirty.set()
+
+    def names_changed(self) -> None:
+        """Apps or domains came or went: certificates first, then routes."""
+        self._certificates_dirty.set()
+        self._dirty.set()
+
+    def route_inputs(self) -> list[AppRoute]:
+        domains: dict[str, list[str]] = {}
+        for domain in self._store.list_domains():
+            domains.setdefault(domain.app, []).append(domain.hostname)
+        certified = self._edge.certificates.hostnames()
+        trusted = {d.hostname for d in self._store.list_domains()
+                   if d.status == "issued" and self.certificates.publicly_trusted(d.hostname)}
+        routes = []
+        for app in self._store.list_apps():
+            hostname = self._settings.app_hostname(app.name)
+            redirect, hsts = https_flags(app, [hostname, *domains.get(app.name, [])], certified, trusted)
+            routes.append(AppRoute(app=app.name, hostname=hostname, upstreams=self._supervisor.routable_addresses(app.name),
+                                   domains=tuple(domains.get(app.name, [])), redirect_https=redirect, hsts=hsts))
+        return routes
+
+    async def sync(self) -> None:
+        self._dirty.clear()
+        await self._edge.apply(self.route_inputs())
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._routes_loop()), asyncio.create_task(self._certificates_loop())]
+
+    async def stop(self) -> None:
+        """Cancel the loops; raise what one of them had failed with, if it had."""
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks)
+        failed = [t.exception() for t in self._tasks if not t.cancelled() and t.exception() is not None]
+        self._tasks = []
+        if failed:
+            raise failed[0]  # type: ignore[misc]
+
+    async def _routes_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            try:
+                await self.sync()
+            except (ShipyardError, OSError):  # the edge restarting, a full disk for its files: retry
+                await asyncio.sleep(1)
+                self._dirty.set()
+
+    async def _certificates_loop(self) -> None:
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._certificates_dirty.wait(), timeout=CHECK_INTERVAL)
+            self._certificates_dirty.clear()
+            try:
+                await self.certificates.converge()
+            except (ShipyardError, OSError):
+                await asyncio.sleep(5)
+                self._certificates_dirty.set()
+            self._dirty.set()  # redirects and HSTS follow the certificates
