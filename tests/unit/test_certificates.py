@@ -35,6 +35,7 @@ def test_apps_get_the_platforms_certificates_domains_acme_ones_and_failures_say_
     settings = Settings(data_dir=tmp_path, https_port=8443)
     store = Store(tmp_path / "shipyard.db", Cipher(Fernet.generate_key()), tmp_path / "backups")
     ca = CertificateAuthority.load_or_create(tmp_path / "ca")
+    acme_ca = CertificateAuthority.load_or_create(tmp_path / "acme-ca")  # stands in for Let's Encrypt's
     edge = FolderEdge(tmp_path / "edge")
     asked: list[str] = []
 
@@ -42,7 +43,7 @@ def test_apps_get_the_platforms_certificates_domains_acme_ones_and_failures_say_
         asked.append(hostname)
         if hostname == "broken.example.test":
             raise PlatformError("The ACME server could not verify broken.example.test: connection refused")
-        return ca.issue_pem([hostname], 90), "ACME (test)"
+        return acme_ca.issue_pem([hostname], 90), "ACME (test)"
 
     certificates = Certificates(settings, store, edge, ca, acme)  # type: ignore[arg-type]
     store.create_app("shop")
@@ -72,3 +73,16 @@ def test_a_certificate_is_due_when_a_third_of_its_life_is_left() -> None:
     assert due(None, now, 90)
     assert not due(now + dt.timedelta(days=31), now, 90) and due(now + dt.timedelta(days=29), now, 90)
     assert not due(now + dt.timedelta(days=800), now, 825) and due(now + dt.timedelta(days=20), now, 825)
+
+
+def test_a_public_base_domain_is_certified_by_acme_and_localhost_never_is(tmp_path: Path) -> None:
+    from shipyard.control.certificates import is_public
+
+    assert is_public("apps.example.com") and is_public("shop.io")
+    assert not any(is_public(h) for h in ("localhost", "todo.localhost", "nas.local", "a.test", "x.home.arpa"))
+    store = Store(tmp_path / "shipyard.db", Cipher(Fernet.generate_key()), tmp_path / "backups")
+    store.create_app("shop")
+    public = Certificates(Settings(data_dir=tmp_path, base_domain="apps.example.com"), store,
+                          FolderEdge(tmp_path / "edge"), None)  # type: ignore[arg-type]
+    assert [(w.hostname, w.public) for w in public.wanted()] == [("shop.apps.example.com", True)]
+    store.close()

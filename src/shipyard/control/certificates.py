@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 
 from shipyard.addons.tls import CertificateAuthority
 from shipyard.edge.acme import AcmeClient, ChallengeResponder, renewal_due
@@ -36,7 +37,16 @@ Issue = Callable[[str], Awaitable[tuple[str, str]]]
 class Wanted:
     hostname: str
     app: str
-    custom: bool  # a custom domain (ACME when set up), else the app's `<app>.<base_domain>`
+    custom: bool  # a custom domain, else the app's `<app>.<base_domain>`
+    public: bool  # a name the world resolves: ACME certifies it when set up
+
+
+# Names no public CA will certify (RFC 6761, 6762, 8375 and the de facto private ones).
+PRIVATE_SUFFIXES = ("localhost", "local", "test", "example", "invalid", "internal", "home.arpa", "lan")
+
+
+def is_public(hostname: str) -> bool:
+    return not any(hostname == s or hostname.endswith(f".{s}") for s in PRIVATE_SUFFIXES)
 
 
 def not_after(pem_file: Path) -> dt.datetime | None:
@@ -44,6 +54,15 @@ def not_after(pem_file: Path) -> dt.datetime | None:
         return x509.load_pem_x509_certificate(pem_file.read_bytes()).not_valid_after_utc
     except (OSError, ValueError):
         return None
+
+
+def signed_by(pem_file: Path, ca: CertificateAuthority) -> bool:
+    try:
+        cert = x509.load_pem_x509_certificate(pem_file.read_bytes())
+        cert.verify_directly_issued_by(x509.load_pem_x509_certificate(ca.cert_file.read_bytes()))
+    except (OSError, ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 def due(expires: dt.datetime | None, now: dt.datetime, days: int) -> bool:
@@ -76,19 +95,31 @@ class Certificates:
         self.ca = ca
         self._acme = acme
         self._lock = asyncio.Lock()
+        self._trusted: dict[str, tuple[int, bool]] = {}  # hostname → (its file's mtime, publicly trusted)
         self._failed: dict[str, dt.datetime] = {}  # custom domain → when ACME last failed (retried hourly)
 
     def wanted(self) -> list[Wanted]:
-        names = [Wanted(self._settings.app_hostname(app.name), app.name, False) for app in self._store.list_apps()
-                 if not app.damage]
-        return names + [Wanted(d.hostname, d.app, True) for d in self._store.list_domains()]
+        # A public base domain (apps at <app>.apps.example.com, a wildcard DNS record) is certified as custom
+        # domains are; custom domains are always asked of the ACME server, a test one may certify `.test`.
+        public_base = is_public(self._settings.base_domain)
+        names = [Wanted(self._settings.app_hostname(app.name), app.name, False, public_base)
+                 for app in self._store.list_apps() if not app.damage]
+        return names + [Wanted(d.hostname, d.app, True, True) for d in self._store.list_domains()]
 
     def has_certificate(self, hostname: str) -> bool:
         return certificate_path(self._edge.certificates.folder, hostname).exists()
 
     def publicly_trusted(self, hostname: str) -> bool:
-        return self._acme is not None and any(d.hostname == hostname and d.status == "issued"
-                                              for d in self._store.list_domains())
+        """Its certificate was not signed by the platform's CA (so by the ACME server's)."""
+        path = certificate_path(self._edge.certificates.folder, hostname)
+        try:
+            stamp = path.stat().st_mtime_ns
+        except OSError:
+            return False
+        cached = self._trusted.get(hostname)
+        if cached is None or cached[0] != stamp:
+            cached = self._trusted[hostname] = (stamp, self._ca is not None and not signed_by(path, self._ca))
+        return cached[1]
 
     async def converge(self) -> None:
         """Issue what is missing or due, remove what no app has any more; one hostname's failure is recorded
@@ -104,16 +135,16 @@ class Certificates:
             for item in wanted:
                 path = certificate_path(self._edge.certificates.folder, item.hostname)
                 expires = not_after(path)
-                if not due(expires, now, INTERNAL_DAYS if not (item.custom and self._acme) else 90):
+                if not due(expires, now, INTERNAL_DAYS if not (item.public and self._acme) else 90):
                     continue
-                if item.custom and self._acme and (failed := self._failed.get(item.hostname)) and \
+                if item.public and self._acme and (failed := self._failed.get(item.hostname)) and \
                         now - failed < dt.timedelta(seconds=CHECK_INTERVAL):
                     continue
                 await self._issue(item, now)
 
     async def _issue(self, item: Wanted, now: dt.datetime) -> None:
         try:
-            if item.custom and self._acme is not None:
+            if item.public and self._acme is not None:
                 self._store.set_domain_status(item.hostname, "pending", "asking the ACME server")
                 pem, issuer = await self._acme(item.hostname)
             else:

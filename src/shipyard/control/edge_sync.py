@@ -55,8 +55,7 @@ class EdgeSync:
         for domain in self._store.list_domains():
             domains.setdefault(domain.app, []).append(domain.hostname)
         certified = self._edge.certificates.hostnames()
-        trusted = {d.hostname for d in self._store.list_domains()
-                   if d.status == "issued" and self.certificates.publicly_trusted(d.hostname)}
+        trusted = {h for h in certified if self.certificates.publicly_trusted(h)}
         routes = []
         for app in self._store.list_apps():
             hostname = self._settings.app_hostname(app.name)
