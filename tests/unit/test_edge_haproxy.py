@@ -457,3 +457,24 @@ def test_https_with_the_platforms_ca_http2_redirects_and_hsts(tmp_path: Path, up
 
     asyncio.run(scenario())
 
+
+
+def test_a_change_haproxy_refuses_half_way_restarts_it_with_the_last_complete_routes(
+        tmp_path: Path, upstream: Callable[[str], str]) -> None:
+    a = upstream("A")
+
+    async def scenario() -> None:
+        async with running_edge(tmp_path) as (edge, url):
+            await edge.apply([AppRoute("todo", "todo.localhost", (a,))])
+            # A server added behind the platform's back: the plan's `add server b0/s2` is refused.
+            await edge._api.run(f"add server b0/s2 {a}")  # noqa: SLF001 - simulating a divergence
+            with pytest.raises(PlatformError, match="refused `add server b0/s2"):
+                await edge.apply([AppRoute("todo", "todo.localhost", (a, "127.0.0.1:1"))])
+            await asyncio.sleep(0.5)  # the supervisor sees it die and starts the next one
+            assert await edge.until_serving(10) and edge.restarts == 1
+            await edge.apply([AppRoute("todo", "todo.localhost", (a,)), AppRoute("blog", "blog.localhost", ())])
+            async with httpx.AsyncClient(base_url=url) as client:
+                assert (await client.get("/", headers={"Host": "todo.localhost"})).json()["name"] == "A"
+                assert (await client.get("/", headers={"Host": "blog.localhost"})).status_code == 503
+
+    asyncio.run(scenario())

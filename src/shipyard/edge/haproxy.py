@@ -208,8 +208,16 @@ class Edge:
         """Converge the edge to `apps` with runtime-API commands; HAProxy never reloads."""
         async with self._lock:
             state, commands = plan(self._state, apps, self._pool, str(self._hosts_map))
-            for command in commands:
-                await self._api.run(command)
+            try:
+                for command in commands:
+                    await self._api.run(command)
+            except PlatformError as exc:
+                # Half applied: HAProxy no longer holds the state the next plan starts from. A new HAProxy
+                # loads exactly that state (its routes as before this change), and the change is retried.
+                self._append_log(f"shipyard: {exc.message}; restarting the edge with its last complete routes")
+                if self._proc is not None and self._proc.returncode is None:
+                    self._proc.kill()
+                raise
             self._state = state
             # A restart from now on starts from this state; the file is what the config loads.
             self._hosts_map.write_text(hosts_map_text(state))
