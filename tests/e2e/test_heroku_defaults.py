@@ -166,6 +166,9 @@ def as_before_the_upgrade(shipyard: Shipyard, app: str) -> None:
     with closing(sqlite3.connect(shipyard.data_dir / "shipyard.db")) as db:
         db.execute("UPDATE apps SET formation = '{}'")
         db.execute("ALTER TABLE apps DROP COLUMN release_command")
+        db.execute("ALTER TABLE apps DROP COLUMN redirect_https")  # 0003's
+        db.execute("ALTER TABLE apps DROP COLUMN hsts")
+        db.execute("DROP TABLE domains")
         db.execute("UPDATE alembic_version SET version_num = '0001'")
         db.commit()
 

@@ -120,10 +120,12 @@ def test_push_to_live_then_redeploy_config_logs_and_destroy(shipyard: Shipyard) 
     assert re.search(r"^\S+ app\[web\.1\]: .*Listening at", logs, re.MULTILINE)
     assert "shipyard[api]: Release v3 is live" in logs
 
-    follower = subprocess.Popen([*SHIPYARD, "logs", "todo", "-f", "-n", "0"], env=shipyard.env,
-                                stdout=subprocess.PIPE, text=True)
+    # PYTHONFAULTHANDLER: if Ctrl-C ever fails to stop it, SIGABRT makes it print where it is stuck.
+    follower = subprocess.Popen([*SHIPYARD, "logs", "todo", "-f", "-n", "1"], env={**shipyard.env,
+                                "PYTHONFAULTHANDLER": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(1)
+        assert follower.stdout is not None
+        assert follower.stdout.readline()  # the last line: it is connected, and follows from here
         shipyard.cli("config", "set", "todo", "GREETING=hey")
         seen = ""
         deadline = time.monotonic() + 20
@@ -132,7 +134,11 @@ def test_push_to_live_then_redeploy_config_logs_and_destroy(shipyard: Shipyard) 
         assert "Release v4 is live" in seen
     finally:
         follower.send_signal(signal.SIGINT)
-        follower.wait(timeout=10)
+        try:
+            follower.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            follower.send_signal(signal.SIGABRT)
+            raise AssertionError(f"`shipyard logs -f` ignored Ctrl-C:\n{follower.communicate(timeout=10)[1]}")
 
     refused = shipyard.cli("apps", "destroy", "todo", check=False)
     assert refused.code == 1 and "--confirm todo" in refused.err
