@@ -19,6 +19,8 @@ class RequestRecorder:
     def record(self, entry: RouterEntry) -> None:
         """Counted always; logged within the app's log rate (a request flood must not flood the disk: over
         the rate, lines are dropped and counted like the app's own output)."""
+        if not self._edge.routes(entry.app):
+            return  # sent before the app was destroyed: its log folder is gone and must stay gone
         self.metrics.observe(entry)
         self._supervisor.app_log(entry.app).output("router", [router_line(entry, self.instance_name(entry))
                                                              .encode()])

@@ -245,6 +245,10 @@ class Edge:
         if self.on_request is not None and (entry := parse(line)) is not None:
             self.on_request(entry)
 
+    def routes(self, app: str) -> bool:
+        """The app has a route on the edge (a destroyed one's late log lines are not its)."""
+        return app in self._state.backends
+
     def address(self, backend: str, server: str) -> str | None:
         """The instance address a request's log entry names (its backend and server)."""
         return self._state.address_of().get((backend, server))
