@@ -24,7 +24,7 @@ def test_a_deploy_adds_the_new_instance_and_retires_the_old_one() -> None:
     state, commands = plan(state, [AppRoute("todo", "todo.localhost", ("127.0.0.1:5002",))], 4, MAP)
     assert commands == ["add server b0/s2 127.0.0.1:5002", "enable server b0/s2", "disable server b0/s1"]
     assert state.retired == {"b0": (Server("s1", "127.0.0.1:5001"),)}
-    assert state.address_of() == {("b0", "s2"): "127.0.0.1:5002", ("b0", "s1"): "127.0.0.1:5001"}
+    assert state.addresses == {("b0", "s2"): "127.0.0.1:5002", ("b0", "s1"): "127.0.0.1:5001"}
     # Nothing changes: no command at all.
     assert plan(state, [AppRoute("todo", "todo.localhost", ("127.0.0.1:5002",))], 4, MAP)[1] == []
 

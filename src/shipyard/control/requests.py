@@ -14,16 +14,19 @@ class RequestRecorder:
         self._supervisor = supervisor
         self._edge = edge
         self.metrics = EdgeMetrics()
-        edge.on_request = self.record
+        edge.on_requests = self.record
 
-    def record(self, entry: RouterEntry) -> None:
-        """Counted always; logged within the app's log rate (a request flood must not flood the disk: over
-        the rate, lines are dropped and counted like the app's own output)."""
-        if not self._edge.routes(entry.app):
-            return  # sent before the app was destroyed: its log folder is gone and must stay gone
-        self.metrics.observe(entry)
-        self._supervisor.app_log(entry.app).output("router", [router_line(entry, self.instance_name(entry))
-                                                             .encode()])
+    def record(self, entries: list[RouterEntry]) -> None:
+        """Counted always; logged within each app's log rate (a request flood must not flood the disk: over
+        the rate, lines are dropped and counted like the app's own output). One log call per app per batch."""
+        lines: dict[str, list[bytes]] = {}
+        for entry in entries:
+            if not self._edge.routes(entry.app):
+                continue  # sent before the app was destroyed: its log folder is gone and must stay gone
+            self.metrics.observe(entry)
+            lines.setdefault(entry.app, []).append(router_line(entry, self.instance_name(entry)).encode())
+        for app, batch in lines.items():
+            self._supervisor.app_log(app).output("router", batch)
 
     def instance_name(self, entry: RouterEntry) -> str:
         if entry.server == NO_SERVER:

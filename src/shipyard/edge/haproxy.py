@@ -75,10 +75,10 @@ class Edge:
         self.restarts = 0
         # Called once a restarted edge answers; it already serves the last applied routes.
         self.on_restart: Callable[[], None] | None = None
-        # Called with each request's log entry (router lines, metrics); lines HAProxy sends while it is None
-        # are dropped.
-        self.on_request: Callable[[RouterEntry], None] | None = None
-        self._receiver = LogReceiver(config_dir / "log.sock", self._request_logged)
+        # Called with the log entries of the requests answered since the last call (router lines, metrics);
+        # lines HAProxy sends while it is None are dropped.
+        self.on_requests: Callable[[list[RouterEntry]], None] | None = None
+        self._receiver = LogReceiver(config_dir / "log.sock", self._requests_logged)
 
     @property
     def pid(self) -> int | None:
@@ -241,9 +241,9 @@ class Edge:
                     kept[backend] = kept.get(backend, ()) + (server,)
             self._state = EdgeState(state.backends, state.hosts, state.servers, kept, state.next_server)
 
-    def _request_logged(self, line: str) -> None:
-        if self.on_request is not None and (entry := parse(line)) is not None:
-            self.on_request(entry)
+    def _requests_logged(self, lines: list[str]) -> None:
+        if self.on_requests is not None:
+            self.on_requests([entry for line in lines if (entry := parse(line)) is not None])
 
     def routes(self, app: str) -> bool:
         """The app has a route on the edge (a destroyed one's late log lines are not its)."""
@@ -251,7 +251,7 @@ class Edge:
 
     def address(self, backend: str, server: str) -> str | None:
         """The instance address a request's log entry names (its backend and server)."""
-        return self._state.address_of().get((backend, server))
+        return self._state.addresses.get((backend, server))
 
     @property
     def running(self) -> bool:
@@ -290,7 +290,7 @@ class Edge:
         """In-flight requests per instance address, servers already out of rotation included."""
         sessions = await self._api.server_sessions()
         found: dict[str, int] = {}
-        for key, address in self._state.address_of().items():
+        for key, address in self._state.addresses.items():
             found[address] = found.get(address, 0) + sessions.get(key, 0)
         return found
 

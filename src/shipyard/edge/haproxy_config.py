@@ -6,7 +6,8 @@ the routes and servers it had); after that only the runtime API changes it (see 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from shipyard.edge.router_log import LOG_FORMAT
@@ -28,6 +29,9 @@ class EdgeLimits:
     # while it restarts on the same address, instead of answered 503. Only connection failures are retried:
     # the request never reached the app, so even a POST is safe to send again.
     retries: int = 10
+    # HAProxy's threads (0: one per core). On a machine of two cores or fewer the edge shares them with the apps,
+    # and one thread measured better (bench/README.md, "Edge throughput").
+    threads: int = field(default_factory=lambda: 1 if (os.cpu_count() or 1) <= 2 else 0)
 
 
 NOT_FOUND_BODY = ("No application is served at this address.\\n"
@@ -90,6 +94,7 @@ def haproxy_config(*, files: EdgeFiles, listeners: Listeners, state: EdgeState, 
         # The socket's mode is the runtime API's only protection; tenants cannot even see the data directory.
         f"    stats socket {files.admin_socket} mode 600 level admin",
         "    stats timeout 10s",
+        *([f"    nbthread {limits.threads}"] if limits.threads else []),
         # One line per request to the platform's datagram socket (edge.log_receiver): router lines, metrics.
         *([f"    log {files.log_socket} len 8192 format raw local0 info"] if files.log_socket else []),
         "    ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets",

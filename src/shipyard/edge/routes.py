@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from shipyard.errors import PlatformError
 
@@ -51,8 +52,10 @@ class EdgeState:
     retired: Mapping[str, tuple[Server, ...]] = field(default_factory=dict)
     next_server: int = 1
 
-    def address_of(self) -> dict[tuple[str, str], str]:
-        """(backend, server name) → address, retired servers included: what `show stat` rows refer to."""
+    @cached_property
+    def addresses(self) -> dict[tuple[str, str], str]:
+        """(backend, server name) → address, retired servers included: what `show stat` rows and request log
+        lines refer to (computed once per state: it is looked up for every request)."""
         return {(backend, s.name): s.address for table in (self.servers, self.retired)
                 for backend, servers in table.items() for s in servers}
 
