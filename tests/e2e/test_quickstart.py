@@ -121,8 +121,11 @@ def test_push_to_live_then_redeploy_config_logs_and_destroy(shipyard: Shipyard) 
     assert "shipyard[api]: Release v3 is live" in logs
 
     # PYTHONFAULTHANDLER: if Ctrl-C ever fails to stop it, SIGABRT makes it print where it is stuck.
+    # Ctrl-C as from a terminal: a CI job run in the background inherits SIGINT ignored (bash does that to `&`
+    # jobs), and Python keeps an ignored SIGINT ignored.
     follower = subprocess.Popen([*SHIPYARD, "logs", "todo", "-f", "-n", "1"], env={**shipyard.env,
-                                "PYTHONFAULTHANDLER": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                "PYTHONFAULTHANDLER": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert follower.stdout is not None
         assert follower.stdout.readline()  # the last line: it is connected, and follows from here
