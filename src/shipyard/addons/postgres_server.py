@@ -303,6 +303,13 @@ class PostgresServer:
                 self._say(f"The PostgreSQL server's supervisor had failed: {watch.exception()!r}")
         if self._proc is not None:
             await _terminate(self._proc)
+        # Stopped mid-start, the namespace's processes may still be on their way out when bubblewrap is reaped:
+        # stop() returns only once none works in the data directory any more.
+        left = await asyncio.to_thread(_processes_in, self.data)
+        for process in left:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+        await asyncio.to_thread(psutil.wait_procs, left, 10)
 
 
 def _postmaster_of(proc: asyncio.subprocess.Process | None) -> int | None:
