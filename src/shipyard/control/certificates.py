@@ -91,7 +91,6 @@ class Certificates:
         self._settings = settings
         self._store = store
         self._edge = edge
-        self._ca = ca
         self.ca = ca
         self._acme = acme
         self._lock = asyncio.Lock()
@@ -118,13 +117,13 @@ class Certificates:
             return False
         cached = self._trusted.get(hostname)
         if cached is None or cached[0] != stamp:
-            cached = self._trusted[hostname] = (stamp, self._ca is not None and not signed_by(path, self._ca))
+            cached = self._trusted[hostname] = (stamp, self.ca is not None and not signed_by(path, self.ca))
         return cached[1]
 
     async def converge(self) -> None:
         """Issue what is missing or due, remove what no app has any more; one hostname's failure is recorded
         and the others go on."""
-        if not self._settings.https_port or self._ca is None:
+        if not self._settings.https_port or self.ca is None:
             return
         async with self._lock:
             wanted = self.wanted()
@@ -148,8 +147,8 @@ class Certificates:
                 self._store.set_domain_status(item.hostname, "pending", "asking the ACME server")
                 pem, issuer = await self._acme(item.hostname)
             else:
-                assert self._ca is not None
-                pem = await asyncio.to_thread(self._ca.issue_pem, [item.hostname], INTERNAL_DAYS)
+                assert self.ca is not None
+                pem = await asyncio.to_thread(self.ca.issue_pem, [item.hostname], INTERNAL_DAYS)
                 issuer = "the platform's CA (trusted where `shipyard ca` was installed)"
             await self._edge.install_certificate(item.hostname, pem)
         except ShipyardError as exc:

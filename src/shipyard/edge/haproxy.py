@@ -253,17 +253,13 @@ class Edge:
         """The instance address a request's log entry names (its backend and server)."""
         return self._state.addresses.get((backend, server))
 
-    @property
-    def running(self) -> bool:
-        return self.pid is not None and not self._restarting
-
     async def install_certificate(self, hostname: str, pem: str) -> None:
         async with self._lock:
-            await self.certificates.install(hostname, pem, self.running)
+            await self.certificates.install(hostname, pem, self.serving)
 
     async def remove_certificate(self, hostname: str) -> None:
         async with self._lock:
-            await self.certificates.remove(hostname, self.running)
+            await self.certificates.remove(hostname, self.serving)
 
     async def publish(self, token: str, key_authorization: str) -> None:
         """An ACME HTTP-01 answer, served by the edge at /.well-known/acme-challenge/<token> on every host."""
