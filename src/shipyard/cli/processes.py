@@ -139,6 +139,10 @@ def deploys(name: str, logs: Annotated[bool, typer.Option("--logs", help="Show e
             if logs:
                 for line in step["log"]:
                     out.print(f"      {line}", markup=False)
+        if d.get("error"):
+            out.print(f"  [red]failed:[/red] {escape(d['error'])}")
+            if d.get("hint"):
+                out.print(f"  [yellow]how to fix:[/yellow] {escape(d['hint'])}")
 
 
 @processes_cli.command()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+from shipyard.errors import ShipyardError
 from shipyard.store.store import Store
 
 Log = Callable[[str], Awaitable[None]]
@@ -36,9 +38,16 @@ class DeployRecord:
         self._save("running", finished=False)
         try:
             yield
-        except BaseException:
+        except BaseException as exc:
             step.update(finished=time.time(), status="failed")
-            self._save("failed", finished=True)
+            if isinstance(exc, ShipyardError):
+                self._save("failed", finished=True, error=exc.message, hint=exc.hint)
+            elif isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt)):
+                self._save("failed", finished=True, error=f"The deploy was interrupted in the {name} step: the "
+                           "platform stopped.", hint="Push again: the release that was serving before is kept.")
+            else:
+                self._save("failed", finished=True, error=f"The platform failed in the {name} step ({exc!r}).",
+                           hint="This is a bug in Shipyard, not in the app: its log has the details.")
             raise
         step.update(finished=time.time(), status="succeeded")
         self._save("running", finished=False)
@@ -52,5 +61,6 @@ class DeployRecord:
     def succeeded(self) -> None:
         self._save("succeeded", finished=True)
 
-    def _save(self, status: str, finished: bool) -> None:
-        self._store.save_deploy(self._id, steps=self.steps, status=status, release=self.release, finished=finished)
+    def _save(self, status: str, finished: bool, error: str | None = None, hint: str | None = None) -> None:
+        self._store.save_deploy(self._id, steps=self.steps, status=status, release=self.release, finished=finished,
+                                error=error, hint=hint)

@@ -83,6 +83,8 @@ class DeployRow(Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     steps: Mapped[str] = mapped_column(Text, default="[]")  # JSON: [{name, started, finished, status, log}]
+    error: Mapped[str | None] = mapped_column(Text, default=None)  # a failed deploy's message and hint, as the
+    hint: Mapped[str | None] = mapped_column(Text, default=None)  # CLI printed them
 
 
 class AddonRow(Base):

@@ -162,12 +162,14 @@ class Store(DomainStore):
             return row.id
 
     def save_deploy(self, deploy_id: int, *, steps: list[dict[str, object]], status: str,
-                    release: int | None, finished: bool) -> None:
+                    release: int | None, finished: bool, error: str | None = None, hint: str | None = None) -> None:
         with self._session() as s:
             row = s.get(DeployRow, deploy_id)
             if row is None:
                 return
             row.steps, row.status, row.release = json.dumps(steps), status, release
+            if error is not None:
+                row.error, row.hint = error, hint
             if finished:
                 row.finished_at = utcnow()
 
@@ -177,7 +179,7 @@ class Store(DomainStore):
             rows = s.scalars(select(DeployRow).where(DeployRow.app_id == app.id).order_by(DeployRow.id.desc()).limit(limit))
             return [{"id": r.id, "description": r.description, "release": r.release, "status": r.status,
                      "started_at": r.started_at.isoformat(), "finished_at": r.finished_at.isoformat() if r.finished_at else None,
-                     "steps": json.loads(r.steps)} for r in rows]
+                     "steps": json.loads(r.steps), "error": r.error, "hint": r.hint} for r in rows]
 
     # Add-ons
 
