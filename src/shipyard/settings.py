@@ -75,6 +75,10 @@ class Settings:
     liveness_interval: float = field(default_factory=lambda: float(os.environ.get("SHIPYARD_LIVENESS_INTERVAL",
                                                                                    "10")))
     liveness_failures: int = 3
+    # Seconds between samples of each app's request counters and instances' CPU and memory (the dashboard's
+    # charts); the end-to-end tests use 1.
+    metrics_interval: float = field(default_factory=lambda: float(os.environ.get("SHIPYARD_METRICS_INTERVAL",
+                                                                                  "10")))
 
     def __post_init__(self) -> None:
         # Below 100000 lie the machine's own users (root, daemons, people); uids are 32-bit.
@@ -89,6 +93,9 @@ class Settings:
                                 f"{self.store_backups_kept}, would never make or keep one.",
                                 hint="Set SHIPYARD_STORE_BACKUP_INTERVAL to at least 1 (seconds) and "
                                      "SHIPYARD_STORE_BACKUPS_KEPT to at least 1.")
+        if not 0.1 <= self.metrics_interval <= 60:
+            raise PlatformError(f"Metrics sampled every {self.metrics_interval} s would miss minutes or busy the "
+                                "platform.", hint="Set SHIPYARD_METRICS_INTERVAL to 0.1 … 60 (seconds; default 10).")
 
     def app_uid(self, app_id: int) -> int:
         return self.tenant_uid_base + app_id

@@ -194,7 +194,8 @@ class PlatformServer:
 
     def announce_ready(self, token: str) -> None:
         s = self.settings
-        self.announce(f"Shipyard is up.\n  API:   {s.api_url}  (OpenAPI: {s.api_url}/docs)\n"
+        self.announce(f"Shipyard is up.\n  Dashboard: {s.api_url}/dashboard  (sign in with the token)\n"
+                      f"  API:   {s.api_url}  (OpenAPI: {s.api_url}/docs)\n"
                       f"  Edge:  {s.edge_url}  (apps at http://<app>.{s.base_domain}:{s.edge_port}/"
                       + (f", and at {s.app_url('<app>', https=True)} with the platform's CA: `shipyard ca`" if s.https_port
                          else "") + ")\n"

@@ -139,13 +139,17 @@ def test_platform_shutdown_runs_every_step_and_reaps_a_dead_edge_loop() -> None:
     async def edge_loops_stop() -> None:  # what EdgeSync.stop raises when its loop had died
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/data/edge/hosts.map")
 
+    async def metrics_stop() -> None:
+        stopped.append("metrics")
+
     async def run() -> list[str]:
         fake = SimpleNamespace(_retry_tasks={}, supervisor=Supervisor(), edge=Edge(),
-                               edge_sync=SimpleNamespace(stop=edge_loops_stop), settings=SimpleNamespace(drain_grace=1.0))
+                               edge_sync=SimpleNamespace(stop=edge_loops_stop), settings=SimpleNamespace(drain_grace=1.0),
+                               metrics_history=SimpleNamespace(stop=metrics_stop))
         return await Platform.shutdown(fake)  # type: ignore[arg-type]
 
     failures = asyncio.run(run())
-    assert stopped == ["apps", "edge"]
+    assert stopped == ["metrics", "apps", "edge"]
     assert failures == ["Stopping the apps failed: No space left on device",
                         "Updating the edge's routes failed: No space left on device (/data/edge/hosts.map)",
                         "Stopping the edge failed: No such process"]

@@ -7,6 +7,7 @@ from datetime import datetime
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from shipyard.api.operations import Operations
 from shipyard.control.platform import Platform
 from shipyard.errors import PlatformError
 from shipyard.store import records
@@ -39,7 +40,7 @@ def domain_out(platform: Platform, domain: records.Domain) -> DomainOut:
                          f"{platform.settings.https_port})")
 
 
-def domains_router(platform: Platform) -> APIRouter:
+def domains_router(platform: Platform, operations: Operations) -> APIRouter:
     router = APIRouter()
 
     @router.get("/apps/{name}/domains")
@@ -49,14 +50,11 @@ def domains_router(platform: Platform) -> APIRouter:
 
     @router.post("/apps/{name}/domains", status_code=201)
     async def add_domain(name: str, body: DomainIn) -> DomainOut:
-        domain = platform.store.add_domain(name, body.hostname)
-        platform.edge_sync.names_changed()
-        return domain_out(platform, domain)
+        return domain_out(platform, operations.add_domain(name, body.hostname))
 
     @router.delete("/apps/{name}/domains/{hostname}")
     async def remove_domain(name: str, hostname: str) -> dict[str, str]:
-        platform.store.remove_domain(name, hostname)
-        platform.edge_sync.names_changed()
+        operations.remove_domain(name, hostname)
         return {"removed": hostname}
 
     @router.get("/ca")

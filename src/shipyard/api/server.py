@@ -18,26 +18,23 @@ from shipyard import __version__
 from shipyard.api.auth import check_token
 from shipyard.api.domains import domains_router
 from shipyard.api.console import serve_console
+from shipyard.api.dashboard.mount import dashboard_error, is_dashboard, mount_dashboard
+from shipyard.api.dashboard.site import Dashboard
+from shipyard.api.operations import Operations, quiet
 from shipyard.control.databases import Databases
-from shipyard.control.releases import formation_of, previous_release, validate_release_command
+from shipyard.control.releases import formation_of
 from shipyard.control.platform import Platform
 from shipyard.api.schemas import (AddonCreate, AppCreate, AppOut, AppUpdate, BackupOut, ConfigOut, ConfigUpdate,
                                   DeployRequest, InstanceOut, LayerOut, ReleaseOut, RestoreRequest, RollbackRequest,
                                   RunRequest)
 from shipyard.runtime.disk import disk_space, low_disk_warning
-from shipyard.runtime.limits import size_named
 from shipyard.errors import InvalidInput, NotFound, ShipyardError, Unauthorized
 from shipyard.git.http_backend import CgiResponse, cgi_env, run_http_backend, spool_body
 from shipyard.git.push_queue import PushQueue, pkt_line, progress_message, push_capabilities
 from shipyard.runtime.instance import Instance
 from shipyard.runtime.logs import follow as follow_log
 from shipyard.store import records
-from shipyard.store.names import (validate_branch, validate_command, validate_config_key, validate_config_total,
-                                  validate_config_value)
-
-
-async def quiet(line: str) -> None:
-    """Where a deploy's log goes when nobody streams it (it is recorded by `shipyard deploys` anyway)."""
+from shipyard.store.names import validate_command
 
 
 def mask_secrets(config: dict[str, str]) -> dict[str, str]:
@@ -88,9 +85,13 @@ def create_api(platform: Platform, databases: Databases, token: str,
                               "as `Authorization: Bearer <token>`.")
     settings = platform.settings
     pushes = PushQueue()
+    operations = Operations(platform, databases)
+    dashboard = Dashboard(platform, databases, operations, token)
 
     @api.exception_handler(ShipyardError)
-    async def _user_error(request: Request, exc: ShipyardError) -> JSONResponse:
+    async def _user_error(request: Request, exc: ShipyardError) -> Response:
+        if is_dashboard(request):
+            return dashboard_error(dashboard, request, exc)
         headers = {"WWW-Authenticate": challenge(request.url.path)} if isinstance(exc, Unauthorized) else None
         return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=exc.status_code, headers=headers)
 
@@ -163,7 +164,7 @@ def create_api(platform: Platform, databases: Databases, token: str,
 
     @api.post("/apps", status_code=201, dependencies=[Depends(authorized)])
     async def create_app(body: AppCreate) -> AppOut:
-        return app_out(platform.create_app(body.name, validate_branch(body.branch), body.boot_timeout))
+        return app_out(operations.create_app(body.name, body.branch, body.boot_timeout))
 
     @api.get("/apps/{name}", dependencies=[Depends(authorized)])
     async def get_app(name: str) -> AppOut:
@@ -171,34 +172,11 @@ def create_api(platform: Platform, databases: Databases, token: str,
 
     @api.patch("/apps/{name}", dependencies=[Depends(authorized)])
     async def update_app(name: str, body: AppUpdate) -> AppOut:
-        if body.branch is not None:
-            validate_branch(body.branch)
-        if body.release_command:
-            validate_release_command(body.release_command)
-        changes = body.model_dump(exclude_none=True)
-        if "redirect_https" in changes:
-            changes["redirect_https"] = {"on": True, "off": False, "auto": None}[changes["redirect_https"]]
-        if "hsts" in changes:
-            changes["hsts"] = changes["hsts"] == "on"
-        https_changed = "redirect_https" in changes or "hsts" in changes
-        if "port" in changes:
-            changes["port"] = changes["port"] or None  # 0 clears the fixed port
-        resized = "size" in changes and size_named(changes["size"]).name != platform.store.get_app(name).size
-        updated = platform.store.update_app(name, **changes)
-        if resized and updated.current_release is not None:
-            await platform.restart(name, None)  # as on Heroku: new limits mean new instances
-        if https_changed:
-            platform.edge_sync.changed()  # the edge's flags at once; EXTERNAL_URL from the next release
-        return app_out(platform.store.get_app(name))
+        return app_out(await operations.update_app(name, body))
 
     @api.delete("/apps/{name}", dependencies=[Depends(authorized)])
     async def destroy_app(name: str, confirm: str = "") -> dict[str, str | None]:
-        platform.store.get_app(name)
-        if confirm != name:
-            raise InvalidInput(f"Destroying '{name}' deletes its code, releases and logs.",
-                               hint=f"Confirm with `--confirm {name}`.")
-        backup = await databases.before_app_destroyed(name)
-        await platform.destroy_app(name)
+        backup = await operations.destroy_app(name, confirm)
         where = str(databases.backup_path(name, backup.id)) if backup else None
         return {"destroyed": name, "final_backup": where}
 
@@ -210,12 +188,7 @@ def create_api(platform: Platform, databases: Databases, token: str,
 
     @api.patch("/apps/{name}/config", dependencies=[Depends(authorized)])
     async def update_config(name: str, body: ConfigUpdate) -> ConfigOut:
-        for key in [*body.set, *body.unset]:
-            validate_config_key(key)
-        for key, value in body.set.items():
-            validate_config_value(key, value)
-        validate_config_total(platform.store.get_config(name), body.set, body.unset)
-        release = await platform.update_config(name, body.set, body.unset, quiet, build_time=body.build_time)
+        release = await operations.update_config(name, body.set, body.unset, build_time=body.build_time)
         return ConfigOut(config=platform.store.get_config(name), release=release.version if release else None)
 
     @api.post("/apps/{name}/addons", status_code=201, dependencies=[Depends(authorized)])
@@ -226,11 +199,7 @@ def create_api(platform: Platform, databases: Databases, token: str,
 
     @api.delete("/apps/{name}/addons/postgres", dependencies=[Depends(authorized)])
     async def destroy_addon(name: str, confirm: str = "") -> ConfigOut:
-        databases.credentials(name)
-        if confirm != name:
-            raise InvalidInput(f"Destroying the database of '{name}' deletes its data.",
-                               hint=f"Back it up with `shipyard db backup {name}`, then confirm with `--confirm {name}`.")
-        release = await databases.destroy(name, quiet)
+        release = await operations.destroy_database(name, confirm)
         return ConfigOut(config=mask_secrets(platform.store.get_config(name)),
                          release=release.version if release else None)
 
@@ -244,18 +213,12 @@ def create_api(platform: Platform, databases: Databases, token: str,
 
     @api.post("/apps/{name}/db/restore", dependencies=[Depends(authorized)])
     async def restore_backup(name: str, body: RestoreRequest) -> dict[str, str]:
-        if body.confirm != name:
-            raise InvalidInput(f"Restoring replaces the data of '{name}' with the backup's.",
-                               hint=f"Confirm with `--confirm {name}`.")
-        await databases.restore(name, body.backup_id)
+        await operations.restore_backup(name, body.backup_id, body.confirm)
         return {"restored": body.backup_id}
 
     @api.patch("/apps/{name}/formation", dependencies=[Depends(authorized)])
     async def scale(name: str, body: dict[str, int]) -> dict[str, int]:
-        for process_type, count in body.items():
-            if not 0 <= count <= 20:
-                raise InvalidInput(f"{process_type}={count}: a scale is between 0 and 20.")
-        return formation_of(platform.store, await platform.scale(name, body))
+        return await operations.scale(name, body)
 
     @api.post("/apps/{name}/restart", dependencies=[Depends(authorized)])
     async def restart(name: str, process_type: str | None = None) -> dict[str, str]:
@@ -303,8 +266,7 @@ def create_api(platform: Platform, databases: Databases, token: str,
 
     @api.post("/apps/{name}/rollback", dependencies=[Depends(authorized)])
     async def rollback(name: str, body: RollbackRequest) -> dict[str, int]:
-        version = body.version or previous_release(platform.store, platform.store.get_app(name))
-        release = await platform.rollback(name, version, quiet, release_phase=body.release_phase)
+        release, version = await operations.rollback(name, body.version, release_phase=body.release_phase)
         return {"release": release.version, "rolled_back_to": version}
 
     @api.get("/apps/{name}/deploys", dependencies=[Depends(authorized)])
@@ -398,5 +360,6 @@ def create_api(platform: Platform, databases: Databases, token: str,
         response = await git_backend()
         return StreamingResponse(response.body, status_code=response.status, headers=dict(response.headers))
 
-    api.include_router(domains_router(platform), dependencies=[Depends(authorized)])
+    api.include_router(domains_router(platform, operations), dependencies=[Depends(authorized)])
+    mount_dashboard(api, dashboard)
     return api

@@ -6,7 +6,7 @@ import os
 import shlex
 import subprocess
 
-from shipyard.cli.context import state
+from shipyard.cli.context import client, out, state
 from shipyard.settings import Settings
 
 
@@ -26,3 +26,14 @@ def install_credential_helper(api_url: str) -> str | None:
     key = f"credential.{api_url}.helper"
     done = subprocess.run(["git", "config", "--global", "--replace-all", key, helper], capture_output=True)
     return "your global git config" if done.returncode == 0 else None
+
+
+def git_auth() -> None:
+    """Let `git push` to this platform use its token (a credential helper in your global git config)."""
+    api_url = client().target.api_url
+    where = install_credential_helper(api_url)
+    if where is None:
+        out.print(f"Could not write git's config: git will ask for a password for {api_url}; give it the "
+                  "platform token (any username).")
+        raise SystemExit(1)
+    out.print(f"git now gets the platform token for {api_url} from a credential helper in {where}.")

@@ -13,6 +13,7 @@ from rich.markup import escape
 from shipyard.cli.apps import apps_cli
 from shipyard.cli.config_vars import config_cli
 from shipyard.cli.context import client, err, out, state
+from shipyard.cli.credential_helper import git_auth
 from shipyard.cli.databases import addons_cli, db_cli
 from shipyard.cli.domains import ca, domains_cli
 from shipyard.cli.processes import processes_cli
@@ -31,6 +32,7 @@ app.add_typer(db_cli, name="db")
 app.add_typer(store_cli, name="store")
 app.add_typer(domains_cli, name="domains")
 app.command("ca")(ca)
+app.command("git-auth")(git_auth)
 
 DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Data directory of a local platform "
                                                  "(default: $SHIPYARD_DATA_DIR or ~/.local/share/shipyard).")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import textwrap
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -41,6 +42,7 @@ class DeployRecord:
         except BaseException as exc:
             step.update(finished=time.time(), status="failed")
             if isinstance(exc, ShipyardError):
+                self._keep_detail(step, exc.message)
                 self._save("failed", finished=True, error=exc.message, hint=exc.hint)
             elif isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt)):
                 self._save("failed", finished=True, error=f"The deploy was interrupted in the {name} step: the "
@@ -51,6 +53,20 @@ class DeployRecord:
             raise
         step.update(finished=time.time(), status="succeeded")
         self._save("running", finished=False)
+
+    def failed(self, exc: ShipyardError) -> None:
+        """The deploy's final error, as the user is told it (callers above the step add to its hint)."""
+        self._save("failed", finished=True, error=exc.message, hint=exc.hint)
+
+    @staticmethod
+    def _keep_detail(step: dict[str, object], message: str) -> None:
+        """An error's lines after the first (an instance's last output, say) go into the failed step's log, so
+        the dashboard can point at them."""
+        lines = step["log"]
+        assert isinstance(lines, list)
+        detail = textwrap.dedent("\n".join(message.splitlines()[1:])).splitlines()
+        lines.extend(line for line in detail if line.strip() and line not in lines)
+        del lines[:-MAX_STEP_LINES]
 
     def finished_step(self, name: str, started: float, finished: float, log: list[str]) -> None:
         """A step that happened before this record existed (the push's upload, before the deploy lock)."""

@@ -25,6 +25,7 @@ from shipyard.edge.haproxy import Edge
 from shipyard.addons.tls import CertificateAuthority
 from shipyard.control.certificates import Certificates, acme_issuer
 from shipyard.control.edge_sync import EdgeSync
+from shipyard.control.metrics_history import MetricsHistory
 from shipyard.control.requests import RequestRecorder
 from shipyard.errors import DeployError, InvalidInput, ReleasePhaseFailed, ShipyardError
 from shipyard.git.repos import Repos
@@ -66,6 +67,7 @@ class Platform:
         self.interpreters = discover_interpreters()
         self._runs: dict[str, int] = {}  # run.N numbering per app
         self.requests = RequestRecorder(self.supervisor, edge)
+        self.metrics_history = MetricsHistory(store, self.requests.metrics, self.supervisor, settings.metrics_interval)
         self.edge_sync = EdgeSync(settings, store, edge, self.supervisor, Certificates(settings, store, edge, ca,
                                                                                          acme_issuer(settings, edge)))
         self.rollout = Rollout(settings, store, self.supervisor, edge, confinement, self._target, self.sync_edge,
@@ -88,6 +90,7 @@ class Platform:
                     await asyncio.to_thread(adopt_slugs, self.settings, self.store, app)
         await self.edge.start()
         self.edge_sync.start()
+        self.metrics_history.start()
         self.edge_sync.names_changed()
         await self.sync_edge()
         for app in apps:
@@ -112,6 +115,7 @@ class Platform:
         steps = StopSteps()
         for task in self._retry_tasks.values():
             task.cancel()
+        await steps.run("Stopping the metrics history", self.metrics_history.stop)
         await steps.run("Stopping the apps", lambda: self.supervisor.shutdown(self.settings.drain_grace))
         # A loop that had died (a route it could not write) is reaped here: its error is reported once, not as
         # "Task exception was never retrieved" with a traceback at exit.
@@ -162,6 +166,10 @@ class Platform:
             for folder in (self.settings.slugs_dir / name, self.settings.logs_dir / name,
                            self.settings.uv_cache_dir / name):
                 shutil.rmtree(folder, ignore_errors=True)
+
+    def deploying(self, name: str) -> bool:
+        """Whether a deploy, config change, rollback or scale of the app is under way."""
+        return name in self._locks and self._locks[name].locked()
 
     def app_state(self, app: records.App) -> str:
         """What a user can expect at the app's URL now: `up` only if the edge is serving too."""
@@ -232,12 +240,15 @@ class Platform:
             verb = "Set" if set_vars else "Unset"
             description = reason or f"{verb} {changed} config vars"
             release = self.store.add_release(name, current.build.id, config, description)
+            record = DeployRecord(self.store, name, description, log)
             try:
-                await self.rollout.roll_out(app, release, DeployRecord(self.store, name, description, log))
+                await self.rollout.roll_out(app, release, record)
             except DeployError as exc:
                 undo = f"`shipyard config unset {name} {' '.join(set_vars)}`" if set_vars else "`shipyard config set`"
-                raise type(exc)(exc.message, hint=f"{exc.hint or ''}\nThe change stays in the config (the next push "
-                                f"uses it); undo it with {undo}.".strip()) from None
+                final = type(exc)(exc.message, hint=f"{exc.hint or ''}\nThe change stays in the config (the next push "
+                                  f"uses it); undo it with {undo}.".strip())
+                record.failed(final)
+                raise final from None
             return release
 
     async def rollback(self, name: str, version: int, log: Log, release_phase: bool = True) -> records.Release:
@@ -249,16 +260,18 @@ class Platform:
                 raise InvalidInput(f"v{version}'s slug is no longer kept (the newest {self.settings.releases_kept} "
                                    "releases are).", hint=f"Pick a newer release from `shipyard releases {name}`.")
             release = self.store.add_release(name, earlier.build.id, earlier.config, f"Rollback to v{version}")
+            record = DeployRecord(self.store, name, f"Rollback to v{version}", log)
             try:
-                await self.rollout.roll_out(app, release, DeployRecord(self.store, name, f"Rollback to v{version}", log),
-                                     release_phase=release_phase)
+                await self.rollout.roll_out(app, release, record, release_phase=release_phase)
             except ReleasePhaseFailed as exc:
-                raise ReleasePhaseFailed(exc.message, hint=(
+                final = ReleasePhaseFailed(exc.message, hint=(
                     f"Nothing changed: v{app.current_release} keeps serving; the command's output is in "
                     f"`shipyard logs {name}`. A rollback runs v{version}'s release command against the database "
                     "as it is now, and older code may not know a newer migration (Alembic: \"Can't locate "
                     f"revision\"). To run v{version}'s code without it: `shipyard rollback {name} v{version} "
-                    "--skip-release-phase`.")) from None
+                    "--skip-release-phase`."))
+                record.failed(final)
+                raise final from None
             current = self.store.get_config(name)
             self.store.update_config(name, earlier.config, [k for k in current if k not in earlier.config])
             return release

@@ -126,7 +126,9 @@ class Rollout:
             hint = without_it(exc.hint, app.name, starting)
             if isinstance(exc, ServerErrorAtStart):
                 hint = await self._unapplied_migrations_hint(app, target, log) or hint
-            raise DeployError(f"Release v{release.version} failed: {exc.message}", hint=hint) from None
+            final = DeployError(f"Release v{release.version} failed: {exc.message}", hint=hint)
+            rec.failed(final)
+            raise final from None
         self._stop_restoring(app.name)
         async with rec.step("switch"):
             old = self.supervisor.activate(app.name, started)

@@ -45,6 +45,11 @@ class EdgeMetrics:
         figures.seconds += entry.milliseconds / 1000
         figures.bytes_sent += entry.bytes_sent
 
+    def snapshot(self) -> dict[str, AppFigures]:
+        """A copy of every app's counters as of now (the metrics history takes the differences between two)."""
+        return {app: AppFigures(dict(f.by_class), list(f.buckets), f.seconds, f.bytes_sent)
+                for app, f in self._apps.items()}
+
     def forget(self, app: str) -> None:
         """A destroyed app's series go (a new app of the same name starts from zero)."""
         self._apps.pop(app, None)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from shipyard.errors import DeployError, ServerErrorAtStart, ShipyardError
 from shipyard.proc import free_port, signal_group, stop_process
+from shipyard.runtime.cgroups import Cgroup
 from shipyard.runtime.confinement import Confinement
 from shipyard.runtime.diagnose import boot_hint, listen_hint, telling_error
 from shipyard.runtime.logs import AppLog
@@ -62,6 +63,11 @@ class Instance:
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
+
+    @property
+    def cgroup(self) -> Cgroup | None:
+        """The cgroup of its current process (a new one at each restart); None without cgroups."""
+        return self._spawned.cgroup if self._spawned else None
 
     @property
     def address(self) -> str:

@@ -121,3 +121,30 @@ class DomainRow(Base):
     detail: Mapped[str] = mapped_column(Text, default="")  # why it failed, or who issued it
     not_after: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class MetricRow(Base):
+    """An app's figures for one minute or one hour (store/metrics.py): requests by status class, the latency
+    histogram, bytes sent, web instances up, and each instance's CPU and memory.
+
+    WITHOUT ROWID: the primary key is the table itself (no second b-tree), the bulk of the store being these rows.
+    """
+
+    __tablename__ = "metrics"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    app_id: Mapped[int] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), primary_key=True)
+    resolution: Mapped[int] = mapped_column(primary_key=True)  # seconds: 60 or 3600
+    start: Mapped[int] = mapped_column(primary_key=True)  # unix seconds, a multiple of the resolution
+    requests: Mapped[int] = mapped_column(default=0)  # every status, "other" (no status) included
+    status_1xx: Mapped[int] = mapped_column(default=0)
+    status_2xx: Mapped[int] = mapped_column(default=0)
+    status_3xx: Mapped[int] = mapped_column(default=0)
+    status_4xx: Mapped[int] = mapped_column(default=0)
+    status_5xx: Mapped[int] = mapped_column(default=0)
+    # JSON list of counts aligned with edge.metrics.LATENCY_BUCKETS then +Inf, trailing zeros left out: sums of
+    # minutes are exact hours, and percentiles are computed when read.
+    latency: Mapped[str] = mapped_column(Text, default="[]")
+    bytes_sent: Mapped[int] = mapped_column(default=0)
+    instances: Mapped[int] = mapped_column(default=0)  # web instances up (the most seen in the bucket)
+    usage: Mapped[str] = mapped_column(Text, default="{}")  # JSON {"web.1": [cores, bytes]}, averages; null: unknown

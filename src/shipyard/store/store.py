@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
-from sqlalchemy import LargeBinary, cast, create_engine, event, func, select
+from sqlalchemy import LargeBinary, cast, create_engine, delete, event, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,7 +23,10 @@ from shipyard.store.damage import (DAMAGE_ERRORS, app_damaged, describe_damage, 
                                    parse_json_object, require_int)
 from shipyard.store.integrity import AppDamaged, ensure_sound
 from shipyard.store.domains import DomainStore
-from shipyard.store.models import AddonRow, AppRow, BuildRow, ConfigVarRow, DeployRow, DomainRow, ReleaseRow, utcnow
+from shipyard.store.metrics import MetricStore
+from shipyard.store.summaries import SummaryStore
+from shipyard.store.models import (AddonRow, AppRow, BuildRow, ConfigVarRow, DeployRow, DomainRow, MetricRow, ReleaseRow,
+                                   utcnow)
 from shipyard.store.names import validate_app_name
 from shipyard.store.schema import upgrade_schema
 from shipyard.store.secrets import Cipher
@@ -43,7 +46,7 @@ def _sqlite_engine(path: Path) -> Engine:
     return engine
 
 
-class Store(DomainStore):
+class Store(DomainStore, SummaryStore, MetricStore):
     def __init__(self, db_path: Path, cipher: Cipher, backups_dir: Path) -> None:
         """Open the store at db_path; a damaged file, or one from a newer Shipyard, fails here with the fix
         (backups_dir: where its backups are, to name the newest)."""
@@ -116,6 +119,7 @@ class Store(DomainStore):
             for model in (ReleaseRow, ConfigVarRow, AddonRow, DeployRow, DomainRow):
                 for child in s.scalars(select(model).where(model.app_id == row.id)):
                     s.delete(child)
+            s.execute(delete(MetricRow).where(MetricRow.app_id == row.id))  # thousands of rows: one statement
             s.flush()
             for build in s.scalars(select(BuildRow).where(BuildRow.app_id == row.id)):
                 s.delete(build)

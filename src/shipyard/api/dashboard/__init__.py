@@ -1,0 +1,1 @@
+"""The web dashboard: server-rendered pages over the same operations as the API (`shipyard.api.operations`)."""
