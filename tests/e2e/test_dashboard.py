@@ -84,6 +84,19 @@ def test_create_an_app_from_the_page_then_push_it(platform: Shipyard, page: Page
     shot(page, "app-overview")
 
 
+def test_create_an_app_with_a_database(platform: Shipyard, page: Page) -> None:
+    page.goto(base(platform) + "/dashboard/new")
+    page.get_by_label("Name").fill("notes")
+    page.get_by_label(re.compile("With a PostgreSQL database")).check()
+    page.get_by_role("button", name="Create").click()
+    expect(page.get_by_role("status")).to_contain_text("Created notes with a PostgreSQL database")
+    page.get_by_role("link", name="Settings").click()
+    database = page.get_by_role("region", name="Database")
+    expect(database).to_contain_text("notes")  # its database and user are named after the app
+    expect(database).not_to_contain_text(platform.api("GET", "/apps/notes/config?reveal=true").json()["config"]["PGPASSWORD"])
+    shot(page, "settings-database")
+
+
 def test_broken_push_shows_how_to_fix(platform: Shipyard, page: Page) -> None:
     platform.cli("apps", "create", "broken")
     result = platform.push(platform.checkout("broken-crash", "broken"), check=False)
@@ -98,8 +111,18 @@ def test_broken_push_shows_how_to_fix(platform: Shipyard, page: Page) -> None:
     expect(page.locator(".log :target")).to_contain_text("KeyError")
     shot(page, "how-to-fix")
 
+    # A dependency that cannot be installed: the box names it, pointing into the build step's log.
+    work = platform.checkout("broken-requirements", "broken-deps")
+    platform.cli("apps", "create", "broken-deps")
+    assert platform.push(work, check=False).code != 0
+    page.goto(base(platform) + "/dashboard/apps/broken-deps")
+    box = page.get_by_role("region", name="How to fix this app")
+    expect(box).to_contain_text("Build failed")
+    expect(box).to_contain_text("shipyard-no-such-package-xyz")
+    expect(page.locator("#" + box.locator(".evidence a").first.get_attribute("href")[1:])).to_be_attached()
+
     page.goto(base(platform) + "/dashboard")
-    row = page.get_by_role("row", name=re.compile("broken"))
+    row = page.get_by_role("row", name=re.compile("^broken http"))
     expect(row).to_contain_text("failed")
     expect(page.get_by_role("row", name=re.compile("shop"))).to_contain_text("running")
     shot(page, "apps")
@@ -135,6 +158,14 @@ def test_log_lines_arrive_live(platform: Shipyard, page: Page) -> None:
     expect(page.locator("#log")).to_contain_text(f"router: GET {marker} 404", timeout=15_000)
     page.get_by_label("Process").select_option("web")
     expect(page.locator("#log")).not_to_contain_text("router: GET")
+    page.get_by_label("Process").select_option("")
+    page.get_by_role("button", name="Pause").click()
+    held = f"/held-{uuid.uuid4().hex[:8]}"
+    platform.get("shop", held)
+    page.wait_for_timeout(1500)
+    expect(page.locator("#log")).not_to_contain_text(held)  # paused: kept aside, not shown
+    page.get_by_role("button", name="Resume").click()
+    expect(page.locator("#log")).to_contain_text(f"router: GET {held} 404")
     shot(page, "logs")
 
 

@@ -19,6 +19,7 @@ from shipyard.errors import NotFound
 from shipyard.settings import Settings
 from shipyard.store.backup_files import list_backups
 from shipyard.store.backups import StoreBackupFailed, prune_backups, scheduled_store_backups, take_backup
+from shipyard.store.metrics import Bucket
 from shipyard.store.integrity import StoreDamaged, find_problem
 from shipyard.store.restore import restore_store
 from shipyard.store.secrets import Cipher
@@ -107,6 +108,18 @@ def test_a_backup_is_a_checked_private_self_contained_copy(tmp_path: Path) -> No
     with closing(sqlite3.connect(backup.path)) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
     assert platform.app_names(backup.path) == ["app-0", "app-1", "app-2"]
+
+
+def test_a_backup_leaves_the_request_metrics_out(tmp_path: Path) -> None:
+    platform = Platform(tmp_path / "data")
+    store = platform.open()
+    store.record_minutes({"app-0": Bucket(start=1_800_000_000, requests=5, by_class=(0, 5, 0, 0, 0))})
+    store.close()
+    backup = take_backup(platform.db, platform.backups, T1)
+    with closing(sqlite3.connect(backup.path)) as conn:
+        assert conn.execute("SELECT count(*) FROM metrics").fetchone() == (0,)
+    with closing(sqlite3.connect(platform.db)) as conn:
+        assert conn.execute("SELECT count(*) FROM metrics").fetchone() == (1,)  # the store keeps them
 
 
 def test_only_the_newest_backups_are_kept_and_strangers_are_ignored(tmp_path: Path) -> None:
