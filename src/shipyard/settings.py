@@ -79,6 +79,13 @@ class Settings:
     # charts); the end-to-end tests use 1.
     metrics_interval: float = field(default_factory=lambda: float(os.environ.get("SHIPYARD_METRICS_INTERVAL",
                                                                                   "10")))
+    # The autoscaler's windows, in seconds (Knative's KPA defaults); the end-to-end tests shorten them.
+    autoscale_stable_window: float = field(default_factory=lambda: float(os.environ.get(
+        "SHIPYARD_AUTOSCALE_STABLE_WINDOW", "60")))
+    autoscale_panic_window: float = field(default_factory=lambda: float(os.environ.get(
+        "SHIPYARD_AUTOSCALE_PANIC_WINDOW", "6")))
+    autoscale_scale_down_delay: float = field(default_factory=lambda: float(os.environ.get(
+        "SHIPYARD_AUTOSCALE_SCALE_DOWN_DELAY", "30")))
 
     def __post_init__(self) -> None:
         # Below 100000 lie the machine's own users (root, daemons, people); uids are 32-bit.
@@ -96,6 +103,11 @@ class Settings:
         if not 0.1 <= self.metrics_interval <= 60:
             raise PlatformError(f"Metrics sampled every {self.metrics_interval} s would miss minutes or busy the "
                                 "platform.", hint="Set SHIPYARD_METRICS_INTERVAL to 0.1 … 60 (seconds; default 10).")
+        if not 1 <= self.autoscale_panic_window <= self.autoscale_stable_window <= 3600:
+            raise PlatformError(f"The autoscaler's panic window ({self.autoscale_panic_window:g} s) must be at least "
+                                f"1 s and at most its stable window ({self.autoscale_stable_window:g} s, up to 3600).",
+                                hint="Set SHIPYARD_AUTOSCALE_PANIC_WINDOW and SHIPYARD_AUTOSCALE_STABLE_WINDOW "
+                                     "(defaults 6 and 60 seconds).")
 
     def app_uid(self, app_id: int) -> int:
         return self.tenant_uid_base + app_id

@@ -213,6 +213,9 @@ def test_forms_need_a_session_and_the_csrf_token(platform: Shipyard, page: Page)
     assert other_site.status_code == 403
     assert "X" not in platform.api("GET", "/apps/shop/config").json()["config"]
     assert httpx.get(base(platform) + "/dashboard/apps/shop", follow_redirects=False).status_code == 303
+    sign_in = httpx.get(base(platform) + "/dashboard/sign-in")
+    assert sign_in.headers["x-frame-options"] == "DENY"  # no clickjacking from another site's frame
+    assert "frame-ancestors 'none'" in sign_in.headers["content-security-policy"]
     bearer = httpx.get(base(platform) + "/dashboard", headers={"Authorization": f"Bearer {platform.token}"},
                        follow_redirects=False)
     assert bearer.status_code == 303  # the API's token is not a dashboard session

@@ -169,6 +169,10 @@ def as_before_the_upgrade(shipyard: Shipyard, app: str) -> None:
         db.execute("ALTER TABLE apps DROP COLUMN redirect_https")  # 0003's
         db.execute("ALTER TABLE apps DROP COLUMN hsts")
         db.execute("DROP TABLE domains")
+        db.execute("ALTER TABLE deploys DROP COLUMN error")  # 0004's
+        db.execute("ALTER TABLE deploys DROP COLUMN hint")
+        db.execute("DROP TABLE metrics")  # 0005's
+        db.execute("ALTER TABLE apps DROP COLUMN autoscale")  # 0006's
         db.execute("UPDATE alembic_version SET version_num = '0001'")
         db.commit()
 

@@ -23,7 +23,7 @@ def test_release_phase_workers_and_rollback(shipyard: Shipyard) -> None:
     assert "Scaled rel: web=1, worker=1" in shipyard.cli("ps:scale", "rel", "worker=1").out
     ps = shipyard.cli("ps", "rel").out
     assert "web.1: up  v1" in ps and "worker.1: up  v1" in ps
-    assert re.search(r"^web\.1: up  v1  for \d+s  restarts 0$", ps, re.MULTILINE)
+    assert re.search(r"^web\.1: up  v1  for \d+s  restarts 0  in flight 0(  CPU [\d.]+)?(  \d+ MB)?$", ps, re.MULTILINE)
     shipyard.wait_for(lambda: "app[worker.1]: worker processed job 2" in shipyard.cli("logs", "rel").out)
 
     # A failing release command (a bad migration): the release never goes live.

@@ -142,14 +142,18 @@ def test_platform_shutdown_runs_every_step_and_reaps_a_dead_edge_loop() -> None:
     async def metrics_stop() -> None:
         stopped.append("metrics")
 
+    async def autoscaler_stop() -> None:
+        stopped.append("autoscaler")
+
     async def run() -> list[str]:
         fake = SimpleNamespace(_retry_tasks={}, supervisor=Supervisor(), edge=Edge(),
                                edge_sync=SimpleNamespace(stop=edge_loops_stop), settings=SimpleNamespace(drain_grace=1.0),
-                               metrics_history=SimpleNamespace(stop=metrics_stop))
+                               metrics_history=SimpleNamespace(stop=metrics_stop),
+                               autoscaler=SimpleNamespace(stop=autoscaler_stop))
         return await Platform.shutdown(fake)  # type: ignore[arg-type]
 
     failures = asyncio.run(run())
-    assert stopped == ["metrics", "apps", "edge"]
+    assert stopped == ["metrics", "autoscaler", "apps", "edge"]
     assert failures == ["Stopping the apps failed: No space left on device",
                         "Updating the edge's routes failed: No space left on device (/data/edge/hosts.map)",
                         "Stopping the edge failed: No such process"]

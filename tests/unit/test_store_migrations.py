@@ -132,7 +132,7 @@ def open_store(path: Path, cipher: Cipher) -> Store:
     return Store(path, cipher, path.parent / "backups" / "store")
 
 
-HEAD = "0005"  # the newest revision: a new one is added here too, on purpose
+HEAD = "0006"  # the newest revision: a new one is added here too, on purpose
 
 
 def test_a_new_store_is_at_the_head_revision_and_matches_the_models(tmp_path: Path, cipher: Cipher) -> None:

@@ -15,6 +15,7 @@ from shipyard.control.releases import formation_of, previous_release, validate_r
 from shipyard.errors import InvalidInput
 from shipyard.runtime.limits import size_named
 from shipyard.store import records
+from shipyard.store.records import AutoscaleBounds
 from shipyard.addons.postgres import Backup
 from shipyard.store.names import validate_branch, validate_config_key, validate_config_total, validate_config_value
 
@@ -83,10 +84,48 @@ class Operations:
         return await self.platform.rollback(name, target, log, release_phase=release_phase), target
 
     async def scale(self, name: str, changes: dict[str, int]) -> dict[str, int]:
+        """A fixed count per process type; a type that was autoscaled stops being so (as on Heroku)."""
         for process_type, count in changes.items():
             if not 0 <= count <= MAX_SCALE:
                 raise InvalidInput(f"{process_type}={count}: a scale is between 0 and {MAX_SCALE}.")
-        return formation_of(self.platform.store, await self.platform.scale(name, changes))
+        formation = formation_of(self.platform.store, await self.platform.scale(name, changes))
+        autoscale = self.platform.store.get_app(name).autoscale
+        if set(changes) & set(autoscale):
+            self.platform.store.update_app(name, autoscale={k: v for k, v in autoscale.items() if k not in changes})
+            self.platform.autoscaler.changed()
+        return formation
+
+    async def autoscale(self, name: str, process_type: str, low: int, high: int, target: float) -> AutoscaleBounds:
+        """Scale a process type between `low` and `high` instances on its requests in flight per instance."""
+        if process_type != "web":
+            raise InvalidInput(f"Only web processes autoscale ({process_type} has no requests to count).",
+                               hint=f"Give {process_type} a fixed count: `shipyard scale {name} {process_type}=2`.")
+        if low == 0:
+            raise InvalidInput("Scaling to zero (--min 0) is not available yet: an app at zero needs the edge to "
+                               "hold its first request while it starts, which Shipyard does not do yet.",
+                               hint=f"Use --min 1: `shipyard scale {name} web --min 1 --max {high}`.")
+        if not 1 <= low <= high <= MAX_SCALE:
+            raise InvalidInput(f"--min {low} --max {high}: the bounds are 1 ≤ min ≤ max ≤ {MAX_SCALE}.")
+        if target <= 0:
+            raise InvalidInput(f"--concurrency {target:g}: the requests in flight per instance must be above 0.")
+        app = self.platform.store.get_app(name)
+        bounds = AutoscaleBounds(low, high, float(target))
+        self.platform.store.update_app(name, autoscale={**app.autoscale, process_type: bounds})
+        count = formation_of(self.platform.store, app).get(process_type, 1)
+        if app.current_release is not None and not low <= count <= high:
+            await self.platform.scale(name, {process_type: min(max(count, low), high)})
+        elif app.current_release is None:
+            self.platform.store.update_app(name, formation={**app.formation, process_type: low})
+        self.platform.autoscaler.changed()
+        return bounds
+
+    def stop_autoscaling(self, name: str, process_type: str) -> None:
+        """Back to a fixed count: the one it has now."""
+        autoscale = self.platform.store.get_app(name).autoscale
+        if process_type not in autoscale:
+            raise InvalidInput(f"{process_type} of {name} is not autoscaled.")
+        self.platform.store.update_app(name, autoscale={k: v for k, v in autoscale.items() if k != process_type})
+        self.platform.autoscaler.changed()
 
     def add_domain(self, name: str, hostname: str) -> records.Domain:
         domain = self.platform.store.add_domain(name, hostname)

@@ -41,6 +41,9 @@ class InstanceOut(BaseModel):
     since: float  # when it entered its state, seconds since the epoch
     last_failure: str = ""  # why it last crashed or was restarted ("did not answer 3 health checks …")
     routed: bool = False  # the edge is up and sends it requests
+    in_flight: int | None = None  # requests the edge has sent it and not had answered yet (web only)
+    cpu: float | None = None  # cores, at the last sample (SHIPYARD_METRICS_INTERVAL)
+    memory: int | None = None  # bytes, at the last sample
 
 
 class AppOut(BaseModel):
@@ -64,6 +67,30 @@ class AppOut(BaseModel):
     instances: list[InstanceOut] = []
     formation: dict[str, int] = {}  # instances per process type, defaults included (web 1, others 0)
     damage: str | None = None  # state `damaged`: what in the store cannot be read, and the fix
+    autoscale: dict[str, AutoscaleOut] = {}  # autoscaled process types and their bounds
+    scaling: list[ScalingOut] = []  # the autoscaler's recent decisions, oldest first
+
+
+class AutoscaleIn(BaseModel):
+    min: int = Field(ge=0, le=20, description="Fewest instances (0: scale to zero, once available)")
+    max: int = Field(ge=1, le=20, description="Most instances")
+    concurrency: float = Field(gt=0, le=10000, description="Requests in flight per instance to aim at")
+
+
+class AutoscaleOut(BaseModel):
+    min: int
+    max: int
+    concurrency: float
+
+
+class ScalingOut(BaseModel):
+    at: datetime
+    current: int
+    desired: int
+    stable_concurrency: float = Field(description="Requests in flight, averaged over the stable window (60 s)")
+    panic_concurrency: float = Field(description="Requests in flight, averaged over the panic window (6 s)")
+    panicking: bool
+    reason: str
 
 
 class ConfigUpdate(BaseModel):

@@ -21,6 +21,7 @@ from shipyard.api.console import serve_console
 from shipyard.api.dashboard.mount import dashboard_error, is_dashboard, mount_dashboard
 from shipyard.api.dashboard.site import Dashboard
 from shipyard.api.operations import Operations, quiet
+from shipyard.api.scaling import autoscale_out, scaling_out, scaling_router
 from shipyard.control.databases import Databases
 from shipyard.control.releases import formation_of
 from shipyard.control.platform import Platform
@@ -53,10 +54,14 @@ def commit_summary(author: str, subject: str, width: int = 60) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
-def instance_out(i: Instance, routed: bool) -> InstanceOut:
+def instance_out(i: Instance, routed: bool, busy: dict[str, int] | None = None,
+                 usage: dict[str, tuple[float | None, float | None]] | None = None) -> InstanceOut:
+    cpu, memory = (usage or {}).get(i.spec.name, (None, None))
     return InstanceOut(name=i.spec.name, release=i.spec.release, state=i.state, port=i.port, pid=i.pid,
                        exit_code=i.exit_code, restarts=i.restarts, since=i.since, last_failure=i.last_failure,
-                       routed=routed)
+                       routed=routed, in_flight=busy.get(i.address, 0) if busy is not None and
+                       i.spec.process_type == "web" else None,
+                       cpu=None if cpu is None else round(cpu, 3), memory=None if memory is None else int(memory))
 
 
 # What `git http-backend` sends with every response, so no proxy caches one.
@@ -98,7 +103,7 @@ def create_api(platform: Platform, databases: Databases, token: str,
     def authorized(request: Request) -> None:
         check_token(request.headers.get("authorization"), token)
 
-    def app_out(app: records.App) -> AppOut:
+    def app_out(app: records.App, busy: dict[str, int] | None = None) -> AppOut:
         return AppOut(name=app.name, branch=app.branch, boot_timeout=app.boot_timeout,
                       start_command=app.start_command, build_command=app.build_command,
                       release_command=app.release_command, port=app.port,
@@ -109,9 +114,11 @@ def create_api(platform: Platform, databases: Databases, token: str,
                       https_url=settings.app_url(app.name, https=True) if settings.https_port else None,
                       redirect_https={True: "on", False: "off", None: "auto"}[app.redirect_https], hsts=app.hsts,
                       git_url=f"{settings.api_url}/git/{app.name}.git", created_at=app.created_at,
-                      instances=[instance_out(i, platform.edge.routes_to(app.name, i.address))
+                      instances=[instance_out(i, platform.edge.routes_to(app.name, i.address), busy,
+                                              platform.metrics_history.latest_usage(app.name))
                                  for i in platform.supervisor.instances(app.name)],
-                      formation={} if app.damage else formation_of(platform.store, app))
+                      formation={} if app.damage else formation_of(platform.store, app),
+                      autoscale=autoscale_out(app), scaling=scaling_out(platform, app.name))
 
     @api.get("/health")
     async def health() -> dict[str, str]:
@@ -168,7 +175,12 @@ def create_api(platform: Platform, databases: Databases, token: str,
 
     @api.get("/apps/{name}", dependencies=[Depends(authorized)])
     async def get_app(name: str) -> AppOut:
-        return app_out(platform.store.get_app(name))
+        app = platform.store.get_app(name)
+        try:
+            busy = await platform.edge.upstream_requests()
+        except ShipyardError:
+            busy = None  # the edge is restarting: no in-flight figures this time
+        return app_out(app, busy)
 
     @api.patch("/apps/{name}", dependencies=[Depends(authorized)])
     async def update_app(name: str, body: AppUpdate) -> AppOut:
@@ -361,5 +373,6 @@ def create_api(platform: Platform, databases: Databases, token: str,
         return StreamingResponse(response.body, status_code=response.status, headers=dict(response.headers))
 
     api.include_router(domains_router(platform, operations), dependencies=[Depends(authorized)])
+    api.include_router(scaling_router(platform, operations), dependencies=[Depends(authorized)])
     mount_dashboard(api, dashboard)
     return api

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from shipyard.cli.context import client, out
@@ -72,9 +73,18 @@ def apps_info(name: str) -> None:
             out.print(f"  {label + ':':<13} {a[key]}", markup=False)
     if a.get("formation"):
         out.print("  Formation:    " + " ".join(f"{k}={v}" for k, v in a["formation"].items()))
+    for process_type, bounds in a.get("autoscale", {}).items():
+        out.print(f"  Autoscale:    {process_type} {bounds['min']}–{bounds['max']} instances, "
+                  f"{bounds['concurrency']:g} requests in flight per instance")
     for i in a["instances"]:
         code = f" (exit {i['exit_code']})" if i["state"] == "crashed" else ""
         out.print(f"  {i['name']}: {i['state']}{code}  v{i['release']}  port {i['port']}  restarts {i['restarts']}")
+    if a.get("scaling"):
+        out.print("  Scaling decisions (newest last):")
+        for d in a["scaling"]:
+            panic = "  PANIC" if d["panicking"] else ""
+            out.print(f"    {d['at'][11:19]}  {d['current']} → {d['desired']}  in flight: {d['stable_concurrency']:g} "
+                      f"(60 s), {d['panic_concurrency']:g} (6 s){panic}  {escape(d['reason'])}")
 
 
 @apps_cli.command("set")

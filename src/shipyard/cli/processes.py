@@ -108,7 +108,7 @@ def restart(name: str, process_type: Annotated[Optional[str], typer.Argument(hel
 
 @processes_cli.command()
 def ps(name: str) -> None:
-    """The app's processes: name, state, release, for how long, restarts."""
+    """The app's processes: name, state, release, for how long, restarts, requests in flight, CPU and memory."""
     a = client().request("GET", f"/apps/{name}")
     if not a["instances"]:
         out.print(f"{name} has no running processes.")
@@ -117,7 +117,10 @@ def ps(name: str) -> None:
         unreachable = i["state"] == "up" and i["name"].startswith("web.") and not i.get("routed", True)
         state = "up, but not reachable: the edge is down (it restarts by itself)" if unreachable else i["state"]
         age = duration(time.time() - i["since"])
-        out.print(f"{i['name']}: {state}{code}  v{i['release']}  for {age}  restarts {i['restarts']}")
+        figures = "".join([f"  in flight {i['in_flight']}" if i.get("in_flight") is not None else "",
+                           f"  CPU {i['cpu']:.2f}" if i.get("cpu") is not None else "",
+                           f"  {i['memory'] / 2**20:.0f} MB" if i.get("memory") is not None else ""])
+        out.print(f"{i['name']}: {state}{code}  v{i['release']}  for {age}  restarts {i['restarts']}{figures}")
         if i.get("last_failure"):
             out.print(f"  last restart: {i['last_failure']}", markup=False, highlight=False)
 
@@ -165,3 +168,35 @@ def logs(name: str, follow: Annotated[bool, typer.Option("-f", "--follow", help=
             print(line, flush=True)
     except KeyboardInterrupt:
         pass
+
+
+@processes_cli.command()
+def scale(name: str,
+          what: Annotated[list[str], typer.Argument(help="TYPE=COUNT … for fixed counts, or one TYPE with --min/--max")],
+          low: Annotated[Optional[int], typer.Option("--min", help="Fewest instances when autoscaling.")] = None,
+          high: Annotated[Optional[int], typer.Option("--max", help="Most instances when autoscaling.")] = None,
+          concurrency: Annotated[float, typer.Option(help="Requests in flight per instance to aim at.")] = 20,
+          off: Annotated[bool, typer.Option("--off", help="Stop autoscaling TYPE (it keeps its current count).")] = False,
+          ) -> None:
+    """Autoscale a process type on its requests in flight (`web --min 1 --max 5 --concurrency 20`), or give
+    fixed counts (`web=3`, which turns autoscaling off)."""
+    fixed = [w for w in what if "=" in w]
+    if fixed and len(fixed) == len(what) and low is None and high is None and not off:
+        ps_scale(name, fixed)
+        return
+    if len(what) != 1 or fixed:
+        raise ShipyardError(f"`{' '.join(what)}`: give TYPE=COUNT pairs, or one TYPE with --min and --max.",
+                            hint=f"e.g. `shipyard scale {name} web=3` or `shipyard scale {name} web --min 1 --max 5`")
+    process_type = what[0]
+    if off:
+        client().request("DELETE", f"/apps/{name}/autoscale/{process_type}")
+        out.print(f"{process_type} of {name} is no longer autoscaled; it keeps its current count.")
+        return
+    if low is None or high is None:
+        raise ShipyardError("Autoscaling needs both --min and --max.",
+                            hint=f"e.g. `shipyard scale {name} {process_type} --min 1 --max 5 --concurrency 20`")
+    bounds = client().request("PUT", f"/apps/{name}/autoscale/{process_type}",
+                              json={"min": low, "max": high, "concurrency": concurrency})
+    out.print(f"{process_type} of {name} now scales between {bounds['min']} and {bounds['max']} instances, aiming at "
+              f"{bounds['concurrency']:g} requests in flight per instance. `shipyard apps info {name}` shows its "
+              "decisions.")

@@ -25,6 +25,7 @@ from shipyard.edge.haproxy import Edge
 from shipyard.addons.tls import CertificateAuthority
 from shipyard.control.certificates import Certificates, acme_issuer
 from shipyard.control.edge_sync import EdgeSync
+from shipyard.control.autoscaler import Autoscaler, Windows
 from shipyard.control.metrics_history import MetricsHistory
 from shipyard.control.requests import RequestRecorder
 from shipyard.errors import DeployError, InvalidInput, ReleasePhaseFailed, ShipyardError
@@ -68,6 +69,8 @@ class Platform:
         self._runs: dict[str, int] = {}  # run.N numbering per app
         self.requests = RequestRecorder(self.supervisor, edge)
         self.metrics_history = MetricsHistory(store, self.requests.metrics, self.supervisor, settings.metrics_interval)
+        self.autoscaler = Autoscaler(store, self.supervisor, edge, self.scale, self.deploying, Windows(
+            settings.autoscale_stable_window, settings.autoscale_panic_window, settings.autoscale_scale_down_delay))
         self.edge_sync = EdgeSync(settings, store, edge, self.supervisor, Certificates(settings, store, edge, ca,
                                                                                          acme_issuer(settings, edge)))
         self.rollout = Rollout(settings, store, self.supervisor, edge, confinement, self._target, self.sync_edge,
@@ -91,6 +94,7 @@ class Platform:
         await self.edge.start()
         self.edge_sync.start()
         self.metrics_history.start()
+        self.autoscaler.start()
         self.edge_sync.names_changed()
         await self.sync_edge()
         for app in apps:
@@ -116,6 +120,7 @@ class Platform:
         for task in self._retry_tasks.values():
             task.cancel()
         await steps.run("Stopping the metrics history", self.metrics_history.stop)
+        await steps.run("Stopping the autoscaler", self.autoscaler.stop)
         await steps.run("Stopping the apps", lambda: self.supervisor.shutdown(self.settings.drain_grace))
         # A loop that had died (a route it could not write) is reaped here: its error is reported once, not as
         # "Task exception was never retrieved" with a traceback at exit.
@@ -162,6 +167,7 @@ class Platform:
             await self.sync_edge()
             self.edge_sync.names_changed()
             self.requests.forget(name)
+            self.autoscaler.forget(name)
             self.repos.delete(name)
             for folder in (self.settings.slugs_dir / name, self.settings.logs_dir / name,
                            self.settings.uv_cache_dir / name):

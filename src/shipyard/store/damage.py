@@ -9,6 +9,7 @@ from cryptography.fernet import InvalidToken
 from sqlalchemy.exc import DBAPIError
 
 from shipyard.store.integrity import AppDamaged, app_fix
+from shipyard.store.records import AutoscaleBounds
 
 # What reading a damaged row raises: bad JSON or text (ValueError), wrong types (TypeError), ciphertext
 # that is not ours (InvalidToken), a column SQLite cannot hand over, e.g. text that is not UTF-8 (DBAPIError,
@@ -26,6 +27,19 @@ def parse_formation(text: str | None) -> dict[str, int]:
     if not all(isinstance(k, str) and type(v) is int for k, v in value.items()):
         raise TypeError("formation is not a JSON object of process counts")
     return value  # type: ignore[return-value]
+
+
+def parse_autoscale(text: str | None) -> dict[str, AutoscaleBounds]:
+    value = parse_json_object(text or "{}", "autoscale")
+    bounds = {}
+    for process_type, raw in value.items():
+        if not isinstance(raw, dict):
+            raise TypeError("autoscale is not a JSON object of bounds")
+        low, high, target = raw.get("min"), raw.get("max"), raw.get("target")
+        if type(low) is not int or type(high) is not int or not isinstance(target, (int, float)):
+            raise TypeError(f"the autoscale bounds of {process_type} are not numbers")
+        bounds[process_type] = AutoscaleBounds(low, high, float(target))
+    return bounds
 
 
 def parse_json_object(text: str | bytes, what: str = "it") -> dict[str, object]:

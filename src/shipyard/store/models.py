@@ -33,6 +33,8 @@ class AppRow(Base):
     port: Mapped[int | None] = mapped_column(default=None)
     # JSON {"web": 2, "worker": 1}; a type it lacks runs at its default (web 1, others 0: release.plan).
     formation: Mapped[str] = mapped_column(Text, default="{}")
+    # JSON {"web": {"min": 1, "max": 5, "target": 20}}: a type listed here is scaled by the autoscaler.
+    autoscale: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
     health_path: Mapped[str] = mapped_column(Text, default="")  # e.g. /healthz: must answer < 500 to go live
     size: Mapped[str] = mapped_column(String(16), default="small")  # memory/CPU/process limits of each instance
     # Plain HTTP answered with a redirect to HTTPS (None: the default, on for publicly trusted certificates);

@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
+
+
+@dataclass(frozen=True)
+class AutoscaleBounds:
+    """An autoscaled process type's bounds, and the requests in flight per instance it aims at."""
+
+    min: int
+    max: int
+    target: float
+
+    def to_json(self) -> dict[str, float]:
+        return {"min": self.min, "max": self.max, "target": self.target}
 
 
 @dataclass(frozen=True)
@@ -26,6 +38,7 @@ class App:
     # Set when the app's data in the store cannot be read (what is wrong, and the fix): the app is listed,
     # never started, and every other field holds a default.
     damage: str | None = None
+    autoscale: dict[str, AutoscaleBounds] = field(default_factory=dict)
 
     @classmethod
     def damaged(cls, id: int, name: str, damage: str) -> App:

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shipyard.errors import Conflict, NotFound
 from shipyard.store import records
-from shipyard.store.damage import (DAMAGE_ERRORS, app_damaged, describe_damage, is_damage, parse_formation,
-                                   parse_json_object, require_int)
+from shipyard.store.damage import (DAMAGE_ERRORS, app_damaged, describe_damage, is_damage, parse_autoscale,
+                                   parse_formation, parse_json_object, require_int)
 from shipyard.store.integrity import AppDamaged, ensure_sound
 from shipyard.store.domains import DomainStore
 from shipyard.store.metrics import MetricStore
@@ -107,7 +107,9 @@ class Store(DomainStore, SummaryStore, MetricStore):
         with self._session() as s:
             row = self._app_row(s, name)
             for key, value in changes.items():
-                setattr(row, key, json.dumps(value, sort_keys=True) if key == "formation" else value)
+                if key == "autoscale":
+                    value = {k: b.to_json() for k, b in value.items()}  # type: ignore[attr-defined]
+                setattr(row, key, json.dumps(value, sort_keys=True) if key in ("formation", "autoscale") else value)
             try:
                 return self._app(row)
             except DAMAGE_ERRORS as exc:  # rolls the change back: a damaged app is restored, not patched
@@ -354,7 +356,7 @@ class Store(DomainStore, SummaryStore, MetricStore):
                            port=require_int(row.port, "port", optional=True), formation=parse_formation(row.formation),
                            health_path=row.health_path or "", created_at=row.created_at, size=row.size or "small",
                            release_command=row.release_command or "", redirect_https=row.redirect_https,
-                           hsts=bool(row.hsts))
+                           hsts=bool(row.hsts), autoscale=parse_autoscale(row.autoscale))
 
     @staticmethod
     def _build(row: BuildRow, app: str) -> records.Build:

@@ -114,6 +114,24 @@ def action_router(dashboard: Dashboard) -> APIRouter:
             return "Scaled: " + ", ".join(f"{t}={n}" for t, n in formation.items()) + "."
         return await perform(request, f"{PREFIX}/apps/{name}/settings", change)
 
+    @router.post("/apps/{name}/autoscale")
+    async def autoscale(request: Request, name: str) -> RedirectResponse:
+        async def change(form: FormData) -> str:
+            try:
+                low, high, target = int(text(form, "min")), int(text(form, "max")), float(text(form, "concurrency"))
+            except ValueError:
+                raise InvalidInput("Min and max are whole numbers of instances, and requests in flight a number.") from None
+            bounds = await ops.autoscale(name, "web", low, high, target)
+            return f"web now scales between {bounds.min} and {bounds.max} instances."
+        return await perform(request, f"{PREFIX}/apps/{name}/settings", change)
+
+    @router.post("/apps/{name}/autoscale/off")
+    async def stop_autoscaling(request: Request, name: str) -> RedirectResponse:
+        async def change(form: FormData) -> str:
+            ops.stop_autoscaling(name, "web")
+            return "web is no longer autoscaled: it keeps its current count."
+        return await perform(request, f"{PREFIX}/apps/{name}/settings", change)
+
     @router.post("/apps/{name}/settings")
     async def update_settings(request: Request, name: str) -> RedirectResponse:
         async def change(form: FormData) -> str:

@@ -8,7 +8,7 @@ from fastapi.staticfiles import StaticFiles
 
 from shipyard.api.dashboard.actions import action_router
 from shipyard.api.dashboard.pages import page_router
-from shipyard.api.dashboard.site import HERE, PREFIX, Dashboard, FormRefused, SignInRequired, security_headers
+from shipyard.api.dashboard.site import HERE, PREFIX, Dashboard, FormRefused, SignInRequired
 from shipyard.errors import ShipyardError
 
 
@@ -35,13 +35,6 @@ def mount_dashboard(api: FastAPI, dashboard: Dashboard) -> None:
     async def _refused(request: Request, exc: FormRefused) -> HTMLResponse:
         return dashboard.render(request, "error.html", None, status_code=403, title="Refused", message=exc.reason,
                                 hint="")
-
-    @api.middleware("http")
-    async def _headers(request: Request, call_next):  # type: ignore[no-untyped-def]
-        response = await call_next(request)
-        if is_dashboard(request):
-            security_headers(response)
-        return response
 
 
 def dashboard_error(dashboard: Dashboard, request: Request, exc: ShipyardError) -> HTMLResponse:

@@ -90,6 +90,7 @@ class Dashboard:
                                 "ago": lambda moment: ago(_aware(moment), now), **context},
             status_code=status_code)
         response.headers["Cache-Control"] = "no-store"
+        security_headers(response)  # on the pages only: a middleware would wrap every git and API stream too
         return response
 
     def sign_in_redirect(self, next_path: str) -> RedirectResponse:
