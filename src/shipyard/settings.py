@@ -86,6 +86,11 @@ class Settings:
         "SHIPYARD_AUTOSCALE_PANIC_WINDOW", "6")))
     autoscale_scale_down_delay: float = field(default_factory=lambda: float(os.environ.get(
         "SHIPYARD_AUTOSCALE_SCALE_DOWN_DELAY", "30")))
+    # An app autoscaled with --min 0 stops its web instances after this long without a request; the next
+    # request is held (up to wake_timeout seconds) while one starts.
+    scale_to_zero_after: float = field(default_factory=lambda: float(os.environ.get(
+        "SHIPYARD_SCALE_TO_ZERO_AFTER", "1800")))
+    wake_timeout: float = field(default_factory=lambda: float(os.environ.get("SHIPYARD_WAKE_TIMEOUT", "30")))
 
     def __post_init__(self) -> None:
         # Below 100000 lie the machine's own users (root, daemons, people); uids are 32-bit.

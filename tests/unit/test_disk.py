@@ -145,15 +145,19 @@ def test_platform_shutdown_runs_every_step_and_reaps_a_dead_edge_loop() -> None:
     async def autoscaler_stop() -> None:
         stopped.append("autoscaler")
 
+    async def activator_stop() -> None:
+        stopped.append("activator")
+
     async def run() -> list[str]:
         fake = SimpleNamespace(_retry_tasks={}, supervisor=Supervisor(), edge=Edge(),
                                edge_sync=SimpleNamespace(stop=edge_loops_stop), settings=SimpleNamespace(drain_grace=1.0),
                                metrics_history=SimpleNamespace(stop=metrics_stop),
-                               autoscaler=SimpleNamespace(stop=autoscaler_stop))
+                               autoscaler=SimpleNamespace(stop=autoscaler_stop),
+                               activator=SimpleNamespace(stop=activator_stop))
         return await Platform.shutdown(fake)  # type: ignore[arg-type]
 
     failures = asyncio.run(run())
-    assert stopped == ["metrics", "autoscaler", "apps", "edge"]
+    assert stopped == ["metrics", "autoscaler", "activator", "apps", "edge"]
     assert failures == ["Stopping the apps failed: No space left on device",
                         "Updating the edge's routes failed: No space left on device (/data/edge/hosts.map)",
                         "Stopping the edge failed: No such process"]

@@ -100,12 +100,8 @@ class Operations:
         if process_type != "web":
             raise InvalidInput(f"Only web processes autoscale ({process_type} has no requests to count).",
                                hint=f"Give {process_type} a fixed count: `shipyard scale {name} {process_type}=2`.")
-        if low == 0:
-            raise InvalidInput("Scaling to zero (--min 0) is not available yet: an app at zero needs the edge to "
-                               "hold its first request while it starts, which Shipyard does not do yet.",
-                               hint=f"Use --min 1: `shipyard scale {name} web --min 1 --max {high}`.")
-        if not 1 <= low <= high <= MAX_SCALE:
-            raise InvalidInput(f"--min {low} --max {high}: the bounds are 1 ≤ min ≤ max ≤ {MAX_SCALE}.")
+        if not 0 <= low <= high <= MAX_SCALE or high < 1:
+            raise InvalidInput(f"--min {low} --max {high}: the bounds are 0 ≤ min ≤ max ≤ {MAX_SCALE}, max ≥ 1.")
         if target <= 0:
             raise InvalidInput(f"--concurrency {target:g}: the requests in flight per instance must be above 0.")
         app = self.platform.store.get_app(name)
@@ -115,7 +111,7 @@ class Operations:
         if app.current_release is not None and not low <= count <= high:
             await self.platform.scale(name, {process_type: min(max(count, low), high)})
         elif app.current_release is None:
-            self.platform.store.update_app(name, formation={**app.formation, process_type: low})
+            self.platform.store.update_app(name, formation={**app.formation, process_type: max(low, 1)})
         self.platform.autoscaler.changed()
         return bounds
 

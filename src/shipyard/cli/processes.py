@@ -110,7 +110,10 @@ def restart(name: str, process_type: Annotated[Optional[str], typer.Argument(hel
 def ps(name: str) -> None:
     """The app's processes: name, state, release, for how long, restarts, requests in flight, CPU and memory."""
     a = client().request("GET", f"/apps/{name}")
-    if not a["instances"]:
+    at_zero = a.get("formation", {}).get("web") == 0 and a.get("autoscale", {}).get("web", {}).get("min") == 0
+    if at_zero:
+        out.print("web: at zero (scaled to zero when idle; the next request starts it)")
+    elif not a["instances"]:
         out.print(f"{name} has no running processes.")
     for i in a["instances"]:
         code = f" (exit {i['exit_code']})" if i["state"] == "crashed" and i["exit_code"] is not None else ""

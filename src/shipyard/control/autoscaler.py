@@ -55,6 +55,7 @@ class ScalingRecord:
 class Autoscaler:
     def __init__(self, store: Store, supervisor: Supervisor, edge: Edge, scale: Scale,
                  deploying: Callable[[str], bool], windows: Windows = Windows(), interval: float = 1.0,
+                 requests_total: Callable[[str], int] = lambda app: 0, zero_after: float = 1800.0,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
                  available_memory: Callable[[], int] = lambda: psutil.virtual_memory().available) -> None:
         self._store = store
@@ -63,6 +64,9 @@ class Autoscaler:
         self._scale = scale
         self._deploying = deploying
         self._windows = windows
+        self._requests_total = requests_total
+        self._zero_after = zero_after
+        self._active: dict[str, tuple[int, float]] = {}  # app → (requests answered, when that count last changed)
         self._interval = interval
         self._clock = clock
         self._wall = wall
@@ -93,8 +97,13 @@ class Autoscaler:
         """The app's recent decisions that changed its count, and the latest one, oldest first."""
         return list(self._decisions.get(app, ()))
 
+    def woke(self, app: str) -> None:
+        """The activator started the app for a request: its idle time starts again now."""
+        self._active[app] = (self._requests_total(app), self._clock())
+        self.changed()
+
     def forget(self, app: str) -> None:
-        for table in (self._observations, self._memory, self._decisions):
+        for table in (self._observations, self._memory, self._decisions, self._active):
             table.pop(app, None)
 
     async def run(self) -> None:
@@ -137,26 +146,44 @@ class Autoscaler:
         ready = [i for i in instances if i.routable]
         observations = self._observations.setdefault(app.name, deque())
         observations.append(Observation(at=now, in_flight=float(sum(busy.get(i.address, 0) for i in instances))))
-        policy = Policy(min_instances=bounds.min, max_instances=bounds.max, target=bounds.target,
+        total = self._requests_total(app.name)
+        if observations[-1].in_flight or self._active.get(app.name, (None, 0.0))[0] != total:
+            self._active[app.name] = (total, now)
+        idle = now - self._active[app.name][1]
+        # The KPA never goes below one instance; zero is this loop's call, on requests answered (a short request
+        # is rarely caught in flight by a once-a-second sample).
+        policy = Policy(min_instances=max(bounds.min, 1), max_instances=bounds.max, target=bounds.target,
                         stable_window=self._windows.stable, panic_window=self._windows.panic,
                         scale_down_delay=self._windows.scale_down_delay)
         while observations and observations[0].at <= now - policy.stable_window:
             observations.popleft()
         if app.current_release is None or self._deploying(app.name) or app.name in self._scaling:
             return  # nothing to scale yet, or a deploy or a scale is under way: decide once it is done
+        formation = app.formation.get("web", 1)
+        if formation == 0:
+            return  # at zero: the activator wakes it
+        if bounds.min == 0 and idle >= self._zero_after and not observations[-1].in_flight:
+            self._record(app.name, Decision(
+                at=now, current=len(ready), desired=0, stable_concurrency=0.0, panic_concurrency=0.0, panicking=False,
+                reason=f"no request for {idle:.0f} s (≥ {self._zero_after:g} s): to zero; the next request wakes it",
+                memory=ScalerMemory()))
+            self._scaling[app.name] = asyncio.create_task(self._apply(app.name, 0))
+            return
         capacity = memory_capacity(self._available_memory(), size_named(app.size).memory_bytes, len(instances))
         decision = decide(policy, list(observations), len(ready), self._memory.get(app.name, ScalerMemory()), now,
                           capacity)
         self._memory[app.name] = decision.memory
-        formation = app.formation.get("web", 1)
-        kept = self._decisions.setdefault(app.name, deque(maxlen=DECISIONS_KEPT))
+        self._record(app.name, decision)
+        if decision.desired != formation:
+            self._scaling[app.name] = asyncio.create_task(self._apply(app.name, decision.desired))
+
+    def _record(self, app: str, decision: Decision) -> None:
+        kept = self._decisions.setdefault(app, deque(maxlen=DECISIONS_KEPT))
         record = ScalingRecord(at=self._wall(), decision=decision)
         if kept and kept[-1].decision.desired == decision.desired and kept[-1].decision.current == decision.current:
             kept[-1] = record  # the same call again: keep the latest inputs, not a second line
         else:
             kept.append(record)
-        if decision.desired != formation:
-            self._scaling[app.name] = asyncio.create_task(self._apply(app.name, decision.desired))
 
     async def _apply(self, name: str, count: int) -> None:
         try:

@@ -29,6 +29,13 @@ def https_flags(app: records.App, hostnames: Iterable[str], certified: set[str],
     return redirect, frozenset(with_certificate) if app.hsts else frozenset()
 
 
+def at_zero(app: records.App) -> bool:
+    """Scaled to zero by the autoscaler (--min 0, no web instance): its requests wake it."""
+    bounds = app.autoscale.get("web")
+    return (bounds is not None and bounds.min == 0 and app.formation.get("web", 1) == 0
+            and app.current_release is not None and not app.damage)
+
+
 class EdgeSync:
     def __init__(self, settings: Settings, store: Store, edge: Edge, supervisor: Supervisor,
                  certificates: Certificates) -> None:
@@ -40,6 +47,7 @@ class EdgeSync:
         self._dirty = asyncio.Event()
         self._certificates_dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self.activator = ""  # where requests for an app at zero go (the platform's activator), once it listens
 
     def changed(self) -> None:
         """Routes (instances) changed: the edge follows at once, in the background."""
@@ -60,7 +68,10 @@ class EdgeSync:
         for app in self._store.list_apps():
             hostname = self._settings.app_hostname(app.name)
             redirect, hsts = https_flags(app, [hostname, *domains.get(app.name, [])], certified, trusted)
-            routes.append(AppRoute(app=app.name, hostname=hostname, upstreams=self._supervisor.routable_addresses(app.name),
+            upstreams = self._supervisor.routable_addresses(app.name)
+            if not upstreams and self.activator and at_zero(app):
+                upstreams = (self.activator,)
+            routes.append(AppRoute(app=app.name, hostname=hostname, upstreams=upstreams,
                                    domains=tuple(domains.get(app.name, [])), redirect_https=redirect, hsts=hsts))
         return routes
 

@@ -26,6 +26,7 @@ from shipyard.addons.tls import CertificateAuthority
 from shipyard.control.certificates import Certificates, acme_issuer
 from shipyard.control.edge_sync import EdgeSync
 from shipyard.control.autoscaler import Autoscaler, Windows
+from shipyard.edge.activator import Activator
 from shipyard.control.metrics_history import MetricsHistory
 from shipyard.control.requests import RequestRecorder
 from shipyard.errors import DeployError, InvalidInput, ReleasePhaseFailed, ShipyardError
@@ -69,8 +70,11 @@ class Platform:
         self._runs: dict[str, int] = {}  # run.N numbering per app
         self.requests = RequestRecorder(self.supervisor, edge)
         self.metrics_history = MetricsHistory(store, self.requests.metrics, self.supervisor, settings.metrics_interval)
+        self.activator = Activator(edge.app_for_host, self.wake, settings.wake_timeout)
+        self._waking: dict[str, asyncio.Task[None]] = {}
         self.autoscaler = Autoscaler(store, self.supervisor, edge, self.scale, self.deploying, Windows(
-            settings.autoscale_stable_window, settings.autoscale_panic_window, settings.autoscale_scale_down_delay))
+            settings.autoscale_stable_window, settings.autoscale_panic_window, settings.autoscale_scale_down_delay),
+            requests_total=self.requests.metrics.requests_total, zero_after=settings.scale_to_zero_after)
         self.edge_sync = EdgeSync(settings, store, edge, self.supervisor, Certificates(settings, store, edge, ca,
                                                                                          acme_issuer(settings, edge)))
         self.rollout = Rollout(settings, store, self.supervisor, edge, confinement, self._target, self.sync_edge,
@@ -92,6 +96,7 @@ class Platform:
                 if not app.damage:
                     await asyncio.to_thread(adopt_slugs, self.settings, self.store, app)
         await self.edge.start()
+        self.edge_sync.activator = await self.activator.start()
         self.edge_sync.start()
         self.metrics_history.start()
         self.autoscaler.start()
@@ -121,6 +126,7 @@ class Platform:
             task.cancel()
         await steps.run("Stopping the metrics history", self.metrics_history.stop)
         await steps.run("Stopping the autoscaler", self.autoscaler.stop)
+        await steps.run("Stopping the activator", self.activator.stop)
         await steps.run("Stopping the apps", lambda: self.supervisor.shutdown(self.settings.drain_grace))
         # A loop that had died (a route it could not write) is reaped here: its error is reported once, not as
         # "Task exception was never retrieved" with a traceback at exit.
@@ -173,6 +179,26 @@ class Platform:
                            self.settings.uv_cache_dir / name):
                 shutil.rmtree(folder, ignore_errors=True)
 
+    async def wake(self, name: str) -> str:
+        """An instance of an app scaled to zero, started for the request the activator holds: its address.
+        Requests arriving together share one start."""
+        web = [i for i in self.supervisor.instances(name) if i.spec.process_type == "web" and i.routable]
+        if web:
+            return web[0].address
+        task = self._waking.get(name)
+        if task is None or task.done():
+            task = self._waking[name] = asyncio.create_task(self._wake(name))
+        await asyncio.shield(task)
+        web = [i for i in self.supervisor.instances(name) if i.spec.process_type == "web" and i.routable]
+        if not web:
+            raise DeployError("its web instance stopped again at once.")
+        return web[0].address
+
+    async def _wake(self, name: str) -> None:
+        self.supervisor.app_log(name).write("shipyard[activator]", "A request arrived: starting web (scaled to zero)")
+        await self.scale(name, {"web": 1})
+        self.autoscaler.woke(name)
+
     def deploying(self, name: str) -> bool:
         """Whether a deploy, config change, rollback or scale of the app is under way."""
         return name in self._locks and self._locks[name].locked()
@@ -221,6 +247,8 @@ class Platform:
                 scratch_dir=self.settings.tmp_dir / "builds", shared_files=self.shared_files,
                 limits=self.confinement.cgroups,
                 previous_slug=Path(previous.slug_path) if previous and Path(previous.slug_path).is_dir() else None)
+            if app.autoscale.get("web") and app.formation.get("web", 1) == 0:
+                app = self.store.update_app(name, formation={**app.formation, "web": 1})
             async with rec.step("pre-flight"):
                 # Rejected before anything is written when the build would not fit (a full disk).
                 await asyncio.to_thread(room_for_push, self.settings.data_dir, source_dir, request.previous_slug)

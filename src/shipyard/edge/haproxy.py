@@ -245,6 +245,13 @@ class Edge:
         if self.on_requests is not None:
             self.on_requests([entry for line in lines if (entry := parse(line)) is not None])
 
+    def app_for_host(self, hostname: str) -> str | None:
+        """The app a hostname (its own or a custom domain) is routed to, as the hosts map says."""
+        for app, entries in self._state.hosts.items():
+            if hostname in entries:
+                return app
+        return None
+
     def routes(self, app: str) -> bool:
         """The app has a route on the edge (a destroyed one's late log lines are not its)."""
         return app in self._state.backends

@@ -50,6 +50,11 @@ class EdgeMetrics:
         return {app: AppFigures(dict(f.by_class), list(f.buckets), f.seconds, f.bytes_sent)
                 for app, f in self._apps.items()}
 
+    def requests_total(self, app: str) -> int:
+        """Requests answered for the app since the platform started (the autoscaler's idle clock)."""
+        figures = self._apps.get(app)
+        return sum(figures.by_class.values()) if figures else 0
+
     def forget(self, app: str) -> None:
         """A destroyed app's series go (a new app of the same name starts from zero)."""
         self._apps.pop(app, None)

@@ -6,6 +6,7 @@ import time
 from flask import Flask, request
 
 app = Flask(__name__)
+time.sleep(float(os.environ.get("BOOT_DELAY", "0")))  # a slow start, when a test asks for one
 
 
 @app.get("/")
