@@ -26,6 +26,7 @@ from shipyard.addons.tls import CertificateAuthority
 from shipyard.control.certificates import Certificates, acme_issuer
 from shipyard.control.edge_sync import EdgeSync
 from shipyard.control.autoscaler import Autoscaler, Windows
+from shipyard.control.wake import Waker
 from shipyard.edge.activator import Activator
 from shipyard.control.metrics_history import MetricsHistory
 from shipyard.control.requests import RequestRecorder
@@ -70,8 +71,8 @@ class Platform:
         self._runs: dict[str, int] = {}  # run.N numbering per app
         self.requests = RequestRecorder(self.supervisor, edge)
         self.metrics_history = MetricsHistory(store, self.requests.metrics, self.supervisor, settings.metrics_interval)
-        self.activator = Activator(edge.app_for_host, self.wake, settings.wake_timeout)
-        self._waking: dict[str, asyncio.Task[None]] = {}
+        self.waker = Waker(self.supervisor, self.scale, lambda name: self.autoscaler.woke(name))
+        self.activator = Activator(edge.app_for_host, self.waker.wake, settings.wake_timeout)
         self.autoscaler = Autoscaler(store, self.supervisor, edge, self.scale, self.deploying, Windows(
             settings.autoscale_stable_window, settings.autoscale_panic_window, settings.autoscale_scale_down_delay),
             requests_total=self.requests.metrics.requests_total, zero_after=settings.scale_to_zero_after)
@@ -178,26 +179,6 @@ class Platform:
             for folder in (self.settings.slugs_dir / name, self.settings.logs_dir / name,
                            self.settings.uv_cache_dir / name):
                 shutil.rmtree(folder, ignore_errors=True)
-
-    async def wake(self, name: str) -> str:
-        """An instance of an app scaled to zero, started for the request the activator holds: its address.
-        Requests arriving together share one start."""
-        web = [i for i in self.supervisor.instances(name) if i.spec.process_type == "web" and i.routable]
-        if web:
-            return web[0].address
-        task = self._waking.get(name)
-        if task is None or task.done():
-            task = self._waking[name] = asyncio.create_task(self._wake(name))
-        await asyncio.shield(task)
-        web = [i for i in self.supervisor.instances(name) if i.spec.process_type == "web" and i.routable]
-        if not web:
-            raise DeployError("its web instance stopped again at once.")
-        return web[0].address
-
-    async def _wake(self, name: str) -> None:
-        self.supervisor.app_log(name).write("shipyard[activator]", "A request arrived: starting web (scaled to zero)")
-        await self.scale(name, {"web": 1})
-        self.autoscaler.woke(name)
 
     def deploying(self, name: str) -> bool:
         """Whether a deploy, config change, rollback or scale of the app is under way."""

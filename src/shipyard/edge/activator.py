@@ -92,9 +92,10 @@ class Activator:
                 f"Application '{app}' was scaled to zero and did not start within {self._timeout:g} s.\n"
                 f"See why with `shipyard logs {app}`.\n")))
             return
-        except ShipyardError as exc:
+        except ShipyardError:
+            # Not the error's text: it quotes the app's own output, which is for its owner, not for visitors.
             writer.write(error_response(503, "Service Unavailable", (
-                f"Application '{app}' was scaled to zero and could not start: {exc.message}\n"
+                f"Application '{app}' was scaled to zero and could not start.\n"
                 f"See why with `shipyard logs {app}`.\n")))
             return
         host, _, port = address.rpartition(":")
