@@ -86,8 +86,10 @@ class Settings:
         "SHIPYARD_AUTOSCALE_PANIC_WINDOW", "6")))
     autoscale_scale_down_delay: float = field(default_factory=lambda: float(os.environ.get(
         "SHIPYARD_AUTOSCALE_SCALE_DOWN_DELAY", "30")))
-    # An app autoscaled with --min 0 stops its web instances after this long without a request; the next
-    # request is held (up to wake_timeout seconds) while one starts.
+    # An app autoscaled with --min 0 has its web instances frozen after freeze_after seconds without a request
+    # (no CPU; thawed in milliseconds) and stopped after scale_to_zero_after (no memory); the next request is
+    # held (up to wake_timeout seconds) while they thaw or one starts.
+    freeze_after: float = field(default_factory=lambda: float(os.environ.get("SHIPYARD_FREEZE_AFTER", "300")))
     scale_to_zero_after: float = field(default_factory=lambda: float(os.environ.get(
         "SHIPYARD_SCALE_TO_ZERO_AFTER", "1800")))
     wake_timeout: float = field(default_factory=lambda: float(os.environ.get("SHIPYARD_WAKE_TIMEOUT", "30")))

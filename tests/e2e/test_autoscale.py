@@ -127,7 +127,8 @@ def test_an_idle_app_goes_to_zero_and_the_next_request_wakes_it(platform: Shipya
                              timeout=ZERO_AFTER + 15)
     assert web_count(platform, "sleepy") == 0
     assert "web: at zero" in platform.cli("ps", "sleepy").out
-    assert "the next request wakes it" in platform.cli("apps", "info", "sleepy").out
+    info = platform.cli("apps", "info", "sleepy").out
+    assert "sleepy  release v1  zero" in info and "the next request starts it" in info, info
 
     # The request is held while an instance starts, then answered by it: the right body, not an error page.
     started = time.monotonic()

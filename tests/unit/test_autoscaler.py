@@ -34,6 +34,9 @@ class FakeSupervisor:
     running: list[FakeInstance]
     lines: list[str] = field(default_factory=list)
 
+    def frozen(self, app: str) -> bool:
+        return False
+
     def instances(self, app: str) -> list[FakeInstance]:
         return self.running
 

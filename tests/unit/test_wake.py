@@ -27,6 +27,9 @@ class Supervisor:
         self.running: list[Up] = []
         self.lines: list[str] = []
 
+    def frozen(self, app: str) -> bool:
+        return False
+
     def instances(self, app: str) -> list[Up]:
         return self.running
 

@@ -57,7 +57,8 @@ def commit_summary(author: str, subject: str, width: int = 60) -> str:
 def instance_out(i: Instance, routed: bool, busy: dict[str, int] | None = None,
                  usage: dict[str, tuple[float | None, float | None]] | None = None) -> InstanceOut:
     cpu, memory = (usage or {}).get(i.spec.name, (None, None))
-    return InstanceOut(name=i.spec.name, release=i.spec.release, state=i.state, port=i.port, pid=i.pid,
+    return InstanceOut(name=i.spec.name, release=i.spec.release, state="frozen" if i.frozen else i.state,
+                       port=i.port, pid=i.pid,
                        exit_code=i.exit_code, restarts=i.restarts, since=i.since, last_failure=i.last_failure,
                        routed=routed, in_flight=busy.get(i.address, 0) if busy is not None and
                        i.spec.process_type == "web" else None,

@@ -56,6 +56,7 @@ class Autoscaler:
     def __init__(self, store: Store, supervisor: Supervisor, edge: Edge, scale: Scale,
                  deploying: Callable[[str], bool], windows: Windows = Windows(), interval: float = 1.0,
                  requests_total: Callable[[str], int] = lambda app: 0, zero_after: float = 1800.0,
+                 freeze_after: float | None = None,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
                  available_memory: Callable[[], int] = lambda: psutil.virtual_memory().available) -> None:
         self._store = store
@@ -66,6 +67,7 @@ class Autoscaler:
         self._windows = windows
         self._requests_total = requests_total
         self._zero_after = zero_after
+        self._freeze_after = freeze_after
         self._active: dict[str, tuple[int, float]] = {}  # app → (requests answered, when that count last changed)
         self._interval = interval
         self._clock = clock
@@ -160,14 +162,19 @@ class Autoscaler:
         if app.current_release is None or self._deploying(app.name) or app.name in self._scaling:
             return  # nothing to scale yet, or a deploy or a scale is under way: decide once it is done
         formation = app.formation.get("web", 1)
-        if formation == 0:
-            return  # at zero: the activator wakes it
+        if formation == 0 or self._supervisor.frozen(app.name):
+            if formation and bounds.min == 0 and idle >= self._zero_after:
+                self._to_zero(app.name, len(ready), idle)
+            return  # at rest: the activator wakes it
         if bounds.min == 0 and idle >= self._zero_after and not observations[-1].in_flight:
-            self._record(app.name, Decision(
-                at=now, current=len(ready), desired=0, stable_concurrency=0.0, panic_concurrency=0.0, panicking=False,
-                reason=f"no request for {idle:.0f} s (≥ {self._zero_after:g} s): to zero; the next request wakes it",
-                memory=ScalerMemory()))
-            self._scaling[app.name] = asyncio.create_task(self._apply(app.name, 0))
+            self._to_zero(app.name, len(ready), idle)
+            return
+        if (bounds.min == 0 and self._freeze_after is not None and idle >= self._freeze_after
+                and not observations[-1].in_flight):
+            self._record(app.name, self._rest(len(ready), len(ready), (
+                f"no request for {idle:.0f} s (≥ {self._freeze_after:g} s): frozen (no CPU); the next request "
+                "thaws it in milliseconds")))
+            self._scaling[app.name] = asyncio.create_task(self._freeze(app.name))
             return
         capacity = memory_capacity(self._available_memory(), size_named(app.size).memory_bytes, len(instances))
         decision = decide(policy, list(observations), len(ready), self._memory.get(app.name, ScalerMemory()), now,
@@ -176,6 +183,22 @@ class Autoscaler:
         self._record(app.name, decision)
         if decision.desired != formation:
             self._scaling[app.name] = asyncio.create_task(self._apply(app.name, decision.desired))
+
+    def _to_zero(self, app: str, current: int, idle: float) -> None:
+        self._record(app, self._rest(current, 0, (f"no request for {idle:.0f} s (≥ {self._zero_after:g} s): to "
+                                                  "zero (no process, no memory); the next request starts it")))
+        self._scaling[app] = asyncio.create_task(self._apply(app, 0))
+
+    def _rest(self, current: int, desired: int, reason: str) -> Decision:
+        return Decision(at=self._clock(), current=current, desired=desired, stable_concurrency=0.0,
+                        panic_concurrency=0.0, panicking=False, reason=reason, memory=ScalerMemory())
+
+    async def _freeze(self, name: str) -> None:
+        try:
+            if not await self._supervisor.freeze(name):
+                self._freeze_after = None  # no freezer here (see `shipyard doctor`): idle apps go to zero only
+        finally:
+            self._scaling.pop(name, None)
 
     def _record(self, app: str, decision: Decision) -> None:
         kept = self._decisions.setdefault(app, deque(maxlen=DECISIONS_KEPT))

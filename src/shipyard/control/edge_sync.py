@@ -69,7 +69,7 @@ class EdgeSync:
             hostname = self._settings.app_hostname(app.name)
             redirect, hsts = https_flags(app, [hostname, *domains.get(app.name, [])], certified, trusted)
             upstreams = self._supervisor.routable_addresses(app.name)
-            if not upstreams and self.activator and at_zero(app):
+            if not upstreams and self.activator and (at_zero(app) or self._supervisor.frozen(app.name)):
                 upstreams = (self.activator,)
             routes.append(AppRoute(app=app.name, hostname=hostname, upstreams=upstreams,
                                    domains=tuple(domains.get(app.name, [])), redirect_https=redirect, hsts=hsts))

@@ -24,7 +24,7 @@ from shipyard.buildpack.python import discover_interpreters
 from shipyard.edge.haproxy import Edge
 from shipyard.addons.tls import CertificateAuthority
 from shipyard.control.certificates import Certificates, acme_issuer
-from shipyard.control.edge_sync import EdgeSync
+from shipyard.control.edge_sync import EdgeSync, at_zero
 from shipyard.control.autoscaler import Autoscaler, Windows
 from shipyard.control.wake import Waker
 from shipyard.edge.activator import Activator
@@ -75,7 +75,8 @@ class Platform:
         self.activator = Activator(edge.app_for_host, self.waker.wake, settings.wake_timeout)
         self.autoscaler = Autoscaler(store, self.supervisor, edge, self.scale, self.deploying, Windows(
             settings.autoscale_stable_window, settings.autoscale_panic_window, settings.autoscale_scale_down_delay),
-            requests_total=self.requests.metrics.requests_total, zero_after=settings.scale_to_zero_after)
+            requests_total=self.requests.metrics.requests_total, zero_after=settings.scale_to_zero_after,
+            freeze_after=settings.freeze_after if settings.freeze_after < settings.scale_to_zero_after else None)
         self.edge_sync = EdgeSync(settings, store, edge, self.supervisor, Certificates(settings, store, edge, ca,
                                                                                          acme_issuer(settings, edge)))
         self.rollout = Rollout(settings, store, self.supervisor, edge, confinement, self._target, self.sync_edge,
@@ -190,6 +191,10 @@ class Platform:
         states = {i.state for i in instances}
         if app.current_release is None:
             return "new"
+        if at_zero(app) and not instances:
+            return "zero"  # scaled to zero when idle: the next request starts it
+        if self.supervisor.frozen(app.name):
+            return "frozen"
         if "up" in states and not self.edge.serving and any(i.routable for i in instances):
             return "unreachable"
         for state in ("up", "crashed", "starting"):

@@ -27,6 +27,11 @@ class Waker:
         """The address of a ready web instance of the app, started if it has none."""
         if address := self._ready(name):
             return address
+        if self._supervisor.frozen(name):
+            await self._supervisor.thaw(name)  # milliseconds: the processes are all there
+            self._woke(name)
+            if address := self._ready(name):
+                return address
         failed_at = self._failed_at.get(name)
         if failed_at is not None and self._clock() - failed_at < WAKE_RETRY_AFTER:
             # Each request of a flood would otherwise start (and crash) an instance again.

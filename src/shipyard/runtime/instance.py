@@ -12,6 +12,7 @@ from pathlib import Path
 
 from shipyard.errors import DeployError, ServerErrorAtStart, ShipyardError
 from shipyard.proc import free_port, signal_group, stop_process
+from shipyard.runtime import freezing
 from shipyard.runtime.cgroups import Cgroup
 from shipyard.runtime.confinement import Confinement
 from shipyard.runtime.diagnose import boot_hint, listen_hint, telling_error
@@ -49,6 +50,7 @@ class Instance:
         self.last_failure = ""  # why it last crashed or was restarted (`shipyard ps`)
         # Restarting right after a crash (no backoff): the edge holds requests for it until it listens.
         self.holding = False
+        self.frozen = False  # idle, its processes stopped by the cgroup freezer (see freezing.py)
         self._log = log
         self._scratch = scratch_root / f"{spec.app}-{spec.name}-v{spec.release}-{self.port}"
         self._on_change = on_change
@@ -75,7 +77,28 @@ class Instance:
 
     @property
     def routable(self) -> bool:
-        return self.state == "up" and self.spec.process_type == "web"
+        return self.state == "up" and self.spec.process_type == "web" and not self.frozen
+
+    async def freeze(self) -> bool:
+        """Stop its processes (idle: no CPU, memory kept); False without a cgroup freezer."""
+        cgroup = self.cgroup
+        if self.frozen:
+            return True
+        if self.state != "up" or cgroup is None:
+            return cgroup is not None
+        self.frozen = True  # first: the liveness probe must not count a frozen instance as hung
+        if not await freezing.freeze(cgroup):
+            self.frozen = False
+            return False
+        self._on_change()
+        return True
+
+    async def thaw(self) -> None:
+        cgroup = self.cgroup
+        if self.frozen and cgroup is not None:
+            await freezing.thaw(cgroup)
+        self.frozen = False
+        self._on_change()
 
     async def until_ready(self) -> None:
         """The health gate (see readiness.py); a process that is not web must stay alive for a moment."""
@@ -268,6 +291,8 @@ class Instance:
             if self._out_of_memory():
                 out_of_memory = True
                 await self._kill()
+            elif self.frozen:
+                next_probe = time.monotonic() + self._liveness.interval  # nothing runs: nothing to probe
             elif self.spec.process_type == "web" and time.monotonic() >= next_probe and not unanswered:
                 next_probe = time.monotonic() + self._liveness.interval
                 probe = await self._probe(self._liveness.timeout)
@@ -295,6 +320,8 @@ class Instance:
     async def stop(self, grace: float) -> None:
         if self.state == "stopped":  # a failed start is stopped by the supervisor and the rollout alike
             return
+        if self.frozen:
+            await self.thaw()  # a frozen process cannot act on SIGTERM: it would only die at the grace's end
         self._set_state("stopping")
         if self._watch:
             self._watch.cancel()

@@ -85,6 +85,21 @@ class Supervisor:
     def instances(self, app: str) -> list[Instance]:
         return list(self._active.get(app, []))
 
+    def frozen(self, app: str) -> bool:
+        """Its web instances are frozen (idle): a request must thaw them first."""
+        web = [i for i in self._active.get(app, []) if i.spec.process_type == "web"]
+        return bool(web) and all(i.frozen for i in web)
+
+    async def freeze(self, app: str) -> bool:
+        """Freeze the app's web instances; False if this machine cannot (no cgroup freezer)."""
+        web = [i for i in self._active.get(app, []) if i.spec.process_type == "web" and i.state == "up"]
+        return all([await i.freeze() for i in web])  # none up: nothing to freeze, and no sign of a missing freezer
+
+    async def thaw(self, app: str) -> None:
+        for instance in self._active.get(app, []):
+            if instance.frozen:
+                await instance.thaw()
+
     def apps(self) -> list[str]:
         return sorted(self._active)
 

@@ -127,8 +127,10 @@ def app_state_label(*, platform_state: str, deploying: bool, damaged: bool, last
         return "deploying"
     if platform_state == "new":
         return "failed" if last_deploy_status == "failed" else "new"
-    if formation and all(count == 0 for count in formation.values()):
+    if platform_state == "zero" or (formation and all(count == 0 for count in formation.values())):
         return "scaled to zero"
+    if platform_state == "frozen":
+        return "frozen"
     if platform_state == "up":
         return "running"
     if platform_state == "crashed":
