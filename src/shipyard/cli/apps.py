@@ -84,7 +84,7 @@ def apps_info(name: str) -> None:
         for d in a["scaling"]:
             panic = "  PANIC" if d["panicking"] else ""
             out.print(f"    {d['at'][11:19]}  {d['current']} → {d['desired']}  in flight: {d['stable_concurrency']:g} "
-                      f"(60 s), {d['panic_concurrency']:g} (6 s){panic}  {escape(d['reason'])}")
+                      f"(stable window), {d['panic_concurrency']:g} (panic window){panic}  {escape(d['reason'])}")
 
 
 @apps_cli.command("set")

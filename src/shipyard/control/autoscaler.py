@@ -203,7 +203,9 @@ class Autoscaler:
     def _record(self, app: str, decision: Decision) -> None:
         kept = self._decisions.setdefault(app, deque(maxlen=DECISIONS_KEPT))
         record = ScalingRecord(at=self._wall(), decision=decision)
-        if kept and kept[-1].decision.desired == decision.desired and kept[-1].decision.current == decision.current:
+        last = kept[-1].decision if kept else None
+        if last and (last.desired, last.current, last.panicking) == (decision.desired, decision.current,
+                                                                     decision.panicking):
             kept[-1] = record  # the same call again: keep the latest inputs, not a second line
         else:
             kept.append(record)

@@ -53,11 +53,17 @@ class Rollout:
         desired = {s.name: s for s in instance_specs(self._target(release))}
         current = {i.spec.name: i for i in self.supervisor.instances(app.name)}
         keep = [i for n, i in current.items() if n in desired and i.spec.process_type not in replace]
-        started = []
+        started: list[Instance] = []
         try:
             for name, spec in desired.items():
                 if name not in {i.spec.name for i in keep}:
-                    started.append(await self.supervisor.boot(spec))
+                    started.append(await self.supervisor.start(spec))
+            # Health-checked together, as a deploy's: web=5 boots in the time of one (the autoscaler's panic
+            # needs them all at once). The first failure, in start order, is the one reported.
+            outcomes = await asyncio.gather(*(self.supervisor.until_ready(i) for i in started), return_exceptions=True)
+            failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
+            if failure is not None:
+                raise failure
         except DeployError:
             await stop_all(started, grace=1)
             raise
