@@ -145,7 +145,16 @@ def test_an_idle_app_goes_to_zero_and_the_next_request_wakes_it(platform: Shipya
     assert platform.wait_for(lambda: platform.app_info("sleepy")["formation"]["web"] == 0,
                              timeout=ZERO_AFTER + 30)
     started = time.monotonic()
-    held = platform.get("sleepy")
+    answers: list[httpx.Response] = []
+    first = threading.Thread(target=lambda: answers.append(platform.get("sleepy")))
+    first.start()
+    time.sleep(1)
+    platform.cli("apps", "create", "neighbour")  # the routes change while sleepy wakes: it must stay held
+    second = platform.get("sleepy")
+    assert "has no running instance" not in second.text, second.text
+    assert second.status_code in (200, 503) and ("did not start within" in second.text or second.status_code == 200)
+    first.join()
+    held = answers[0]
     assert held.status_code == 503, held.text
     assert "scaled to zero and did not start within" in held.text and "shipyard logs sleepy" in held.text
     assert time.monotonic() - started < WAKE_TIMEOUT + 3

@@ -36,6 +36,12 @@ def at_zero(app: records.App) -> bool:
             and app.current_release is not None and not app.damage)
 
 
+def may_rest(app: records.App) -> bool:
+    """Autoscaled with --min 0: with no instance to take a request, the activator holds it and wakes the app."""
+    bounds = app.autoscale.get("web")
+    return bounds is not None and bounds.min == 0 and app.current_release is not None and not app.damage
+
+
 class EdgeSync:
     def __init__(self, settings: Settings, store: Store, edge: Edge, supervisor: Supervisor,
                  certificates: Certificates) -> None:
@@ -69,7 +75,8 @@ class EdgeSync:
             hostname = self._settings.app_hostname(app.name)
             redirect, hsts = https_flags(app, [hostname, *domains.get(app.name, [])], certified, trusted)
             upstreams = self._supervisor.routable_addresses(app.name)
-            if not upstreams and self.activator and (at_zero(app) or self._supervisor.frozen(app.name)):
+            if not upstreams and self.activator and may_rest(app):
+                # At zero, frozen, or waking (its formation says 1 while the instance boots): held, not a 503.
                 upstreams = (self.activator,)
             routes.append(AppRoute(app=app.name, hostname=hostname, upstreams=upstreams,
                                    domains=tuple(domains.get(app.name, [])), redirect_https=redirect, hsts=hsts))
