@@ -134,15 +134,16 @@ class Autoscaler:
             busy = await self._edge.upstream_requests()
         except ShipyardError:
             return  # the edge is restarting: no figures this second, no decision on a false zero
+        available = self._available_memory()  # once a tick, not once an app: it reads /proc/meminfo
         for app in self._apps.values():
             try:
-                self._step(app, busy, now)
+                self._step(app, busy, now, available)
             except ValueError as exc:  # bounds the store should never have held: this app only is skipped
                 self._supervisor.app_log(app.name).write("shipyard[autoscaler]", f"Not autoscaled: {exc}")
                 self._apps = {n: a for n, a in self._apps.items() if n != app.name}
                 break
 
-    def _step(self, app: records.App, busy: dict[str, int], now: float) -> None:
+    def _step(self, app: records.App, busy: dict[str, int], now: float, available: int) -> None:
         bounds = app.autoscale["web"]
         instances = [i for i in self._supervisor.instances(app.name) if i.spec.process_type == "web"]
         ready = [i for i in instances if i.routable]
@@ -176,7 +177,7 @@ class Autoscaler:
                 "thaws it in milliseconds")))
             self._scaling[app.name] = asyncio.create_task(self._freeze(app.name))
             return
-        capacity = memory_capacity(self._available_memory(), size_named(app.size).memory_bytes, len(instances))
+        capacity = memory_capacity(available, size_named(app.size).memory_bytes, len(instances))
         decision = decide(policy, list(observations), len(ready), self._memory.get(app.name, ScalerMemory()), now,
                           capacity)
         self._memory[app.name] = decision.memory

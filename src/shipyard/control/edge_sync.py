@@ -29,17 +29,15 @@ def https_flags(app: records.App, hostnames: Iterable[str], certified: set[str],
     return redirect, frozenset(with_certificate) if app.hsts else frozenset()
 
 
-def at_zero(app: records.App) -> bool:
-    """Scaled to zero by the autoscaler (--min 0, no web instance): its requests wake it."""
-    bounds = app.autoscale.get("web")
-    return (bounds is not None and bounds.min == 0 and app.formation.get("web", 1) == 0
-            and app.current_release is not None and not app.damage)
-
-
 def may_rest(app: records.App) -> bool:
     """Autoscaled with --min 0: with no instance to take a request, the activator holds it and wakes the app."""
     bounds = app.autoscale.get("web")
     return bounds is not None and bounds.min == 0 and app.current_release is not None and not app.damage
+
+
+def at_zero(app: records.App) -> bool:
+    """Scaled to zero by the autoscaler (--min 0, no web instance): its requests wake it."""
+    return may_rest(app) and app.formation.get("web", 1) == 0
 
 
 class EdgeSync:

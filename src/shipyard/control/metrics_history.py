@@ -173,15 +173,6 @@ class MetricsHistory:
 
     # The loop
 
-    def latest_usage(self, app: str) -> dict[str, tuple[float | None, float | None]]:
-        """Each instance's latest CPU (cores) and memory (bytes), as last sampled: for `shipyard ps`."""
-        minute = self._minutes.get(app)
-        if minute is None:
-            return {}
-        names = set(minute.cpu) | set(minute.memory)
-        return {n: (minute.cpu[n][-1] if minute.cpu.get(n) else None,
-                    minute.memory[n][-1] if minute.memory.get(n) else None) for n in names}
-
     def start(self) -> None:
         self._task = asyncio.create_task(self.run())
 
@@ -219,6 +210,15 @@ class MetricsHistory:
         self._failure = None
 
     # Reading
+
+    def latest_usage(self, app: str) -> dict[str, tuple[float | None, float | None]]:
+        """Each instance's latest CPU (cores) and memory (bytes), as last sampled: for `shipyard ps`."""
+        minute = self._minutes.get(app)
+        if minute is None:
+            return {}
+        names = set(minute.cpu) | set(minute.memory)
+        return {n: (minute.cpu[n][-1] if minute.cpu.get(n) else None,
+                    minute.memory[n][-1] if minute.memory.get(n) else None) for n in names}
 
     def app_series(self, app: str, window: str = "hour", now: float | None = None) -> AppSeries:
         """The app's chart series for "hour" (minute points), "day" (5-minute points) or "week" (hour points),

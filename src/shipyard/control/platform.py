@@ -233,7 +233,7 @@ class Platform:
                 scratch_dir=self.settings.tmp_dir / "builds", shared_files=self.shared_files,
                 limits=self.confinement.cgroups,
                 previous_slug=Path(previous.slug_path) if previous and Path(previous.slug_path).is_dir() else None)
-            if app.autoscale.get("web") and app.formation.get("web", 1) == 0:
+            if at_zero(app):  # a push deploys one instance, health-checked; idle, it goes back to zero
                 app = self.store.update_app(name, formation={**app.formation, "web": 1})
             async with rec.step("pre-flight"):
                 # Rejected before anything is written when the build would not fit (a full disk).

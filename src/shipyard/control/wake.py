@@ -45,8 +45,7 @@ class Waker:
         raise DeployError("its web instance stopped again at once.")
 
     def _ready(self, name: str) -> str | None:
-        return next((i.address for i in self._supervisor.instances(name)
-                     if i.spec.process_type == "web" and i.routable), None)
+        return next((i.address for i in self._supervisor.instances(name) if i.routable), None)  # routable: web, up
 
     async def _start(self, name: str) -> None:
         self._supervisor.app_log(name).write("shipyard[activator]", "A request arrived: starting web (scaled to zero)")

@@ -87,7 +87,7 @@ class Cgroup:
             except ProcessLookupError:  # it exited meanwhile: nothing left to confine
                 pass
             moved.add(current)
-            pending += _children(current)
+            pending += children(current)
 
     def oom_kills(self) -> int:
         name = "memory.oom_control" if self.version == 1 else "memory.events"
@@ -157,8 +157,9 @@ class Cgroup:
                     time.sleep(0.02)
 
 
-def _children(pid: int) -> list[int]:
-    """From the kernel's own list, not psutil's scan of all of /proc: this runs while a sandbox waits to start."""
+def children(pid: int) -> list[int]:
+    """A process's children, from the kernel's own list rather than psutil's scan of all of /proc (this runs
+    while a sandbox waits to start, and for every frozen instance's thaw)."""
     found: list[int] = []
     try:
         for task in Path(f"/proc/{pid}/task").iterdir():

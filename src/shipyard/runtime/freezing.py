@@ -13,26 +13,16 @@ import asyncio
 import os
 import signal
 from collections.abc import Iterable
-from pathlib import Path
 
-from shipyard.runtime.cgroups import Cgroup
+from shipyard.runtime.cgroups import Cgroup, children
 
 WORKERS_HEAD_START = 0.05  # seconds the workers run before their parents: a heartbeat is one system call away
 
 
-def parents_among(pids: Iterable[int], proc: Path = Path("/proc")) -> list[int]:
+def parents_among(pids: Iterable[int]) -> list[int]:
     """The processes, of those given, with a child among them (gunicorn's master, a uvicorn reloader)."""
     members = set(pids)
-    parents = set()
-    for pid in members:
-        try:
-            for task in (proc / str(pid) / "task").iterdir():
-                if members & {int(c) for c in (task / "children").read_text().split()}:
-                    parents.add(pid)
-                    break
-        except (OSError, ValueError):
-            continue  # exited meanwhile
-    return sorted(parents)
+    return sorted(pid for pid in members if members.intersection(children(pid)))
 
 
 def _signal(pids: Iterable[int], signum: int) -> None:

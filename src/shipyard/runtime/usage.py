@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-from shipyard.runtime.cgroups import Cgroup
+from shipyard.runtime.cgroups import Cgroup, children
 
 
 @dataclass(frozen=True)
@@ -59,11 +59,7 @@ def process_tree(pid: int) -> list[int]:
     while pending:
         current = pending.pop()
         found.append(current)
-        try:
-            for task in Path(f"/proc/{current}/task").iterdir():
-                pending += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:  # it exited meanwhile
-            pass
+        pending += children(current)
     return found
 
 

@@ -32,15 +32,17 @@ def page_router(dashboard: Dashboard) -> APIRouter:
     platform = dashboard.platform
     store = platform.store
 
-    def state_of(app: records.App, last_status: str | None) -> str:
+    def state_of(app: records.App, last_status: str | None, formation: dict[str, int]) -> str:
         return app_state_label(platform_state=platform.app_state(app), deploying=platform.deploying(app.name),
-                               damaged=bool(app.damage), last_deploy_status=last_status,
-                               formation={} if app.damage else formation_of(store, app))
+                               damaged=bool(app.damage), last_deploy_status=last_status, formation=formation)
 
-    def app_context(app: records.App, tab: str) -> dict[str, object]:
-        latest = store.list_deploys(app.name, 1)
+    def app_context(app: records.App, tab: str, deploys: list[dict[str, object]] | None = None) -> dict[str, object]:
+        """What every tab of an app's page shows; `deploys`: its newest deploys if the page read them already."""
+        latest = deploys if deploys is not None else store.list_deploys(app.name, 1)
+        formation = {} if app.damage else formation_of(store, app)
         return {"app": app, "tab": tab, "url": platform.settings.app_url(app.name, https=bool(app.redirect_https)),
-                "state": state_of(app, str(latest[0]["status"]) if latest else None)}
+                "state": state_of(app, str(latest[0]["status"]) if latest else None, formation),
+                "formation": formation}
 
     @router.get("/sign-in")
     async def sign_in_page(request: Request, next: str = PREFIX) -> HTMLResponse:
@@ -63,7 +65,9 @@ def page_router(dashboard: Dashboard) -> APIRouter:
             latest = activity.get(app.name)
             rows.append(AppRow(
                 name=app.name, url=platform.settings.app_url(app.name, https=bool(app.redirect_https)),
-                release=app.current_release, state=state_of(app, latest.deploy_status if latest else None),
+                release=app.current_release,
+                state=state_of(app, latest.deploy_status if latest else None,
+                               {} if app.damage else formation_of(store, app)),
                 instances=len(platform.supervisor.instances(app.name)),
                 last_deploy=latest.release_description if latest else "",
                 last_deploy_at=latest.deploy_started_at if latest else None,
@@ -84,20 +88,20 @@ def page_router(dashboard: Dashboard) -> APIRouter:
         app = store.get_app(name)
         latest = store.list_deploys(name, 1)
         return dashboard.render(
-            request, "app_overview.html", session, **app_context(app, "overview"),
+            request, "app_overview.html", session, **app_context(app, "overview", latest),
             latest=deploy_view(latest[0], name) if latest else None, instances=platform.supervisor.instances(name),
-            formation={} if app.damage else formation_of(store, app),
             git_url=f"{platform.settings.api_url}/git/{name}.git")
 
     @router.get("/apps/{name}/deploys")
     async def deploys_page(request: Request, name: str) -> HTMLResponse:
         session = dashboard.page_session(request)
         app = store.get_app(name)
-        releases = [(r, Path(r.build.slug_path).is_dir()) for r in store.list_releases(name)]
+        releases = store.list_releases(name)
+        deploys = store.list_deploys(name, 20)
         return dashboard.render(
-            request, "app_deploys.html", session, **app_context(app, "deploys"),
-            releases=[_Kept(r, kept) for r, kept in releases],
-            deploys=[deploy_view(d, name) for d in store.list_deploys(name, 20)])
+            request, "app_deploys.html", session, **app_context(app, "deploys", deploys), releases=releases,
+            kept={r.version for r in releases if Path(r.build.slug_path).is_dir()},  # only those can be rolled back to
+            deploys=[deploy_view(d, name) for d in deploys])
 
     @router.get("/apps/{name}/logs")
     async def logs_page(request: Request, name: str) -> HTMLResponse:
@@ -145,7 +149,7 @@ def page_router(dashboard: Dashboard) -> APIRouter:
         return dashboard.render(
             request, "app_settings.html", session, **app_context(app, "settings"), config=config,
             reveal=reveal == "all", edit_key=edit if edit in config else "", edit_value=config.get(edit, ""),
-            formation={} if app.damage else formation_of(store, app), sizes=list(SIZES),
+            sizes=list(SIZES),
             domains=store.list_domains(name), database=database, backups=backups,
             database_unavailable=dashboard.databases.unavailable if dashboard.databases.addon is None else None)
 
@@ -184,14 +188,6 @@ def page_router(dashboard: Dashboard) -> APIRouter:
             back=f"{PREFIX}/apps/{name}/settings", type_name=True, danger=True)
 
     return router
-
-
-class _Kept:
-    """A release and whether its slug is still on disk (only those can be rolled back to)."""
-
-    def __init__(self, release: records.Release, kept: bool) -> None:
-        self.version, self.status, self.build = release.version, release.status, release.build
-        self.description, self.created_at, self.kept = release.description, release.created_at, kept
 
 
 def metric_charts(s: AppSeries, window: str) -> list[tuple[str, Markup]]:

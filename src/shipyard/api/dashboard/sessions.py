@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -38,11 +39,11 @@ class Session:
 
 @dataclass
 class Sessions:
-    clock: object = field(default=time.time)
+    clock: Callable[[], float] = time.time
     _by_id: dict[str, Session] = field(default_factory=dict)
 
     def _now(self) -> float:
-        return self.clock()  # type: ignore[operator]
+        return self.clock()
 
     def create(self) -> Session:
         now = self._now()

@@ -6,8 +6,6 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-# The deploy steps in the order they happen; a deploy shows those it reached.
-STEP_ORDER = ("receive", "pre-flight", "build", "release phase", "start instances", "health check", "switch", "drain")
 # Log lines worth pointing at when a step failed: what Python, pip/uv, gunicorn and the platform say on failure.
 CULPRIT = re.compile(r"Traceback|Error\b|Error:|error:|ERROR|fatal:|No module named|DisallowedHost|not listening|"
                      r"No solution found|Because .* depends on|exited with|[Ff]ailed|Exception")
@@ -77,10 +75,10 @@ def deploy_view(record: dict[str, object], app: str = "") -> DeployView:
     finished = record.get("finished_at")
     seconds = ((datetime.fromisoformat(str(finished)).replace(tzinfo=timezone.utc) - started_at).total_seconds()
                if finished else None)
-    view = DeployView(id=deploy_id, description=str(record["description"]), status=str(record["status"]),
+    status = str(record["status"])
+    return DeployView(id=deploy_id, description=str(record["description"]), status=status,
                       release=record.get("release"), started_at=started_at, seconds=seconds,  # type: ignore[arg-type]
-                      steps=tuple(steps))
-    return DeployView(**{**view.__dict__, "fix": fix_box(view, record.get("error"), record.get("hint"), app)})  # type: ignore[arg-type]
+                      steps=tuple(steps), fix=fix_box(status, steps, record.get("error"), record.get("hint"), app))
 
 
 def _culprit_numbers(lines: list[str]) -> set[int]:
@@ -91,10 +89,10 @@ def _culprit_numbers(lines: list[str]) -> set[int]:
     return set(numbers[-MAX_CULPRITS:])
 
 
-def fix_box(deploy: DeployView, error: object, hint: object, app: str = "") -> FixBox | None:
-    if deploy.status != "failed":
+def fix_box(status: str, steps: list[StepView], error: object, hint: object, app: str = "") -> FixBox | None:
+    if status != "failed":
         return None
-    failed = next((s for s in deploy.steps if s.status == "failed"), None)
+    failed = next((s for s in steps if s.status == "failed"), None)
     # The first line says what failed; the rest (an instance's last output) is in the step's log, linked below.
     cause = str(error).splitlines()[0] if error else "The deploy failed."
     fix = str(hint) if hint else ("Read the failed step's log below; push a fix, or roll back to a release that "
