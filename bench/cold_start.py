@@ -1,9 +1,13 @@
-"""Waking from zero: how long the first request to an app scaled to zero waits, against a bare spawn of the same
-app (issue 15: wake from zero p50 ≤ 1.2× the bare `.pyc` spawn and < 250 ms for tests/apps/flask-hello).
+"""Waking from zero and from frozen: how long the first request to an idle app waits, against a bare spawn of the
+same app (issue 15: wake from zero p50 ≤ 1.2× the bare `.pyc` spawn and < 250 ms for tests/apps/flask-hello; wake
+from frozen p50 < 20 ms).
 
-Starts a real `shipyard up` in a temporary data directory (SHIPYARD_SCALE_TO_ZERO_AFTER=2, so an idle app is back
-at zero within seconds), deploys tests/apps/flask-hello with git and scales it `web --min 0 --max 1`. Then, for
-`--rounds` rounds, interleaved (the order alternates from round to round):
+Starts a real `shipyard up` in a temporary data directory (SHIPYARD_FREEZE_AFTER=1, SHIPYARD_SCALE_TO_ZERO_AFTER=4,
+so an idle app is frozen, then at zero, within seconds), deploys tests/apps/flask-hello with git and scales it
+`web --min 0 --max 1`. Then, for `--rounds` rounds, interleaved (the order alternates from round to round):
+
+- **frozen**: after a wake, once the API shows the instance frozen, `GET /` through the edge, timed as below;
+  then the app is left to reach zero.
 
 - **wake**: with the app at zero, `GET /` through the edge (127.0.0.1:<edge port>, the app's Host header), from the
   request sent to the whole 200 response with the app's body; then wait until the app is back at zero (the
@@ -28,7 +32,8 @@ turned on for the app with GUNICORN_CMD_ARGS, the bare spawn gets the same), "St
 up". An app's output is stamped when the platform reads it (it reads at most every 5 ms), so those steps are
 up to ~5 ms late.
 
-Usage: python bench/cold_start.py [--rounds 10] [--markdown] [--no-capped] [--settle SECONDS] [--py-spy OUT.txt]
+Usage: python bench/cold_start.py [--rounds 10] [--markdown] [--no-capped] [--settle SECONDS] [--expedite-rcu]
+       [--py-spy OUT.txt]
 Needs what `shipyard up` needs (run as root, like the e2e tests).
 """
 
@@ -59,7 +64,9 @@ BODY = "Hello from flask-hello v1\n"
 GOAL_RATIO = 1.2
 GOAL_MS = 250.0
 POLL = 0.005  # between connect + GET attempts of the bare spawn
-ZERO_AFTER = 2  # SHIPYARD_SCALE_TO_ZERO_AFTER: seconds of idle before zero
+FREEZE_AFTER = 1  # SHIPYARD_FREEZE_AFTER: seconds of idle before the instance is frozen
+ZERO_AFTER = 4  # SHIPYARD_SCALE_TO_ZERO_AFTER: seconds of idle before zero
+GOAL_FROZEN_MS = 20.0
 BENCH_AGENT = "cold-start-bench"
 # gunicorn's access log, so the app's log says when a health probe and the bench's request were answered.
 ACCESS_LOG = "--access-logfile=- --access-logformat='%(s)s \"%(a)s\" \"%(r)s\"'"
@@ -386,6 +393,12 @@ def wait_for_zero(shipyard: Shipyard, slug: Path, timeout: float = ZERO_AFTER + 
     time.sleep(0.3)  # the edge's route to the activator is applied before the old instance drains
 
 
+def wait_for_frozen(shipyard: Shipyard) -> None:
+    shipyard.wait_for(lambda: [i["state"] for i in shipyard.app_info(APP)["instances"]] == ["frozen"],
+                      timeout=FREEZE_AFTER + 10, interval=0.05)
+    time.sleep(0.2)  # the edge's route to the activator is applied right after the freeze
+
+
 def wake(shipyard: Shipyard) -> Timeline:
     host = f"{APP}.localhost:{shipyard.edge_port}"
     sent = time.time()
@@ -424,6 +437,8 @@ def main() -> None:
     parser.add_argument("--no-capped", action="store_true", help="skip the bare spawn capped at 1 CPU")
     parser.add_argument("--settle", type=float, metavar="SECONDS",
                         help="SHIPYARD_READINESS_SETTLE for the platform (default: the platform's, 0.5 s)")
+    parser.add_argument("--expedite-rcu", action="store_true",
+                        help="SHIPYARD_EXPEDITE_RCU=1: the platform expedites RCU grace periods while it runs")
     parser.add_argument("--py-spy", type=Path, metavar="OUT",
                         help=f"record the platform's Python stacks with {PY_SPY} during the rounds (raw folded "
                              "stacks, idle threads too)")
@@ -432,6 +447,7 @@ def main() -> None:
     print(f"load average at start: {one:.2f} {five:.2f} {fifteen:.2f} ({os.cpu_count()} CPUs)")
 
     wakes: list[float] = []
+    thaws: list[float] = []
     timelines: list[Timeline] = []
     bare_listen: list[float] = []
     bare: list[float] = []
@@ -441,6 +457,10 @@ def main() -> None:
         root = Path(tmp)
         shipyard = Shipyard(root)
         shipyard.env["SHIPYARD_SCALE_TO_ZERO_AFTER"] = str(ZERO_AFTER)
+        shipyard.env["SHIPYARD_FREEZE_AFTER"] = str(FREEZE_AFTER)
+        if args.expedite_rcu:
+            shipyard.env["SHIPYARD_EXPEDITE_RCU"] = "1"
+            print("SHIPYARD_EXPEDITE_RCU=1")
         if args.settle is not None:
             shipyard.env["SHIPYARD_READINESS_SETTLE"] = str(args.settle)
             print(f"SHIPYARD_READINESS_SETTLE={args.settle:g}")
@@ -483,8 +503,12 @@ def main() -> None:
                     if what == "wake":
                         timeline_ = wake(shipyard)
                         wakes.append((timeline_.answered - timeline_.sent) * 1000)
-                        wait_for_zero(shipyard, slug)
+                        time.sleep(0.2)  # the access log line of the bench's request reaches the app's log
                         timelines.append(timeline(app_log(shipyard), timeline_.sent, timeline_.answered))
+                        wait_for_frozen(shipyard)
+                        thawed = wake(shipyard)
+                        thaws.append((thawed.answered - thawed.sent) * 1000)
+                        wait_for_zero(shipyard, slug)
                     elif what == "bare":
                         listen, answered = bare_spawn(app, bare_log)
                         bare_listen.append(listen)
@@ -493,7 +517,8 @@ def main() -> None:
                         listen, answered = bare_spawn(app, bare_log, cgroup)
                         capped_listen.append(listen)
                         capped.append(answered)
-                print(f"round {n + 1}/{args.rounds}: wake {wakes[-1]:.0f} ms, bare {bare[-1]:.0f} ms"
+                print(f"round {n + 1}/{args.rounds}: wake {wakes[-1]:.0f} ms, from frozen {thaws[-1]:.1f} ms, "
+                      f"bare {bare[-1]:.0f} ms"
                       + (f", bare 1 CPU {capped[-1]:.0f} ms" if capped else ""), flush=True)
         finally:
             if spy is not None:
@@ -509,6 +534,7 @@ def main() -> None:
 
     print()
     print(f"wake from zero at the edge ({len(wakes)}):        {fmt(wakes)}")
+    print(f"wake from frozen at the edge ({len(thaws)}):      {fmt(thaws, 1)}")
     print(f"bare spawn, .pyc present ({len(bare)}):          {fmt(bare)}")
     print(f"  of which until it listens:            {fmt(bare_listen)}")
     if capped:
@@ -518,6 +544,9 @@ def main() -> None:
     ratio = woke / statistics.median(bare)
     print(f"wake / bare at p50: {ratio:.2f}× (goal ≤ {GOAL_RATIO}×: {'met' if ratio <= GOAL_RATIO else 'MISSED'}); "
           f"wake p50 {woke:.0f} ms (goal < {GOAL_MS:.0f} ms: {'met' if woke < GOAL_MS else 'MISSED'})")
+    thawed_p50 = statistics.median(thaws)
+    print(f"wake from frozen p50 {thawed_p50:.1f} ms (goal < {GOAL_FROZEN_MS:.0f} ms: "
+          f"{'met' if thawed_p50 < GOAL_FROZEN_MS else 'MISSED'})")
     if capped:
         print(f"wake / bare capped at {CAPPED_CPUS:g} CPU at p50: {woke / statistics.median(capped):.2f}×")
 
@@ -534,14 +563,15 @@ def main() -> None:
         print()
         print("| measured (ms) | p50 | p90 | min | max |")
         print("|---|---|---|---|---|")
-        rows = [("wake from zero at the edge", wakes), ("bare spawn, `.pyc` present", bare),
+        rows = [("wake from zero at the edge", wakes), ("wake from frozen at the edge", thaws),
+                ("bare spawn, `.pyc` present", bare),
                 ("bare spawn: until it listens", bare_listen)]
         if capped:
             rows += [(f"bare spawn capped at {CAPPED_CPUS:g} CPU", capped), ("capped: until it listens", capped_listen)]
         rows += [(f"wake step: {name}", split[name]) for name in names]
         for label, values in rows:
             if values:
-                d = 1 if label.startswith("wake step") else 0
+                d = 1 if label.startswith(("wake step", "wake from frozen")) else 0
                 p50, p90, low, high = stats(values)
                 print(f"| {label} | {p50:.{d}f} | {p90:.{d}f} | {low:.{d}f} | {high:.{d}f} |")
 

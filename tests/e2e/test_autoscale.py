@@ -149,6 +149,7 @@ def test_an_idle_app_goes_to_zero_and_the_next_request_wakes_it(platform: Shipya
     first = threading.Thread(target=lambda: answers.append(platform.get("sleepy")))
     first.start()
     time.sleep(1)
+    assert "web.1: starting" in platform.cli("ps", "sleepy").out  # booting, not yet routed
     platform.cli("apps", "create", "neighbour")  # the routes change while sleepy wakes: it must stay held
     second = platform.get("sleepy")
     assert "has no running instance" not in second.text, second.text

@@ -23,6 +23,8 @@ import httpx
 import psutil
 import pytest
 
+from shipyard.runtime.cgroups import parse_own_cgroups
+
 from .harness import Shipyard
 
 # Not skipped for a missing nftables: .ci/run installs it, and a missing layer must fail (doctor test).
@@ -240,6 +242,15 @@ def test_fork_bomb_stops_at_the_pids_cap(shipyard: Shipyard, tenants: dict[str, 
     print(f"benign p95: {baseline * 1000:.1f} ms steady, {p95(samples) * 1000:.1f} ms during the fork bomb")
     assert p95(samples) <= 2 * baseline + 0.005, (p95(samples), baseline)
     assert shipyard.get("hostile").status_code == 200
+
+
+def test_a_booted_instance_runs_under_its_sizes_cpu_quota(shipyard: Shipyard, tenants: dict[str, object]) -> None:
+    # Boots run without the quota (startup boost, instance.py); once ready the small size's 1 CPU applies.
+    own = parse_own_cgroups(Path(f"/proc/{web_pid(shipyard, 'hostile')}/cgroup").read_text())
+    if "cpu" in own:
+        assert Path(f"/sys/fs/cgroup/cpu{own['cpu']}/cpu.cfs_quota_us").read_text().strip() == "100000"
+    else:
+        assert Path(f"/sys/fs/cgroup{own['']}/cpu.max").read_text().split()[0] == "100000"
 
 
 def test_doctor_lists_every_layer_active(shipyard: Shipyard, tenants: dict[str, object]) -> None:

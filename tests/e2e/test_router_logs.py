@@ -34,7 +34,7 @@ def test_router_lines_request_ids_and_metrics(shipyard: Shipyard) -> None:
     line = re.compile(r"router: GET / 200 \d+ ms \d+ B web\.1 req=[0-9a-f-]{36}$", re.MULTILINE)
     assert len(line.findall(logs)) >= 5, logs  # the health checks do not pass through the edge
     assert len(re.findall(r"router: GET /nothing-here 404 \d+ ms .* web\.1 req=", logs)) == 3
-    assert f"router: GET /headers 200" in logs and f"req={mine}" in logs
+    assert "router: GET /headers 200" in logs and f"req={mine}" in logs
 
     text = shipyard.api("GET", "/metrics").text
     assert metric(text, "shipyard_requests_total", app="traced", status_class="4xx") == 3

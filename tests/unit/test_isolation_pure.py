@@ -71,6 +71,15 @@ def test_sizes_and_their_cgroup_limits() -> None:
     assert v2["cpu.max"] == "150000 100000" and v2["pids.max"] == "512"
 
 
+def test_a_booting_instance_has_no_cpu_quota_but_keeps_its_weight() -> None:
+    small = size_named("small")
+    v1 = limit_values(1, small, cpu_boost=True)
+    assert v1["cpu/cpu.cfs_quota_us"] == "-1" and v1["cpu/cpu.shares"] == "1024"
+    assert v1["memory/memory.limit_in_bytes"] == str(512 * 1024 * 1024)  # only the CPU cap waits
+    v2 = limit_values(2, small, cpu_boost=True)
+    assert v2["cpu.max"] == "max 100000" and v2["cpu.weight"] == "100"
+
+
 def test_cgroup_files_are_read_as_the_kernel_writes_them() -> None:
     own = parse_own_cgroups("4:memory:/process_api/abc\n2:cpu,cpuacct:/\n0::/user.slice\n")
     assert own == {"memory": "/process_api/abc", "cpu": "/", "cpuacct": "/", "": "/user.slice"}

@@ -73,3 +73,11 @@ def test_gunicorn_workers_are_the_masters_children() -> None:
     assert gunicorn_workers(tree) == 2
     assert gunicorn_workers(tree[:3]) == 0
     assert gunicorn_workers([(1, 0, "uvicorn main:app --port 5000")]) is None
+
+
+def test_an_instance_woken_for_a_waiting_request_is_observed_quickly_at_first() -> None:
+    waking = ReadinessRules(settle=0.0, quick_for=1.0)
+    assert waking.pause(0.2) == 0.005 and waking.pause(1.5) == 0.05
+    assert ReadinessRules().pause(0.0) == 0.05  # a deploy's instance: every 50 ms from the start
+    # No settle period: the first healthy answer (with live workers) is enough.
+    assert Readiness(waking).observe(Observation(0.1, True, probe=Probe(200), workers=2)).state == "ready"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
+from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
 from shipyard.store.damage import is_damage
@@ -96,6 +97,79 @@ def test_one_damaged_app_is_listed_as_damaged_and_the_others_are_untouched(db: P
         assert raised.value.hint == broken.damage
     finally:
         store.close()
+
+
+MANY = [f"app-{i:02d}" for i in range(12)]
+# Damage that fails the statement reading every app's part (a value SQLite or SQLAlchemy cannot hand over), and
+# damage found only when checking the value read.
+IN_MANY = {
+    "a config var that is not UTF-8 text": (
+        "UPDATE config_vars SET value = CAST(X'6D61FF6E' AS TEXT) WHERE app_id = {id}",
+        "Its config vars cannot be read: Could not decode to UTF-8 column 'value'"),
+    "a config var's ciphertext": ("UPDATE config_vars SET value = X'DEADBEEF' WHERE app_id = {id}",
+                                  "Its config vars cannot be read: it cannot be decrypted"),
+    "a date that is no date": ("UPDATE apps SET created_at = 'yesterday' WHERE id = {id}",
+                               "Its settings cannot be read: Invalid isoformat string: 'yesterday'"),
+    "a live release's config that is not UTF-8 text": (
+        "UPDATE releases SET config = CAST(X'6D61FF6E' AS TEXT) WHERE app_id = {id}",
+        "The config of its live release v1 cannot be read: Could not decode to UTF-8 column 'config'"),
+}
+
+
+def many_apps(db: Path, cipher: Cipher) -> None:
+    """Twelve apps, each with config vars, a live release and an add-on."""
+    store = open_store(db, cipher)
+    for name in reversed(MANY):  # ids in another order than names: the list is by name
+        store.create_app(name)
+        store.update_config(name, {"A": "1", "B": "2"}, [])
+        build = store.add_build(name, "abc1234", f"/slugs/{name}/1", "{}")
+        store.add_release(name, build.id, {"A": "1"}, "Deploy abc1234")
+        store.set_current_release(name, 1)
+        store.add_addon(name, "postgres", {"password": "secret"})
+    store.close()
+
+
+@pytest.mark.parametrize("damage", IN_MANY, ids=list(IN_MANY))
+def test_among_many_apps_only_the_damaged_one_is_marked_with_the_damage_get_app_gives(db: Path, cipher: Cipher,
+                                                                                     damage: str) -> None:
+    many_apps(db, cipher)
+    sql, reason = IN_MANY[damage]
+    for name in ("app-04", "app-09"):
+        write(db, sql.format(id=f"(SELECT id FROM apps WHERE name = '{name}')"))
+    store = open_store(db, cipher)
+    try:
+        apps = store.list_apps()
+        assert [a.name for a in apps] == MANY
+        damaged = {a.name: a.damage for a in apps if a.damage}
+        assert sorted(damaged) == ["app-04", "app-09"]
+        for name, text in damaged.items():
+            assert text.startswith(reason), text
+            with pytest.raises(AppDamaged) as raised:
+                store.get_app(name)
+            assert raised.value.hint == text
+        assert [store.get_app(a.name) for a in apps if not a.damage] == [a for a in apps if not a.damage]
+        assert all(a.current_release == 1 and a.formation == {} for a in apps if not a.damage)
+    finally:
+        store.close()
+
+
+def test_listing_apps_takes_as_many_statements_for_twelve_apps_as_for_three(db: Path, cipher: Cipher,
+                                                                            tmp_path: Path) -> None:
+    three_apps(db, cipher)
+    other = tmp_path / "many" / "shipyard.db"
+    other.parent.mkdir()
+    many_apps(other, cipher)
+    counts = []
+    for path in (db, other):
+        store = open_store(path, cipher)
+        try:
+            statements: list[str] = []
+            event.listen(store._engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+            store.list_apps()
+            counts.append(len(statements))
+        finally:
+            store.close()
+    assert counts[0] == counts[1] <= 5, counts
 
 
 def test_reading_a_damaged_part_directly_raises_the_app_error_not_a_crypto_traceback(db: Path, cipher: Cipher) -> None:

@@ -158,3 +158,6 @@ class LayerOut(BaseModel):
     name: str
     active: bool
     detail: str
+    # "isolation": a layer between tenants (degraded fails `shipyard doctor`); "resource": room, e.g. the disk
+    # (a warning fails it); "speed": what makes wakes from zero faster here, never required.
+    kind: str = "isolation"

@@ -104,7 +104,7 @@ def create_api(platform: Platform, databases: Databases, token: str,
     def authorized(request: Request) -> None:
         check_token(request.headers.get("authorization"), token)
 
-    def app_out(app: records.App, busy: dict[str, int] | None = None) -> AppOut:
+    def app_out(app: records.App, busy: dict[str, int] | None = None, manifest: str | None = None) -> AppOut:
         return AppOut(name=app.name, branch=app.branch, boot_timeout=app.boot_timeout,
                       start_command=app.start_command, build_command=app.build_command,
                       release_command=app.release_command, port=app.port,
@@ -117,8 +117,9 @@ def create_api(platform: Platform, databases: Databases, token: str,
                       git_url=f"{settings.api_url}/git/{app.name}.git", created_at=app.created_at,
                       instances=[instance_out(i, platform.edge.routes_to(app.name, i.address), busy,
                                               platform.metrics_history.latest_usage(app.name))
-                                 for i in platform.supervisor.instances(app.name)],
-                      formation={} if app.damage else formation_of(platform.store, app),
+                                 for i in [*platform.supervisor.instances(app.name),
+                                           *platform.supervisor.starting(app.name, app.current_release)]],
+                      formation={} if app.damage else formation_of(platform.store, app, manifest),
                       autoscale=autoscale_out(app), scaling=scaling_out(platform, app.name))
 
     @api.get("/health")
@@ -161,14 +162,17 @@ def create_api(platform: Platform, databases: Databases, token: str,
             "HAProxy is down or restarting: apps are unreachable until it is back (it is restarted by itself; "
             f"its log: {settings.logs_dir / 'edge.log'})")))
         space = disk_space(settings.data_dir)
-        layers.append(LayerOut(name="disk", active=not space.low, detail=(
+        layers.append(LayerOut(name="disk", active=not space.low, kind="resource", detail=(
             low_disk_warning(space) if space.low else
             f"the data directory {settings.data_dir}: {space.describe()}")))
+        layers += [LayerOut(name=s.name, active=s.available, detail=s.detail, kind="speed")
+                   for s in platform.wake_support]
         return layers
 
     @api.get("/apps", dependencies=[Depends(authorized)])
     async def list_apps() -> list[AppOut]:
-        return [app_out(a) for a in platform.store.list_apps()]
+        manifests = platform.store.live_manifests()
+        return [app_out(a, manifest=manifests.get(a.name)) for a in platform.store.list_apps()]
 
     @api.post("/apps", status_code=201, dependencies=[Depends(authorized)])
     async def create_app(body: AppCreate) -> AppOut:

@@ -65,21 +65,20 @@ def up(
 @app.command()
 def doctor() -> None:
     """Which isolation layers protect apps (and the platform) on this machine, and which are degraded."""
-    layers = client().request("GET", "/doctor")
-    # The data directory's disk is no isolation layer: room, not protection (ok, or a warning).
-    disk = [layer for layer in layers if layer["name"] == "disk"]
-    layers = [layer for layer in layers if layer["name"] != "disk"]
-    for layer in layers:
-        mark = "[green]active[/green]  " if layer["active"] else "[red]degraded[/red]"
-        out.print(f"{mark} [bold]{layer['name']}[/bold]: {escape(layer['detail'])}")
-    for layer in disk:
-        mark = "[green]ok[/green]      " if layer["active"] else "[yellow]warning[/yellow] "
-        out.print(f"{mark} [bold]disk[/bold]: {escape(layer['detail'])}")
-    degraded = [layer["name"] for layer in layers if not layer["active"]]
+    found = client().request("GET", "/doctor")
+    # The disk is room, not protection (ok, or a warning); speed-ups are optional (on or off), never a failure.
+    kinds = {"isolation": ("[green]active[/green]  ", "[red]degraded[/red]"),
+             "resource": ("[green]ok[/green]      ", "[yellow]warning[/yellow] "),
+             "speed": ("[green]on[/green]      ", "[dim]off[/dim]       ")}
+    for kind in kinds:
+        for layer in (layer for layer in found if layer.get("kind", "isolation") == kind):
+            mark = kinds[kind][0] if layer["active"] else kinds[kind][1]
+            out.print(f"{mark} [bold]{layer['name']}[/bold]: {escape(layer['detail'])}")
+    degraded = [layer["name"] for layer in found if layer.get("kind", "isolation") == "isolation" and not layer["active"]]
     if degraded:
         out.print(f"\n{len(degraded)} layer(s) degraded: apps on this machine are less isolated than the "
                   "README's security model says.")
-    if degraded or any(not layer["active"] for layer in disk):
+    if degraded or any(layer.get("kind") == "resource" and not layer["active"] for layer in found):
         raise typer.Exit(1)
 
 

@@ -16,6 +16,10 @@ from shipyard.settings import Settings
 from shipyard.store import records
 from shipyard.store.store import Store
 
+# Changes coalesce for this long before the edge follows, and whatever caused them (a woken instance's
+# first request, which the activator hands over itself) goes first.
+ROUTES_DEBOUNCE = 0.01
+
 
 def https_flags(app: records.App, hostnames: Iterable[str], certified: set[str],
                 trusted: set[str]) -> tuple[frozenset[str], frozenset[str]]:
@@ -101,6 +105,7 @@ class EdgeSync:
     async def _routes_loop(self) -> None:
         while True:
             await self._dirty.wait()
+            await asyncio.sleep(ROUTES_DEBOUNCE)
             try:
                 await self.sync()
             except (ShipyardError, OSError):  # the edge restarting, a full disk for its files: retry

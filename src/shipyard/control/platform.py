@@ -39,6 +39,7 @@ from shipyard.runtime.disk import room_for_push
 from shipyard.runtime.logs import AppLog
 from shipyard.runtime.oneoff import run_once
 from shipyard.runtime.readiness import LivenessRules, ReadinessRules
+from shipyard.runtime.wake_speed import ExpeditedRcu, WakeSupport, detect_wake_support
 from shipyard.runtime.spec import InstanceSpec
 from shipyard.runtime.supervisor import Supervisor
 from shipyard.settings import Settings
@@ -60,6 +61,8 @@ class Platform:
         # Files every app may read besides its own, e.g. the CA certificate its PGSSLROOTCERT names (set by
         # the platform's start, never from a config var: a tenant must not choose what gets bound in).
         self.shared_files: tuple[Path, ...] = ()
+        self.wake_support: list[WakeSupport] = []  # what makes waking from zero faster here (`shipyard doctor`)
+        self._rcu = ExpeditedRcu()
         self.repos = Repos(settings.repos_dir)
         self.supervisor = Supervisor(
             settings.logs_dir, settings.tmp_dir / "instances", self._routes_changed, confinement,
@@ -71,7 +74,8 @@ class Platform:
         self._runs: dict[str, int] = {}  # run.N numbering per app
         self.requests = RequestRecorder(self.supervisor, edge)
         self.metrics_history = MetricsHistory(store, self.requests.metrics, self.supervisor, settings.metrics_interval)
-        self.waker = Waker(self.supervisor, self.scale, lambda name: self.autoscaler.woke(name))
+        self.waker = Waker(self.supervisor, lambda name, changes: self.scale(name, changes, waking=True),
+                           lambda name: self.autoscaler.woke(name))
         self.activator = Activator(edge.app_for_host, self.waker.wake, settings.wake_timeout)
         self.autoscaler = Autoscaler(store, self.supervisor, edge, self.scale, self.deploying, Windows(
             settings.autoscale_stable_window, settings.autoscale_panic_window, settings.autoscale_scale_down_delay),
@@ -86,6 +90,8 @@ class Platform:
 
     async def start(self) -> None:
         await asyncio.to_thread(self._recover)
+        expedited = self.settings.expedite_rcu and self._rcu.enable()
+        self.wake_support = await asyncio.to_thread(detect_wake_support, expedited)
         for name in await asyncio.to_thread(move_databases_to_client_host, self.settings, self.store):
             self.supervisor.app_log(name).write("shipyard[api]", "The database's host is now localhost (DATABASE_URL, "
                                                 "PGHOST), which every libpq verifies; the next release uses it")
@@ -134,6 +140,7 @@ class Platform:
         # "Task exception was never retrieved" with a traceback at exit.
         await steps.run("Updating the edge's routes", self.edge_sync.stop)
         await steps.run("Stopping the edge", self.edge.stop)
+        await steps.run("Putting RCU grace periods back as they were", self._rcu.restore)
         return steps.failures
 
     async def _restore(self, app: records.App) -> None:
@@ -296,8 +303,9 @@ class Platform:
             self.store.update_config(name, earlier.config, [k for k in current if k not in earlier.config])
             return release
 
-    async def scale(self, name: str, changes: dict[str, int]) -> records.App:
-        """Change how many instances of each process type run; the release stays the same."""
+    async def scale(self, name: str, changes: dict[str, int], waking: bool = False) -> records.App:
+        """Change how many instances of each process type run; the release stays the same. `waking`: from
+        zero, for held requests (see Rollout.converge)."""
         async with self._lock(name):
             app = self.store.get_app(name)
             if app.current_release is not None:
@@ -309,7 +317,7 @@ class Platform:
             before = app.formation
             app = self.store.update_app(name, formation={**before, **changes})
             try:
-                await self.rollout.converge(app, replace=set())
+                await self.rollout.converge(app, replace=set(), waking=waking)
             except DeployError:
                 # Health-gated: an instance that cannot start leaves the formation as it was, so the next
                 # deploy does not fail on it.

@@ -41,11 +41,14 @@ def previous_release(store: Store, app: records.App) -> int:
     return version
 
 
-def formation_of(store: Store, app: records.App) -> dict[str, int]:
-    """Instances per process type of the live release, defaults included (web 1, others 0 until scaled)."""
+def formation_of(store: Store, app: records.App, manifest_json: str | None = None) -> dict[str, int]:
+    """Instances per process type of the live release, defaults included (web 1, others 0 until scaled).
+    `manifest_json`: the live release's manifest if the caller read it already (Store.live_manifests)."""
     if app.current_release is None:
         return dict(app.formation)
-    manifest = Manifest.from_json(store.get_release(app.name, app.current_release).build.manifest)
+    if manifest_json is None:
+        manifest_json = store.get_release(app.name, app.current_release).build.manifest
+    manifest = Manifest.from_json(manifest_json)
     return effective_formation(manifest.process_types, app.formation)
 
 

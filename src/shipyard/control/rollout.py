@@ -45,8 +45,12 @@ class Rollout:
         self._restore_later = restore_later
         self._stop_restoring = stop_restoring
 
-    async def converge(self, app: records.App, replace: set[str]) -> None:
-        """Make the running instances match the formation: keep, start (health-gated) and drain."""
+    async def converge(self, app: records.App, replace: set[str], waking: bool = False) -> None:
+        """Make the running instances match the formation: keep, start (health-gated) and drain.
+
+        `waking`: from zero, for requests the activator holds; it forwards them to the instance itself, so the
+        edge's routes follow in the background instead of delaying them.
+        """
         if app.current_release is None:
             return
         release = self.store.get_release(app.name, app.current_release)
@@ -57,7 +61,7 @@ class Rollout:
         try:
             for name, spec in desired.items():
                 if name not in {i.spec.name for i in keep}:
-                    started.append(await self.supervisor.start(spec))
+                    started.append(await self.supervisor.start(spec, waking=waking))
             # Health-checked together, as a deploy's: web=5 boots in the time of one (the autoscaler's panic
             # needs them all at once). The first failure, in start order, is the one reported.
             outcomes = await asyncio.gather(*(self.supervisor.until_ready(i) for i in started), return_exceptions=True)
@@ -67,8 +71,9 @@ class Rollout:
         except DeployError:
             await stop_all(started, grace=1)
             raise
-        old = self.supervisor.activate(app.name, keep + started)
-        await self.sync_edge()
+        old = self.supervisor.activate(app.name, keep + started)  # the edge is told (in the background)
+        if not waking:
+            await self.sync_edge()
         retired = [i for i in old if i not in keep]
         if retired:
             asyncio.create_task(self._drain(retired))

@@ -22,9 +22,11 @@ V2_CONTROLLERS = ("memory", "cpu", "pids")
 CFS_PERIOD = 100_000
 
 
-def limit_values(version: int, size: Size, has_swap_limit: bool = True) -> dict[str, str]:
-    """controller/file → value for a size (v1 keys name their controller; v2 files live in one folder)."""
-    memory, quota = str(size.memory_bytes), str(int(size.cpus * CFS_PERIOD))
+def limit_values(version: int, size: Size, has_swap_limit: bool = True, cpu_boost: bool = False) -> dict[str, str]:
+    """controller/file → value for a size (v1 keys name their controller; v2 files live in one folder).
+    `cpu_boost`: no CPU quota (yet); the weight, which shares a busy machine fairly, stays the size's."""
+    memory = str(size.memory_bytes)
+    quota = cpu_quota(version, None if cpu_boost else size.cpus)
     if version == 1:
         values = {"memory/memory.limit_in_bytes": memory}
         if has_swap_limit:  # memory + swap: without it, the limit pushes the app into swap instead
@@ -34,8 +36,14 @@ def limit_values(version: int, size: Size, has_swap_limit: bool = True) -> dict[
         return values
     # memory.oom.group: an OOM kills the whole instance, not one worker gunicorn would quietly replace.
     return {"memory.max": memory, "memory.swap.max": "0", "memory.oom.group": "1",
-            "cpu.max": f"{quota} {CFS_PERIOD}", "cpu.weight": str(max(1, int(100 * size.cpus))),
-            "pids.max": str(size.pids)}
+            "cpu.max": quota, "cpu.weight": str(max(1, int(100 * size.cpus))), "pids.max": str(size.pids)}
+
+
+def cpu_quota(version: int, cpus: float | None) -> str:
+    """The value of cpu.cfs_quota_us (v1) or cpu.max (v2) for `cpus` CPUs; None: no quota."""
+    if version == 1:
+        return "-1" if cpus is None else str(int(cpus * CFS_PERIOD))
+    return f"{'max' if cpus is None else int(cpus * CFS_PERIOD)} {CFS_PERIOD}"
 
 
 def parse_own_cgroups(text: str) -> dict[str, str]:
@@ -88,6 +96,12 @@ class Cgroup:
                 pass
             moved.add(current)
             pending += children(current)
+
+    def limit_cpu(self, cpus: float) -> bool:
+        """Apply a CPU quota (after a boot's boost); False if the cgroup is gone."""
+        if self.version == 1:
+            return _write(self.folders["cpu"] / "cpu.cfs_quota_us", cpu_quota(1, cpus))
+        return _write(self.folders[""] / "cpu.max", cpu_quota(2, cpus))
 
     def oom_kills(self) -> int:
         name = "memory.oom_control" if self.version == 1 else "memory.events"
@@ -228,8 +242,9 @@ class CgroupTree:
             return None, f"cannot delegate cgroup v2 controllers ({exc.strerror})"
         return cls(2, {"": base}, True), "cgroup v2 (memory, cpu, pids)"
 
-    def create(self, key: str, size: Size) -> Cgroup:
-        """A fresh cgroup with the size's limits (an old one of the same key is emptied first)."""
+    def create(self, key: str, size: Size, cpu_boost: bool = False) -> Cgroup:
+        """A fresh cgroup with the size's limits (an old one of the same key is emptied first); `cpu_boost`:
+        without its CPU quota for now (see limit_values)."""
         folders = {c: base / key for c, base in self.bases.items()}
         cgroup = Cgroup(self.version, folders)
         if any(f.exists() for f in folders.values()):
@@ -237,13 +252,27 @@ class CgroupTree:
             cgroup.remove()
         for folder in folders.values():
             folder.mkdir(parents=True, exist_ok=True)
-        for name, value in limit_values(self.version, size, self._swap_limit).items():
+        for name, value in limit_values(self.version, size, self._swap_limit, cpu_boost).items():
             if self.version == 1:
                 controller, _, filename = name.partition("/")
                 _write(folders[controller] / filename, value)
             else:
                 _write(folders[""] / name, value)
         return cgroup
+
+    def prime(self) -> None:
+        """Make the next moves into cgroups quick; run it just before spawning a process to be moved in.
+
+        Every move takes the kernel's cgroup-wide threadgroup lock for writing, and the first writer after a
+        quiet moment waits out an RCU grace period (10-20 ms here) before the lock is in its slow mode; moves
+        within the next grace period then take microseconds. Re-writing the platform's own pid into the
+        cgroup it is in moves nothing but pays that wait, in a thread, while the child is being forked.
+        """
+        if self.version == 1:
+            own = self.bases["pids"].parent
+        else:
+            own = self.bases[""].parent / "platform"
+        _write(own / "cgroup.procs", str(os.getpid()))
 
     def close(self) -> None:
         """At the platform's stop: nothing of ours stays in the host's cgroup tree."""

@@ -112,11 +112,16 @@ class Confinement:
         return sandboxed_launch(self.bwrap, self._system_args, jail, {**env, "TMPDIR": "/tmp"}, spec.command,
                                 block_fd)
 
-    def cgroup(self, spec: InstanceSpec) -> Cgroup | None:
-        """A fresh cgroup with the limits of the spec's size."""
+    def cgroup(self, spec: InstanceSpec, cpu_boost: bool = False) -> Cgroup | None:
+        """A fresh cgroup with the limits of the spec's size (`cpu_boost`: its CPU quota applied later)."""
         if self.cgroups is None:
             return None
-        return self.cgroups.create(f"{spec.app}.{spec.name}.{next(self._sequence)}", spec.size)
+        return self.cgroups.create(f"{spec.app}.{spec.name}.{next(self._sequence)}", spec.size, cpu_boost)
+
+    def prime_cgroups(self) -> None:
+        """See CgroupTree.prime: before spawning a process the platform moves into its cgroup afterwards."""
+        if self.cgroups is not None:
+            self.cgroups.prime()
 
     def sweep(self) -> None:
         if self.cgroups is not None:

@@ -30,8 +30,11 @@ LOG_KEPT_LINES = 200  # searched for the cause (a gunicorn master's shutdown pri
 STABLE_AFTER = 60.0
 WORKER_SETTLE = 1.0
 OOM_POLL = 1.0  # how often a running instance's OOM-kill counter is read
-TICK = 0.05  # between readiness observations
 SOCKET_SCAN = 0.5  # between scans of the sockets a not-yet-listening instance has open elsewhere
+# A booting instance runs without its size's CPU quota (as Cloud Run's startup CPU boost does) until it is
+# ready, for this long at most: a flask app's two gunicorn workers import in parallel instead of taking turns
+# on one CPU. Its weight stays the size's, so a busy machine is still shared fairly.
+BOOST_LIMIT = 10.0
 
 
 class Instance:
@@ -56,6 +59,7 @@ class Instance:
         self._on_change = on_change
         self._proc: asyncio.subprocess.Process | None = None
         self._spawned: Spawned | None = None
+        self._boosted = False
         self._started = 0.0
         self._oom_baseline = 0
         self._pump: asyncio.Task[None] | None = None
@@ -93,10 +97,10 @@ class Instance:
         self._on_change()
         return True
 
-    async def thaw(self) -> None:
+    async def thaw(self, with_parents: bool = False) -> None:
         cgroup = self.cgroup
         if self.frozen and cgroup is not None:
-            await freezing.thaw(cgroup)
+            await freezing.thaw(cgroup, with_parents)
         self.frozen = False
         self._on_change()
 
@@ -118,7 +122,8 @@ class Instance:
             self._scratch.mkdir(parents=True, exist_ok=True)
             env |= {"HOME": str(self._scratch), "TMPDIR": str(self._scratch)}
         self._recent.clear()
-        self._spawned = await spawn(self.spec, env, self._confinement)
+        self._spawned = await spawn(self.spec, env, self._confinement, cpu_boost=True)
+        self._boosted = self._spawned.cgroup is not None
         self._proc = self._spawned.proc
         self._started = time.monotonic()
         self._oom_baseline = self._spawned.cgroup.oom_kills() if self._spawned.cgroup else 0
@@ -127,6 +132,17 @@ class Instance:
         self._pump = asyncio.create_task(pump_output(self._proc, self._log, f"app[{self.spec.name}]", self._recent))
 
     async def _wait_ready(self) -> None:
+        try:
+            await self._health_gate()
+        finally:
+            self._end_boost()
+
+    def _end_boost(self) -> None:
+        if self._boosted and self._spawned is not None and self._spawned.cgroup is not None:
+            self._spawned.cgroup.limit_cpu(self.spec.size.cpus)
+        self._boosted = False
+
+    async def _health_gate(self) -> None:
         assert self._proc is not None
         if self.spec.process_type != "web":
             await self._wait_alive()
@@ -136,6 +152,8 @@ class Instance:
         verdict = Verdict("waiting")
         last_scan, elsewhere, listened = 0.0, (), False
         while time.monotonic() < deadline:
+            if time.monotonic() - self._started > BOOST_LIMIT:
+                self._end_boost()
             if self._proc.returncode is not None:
                 await self._exited_while_starting(listened)
             on_port = await is_listening(self.port)
@@ -145,7 +163,8 @@ class Instance:
                 last_scan = time.monotonic()
                 elsewhere = tuple(await asyncio.to_thread(listening_addresses, self._proc.pid))
             workers = None
-            if probe is not None and probe.healthy:
+            # Workers still alive after the settle period; with none, the healthy answer came from a worker.
+            if probe is not None and probe.healthy and self._readiness.settle > 0:
                 workers = gunicorn_workers(await asyncio.to_thread(command_tree, self._proc.pid))
             verdict = readiness.observe(Observation(time.monotonic() - self._started, on_port,
                                                     () if on_port else elsewhere, probe, workers))
@@ -154,7 +173,7 @@ class Instance:
                 return
             if verdict.state == "failed":
                 break
-            await asyncio.sleep(TICK)
+            await asyncio.sleep(self._readiness.pause(time.monotonic() - self._started))
         if self._proc.returncode is not None:
             await self._exited_while_starting(listened)
         listening = listening_addresses(self._proc.pid)
@@ -321,7 +340,9 @@ class Instance:
         if self.state == "stopped":  # a failed start is stopped by the supervisor and the rollout alike
             return
         if self.frozen:
-            await self.thaw()  # a frozen process cannot act on SIGTERM: it would only die at the grace's end
+            # A frozen process cannot act on SIGTERM: it would only die at the grace's end. Its parents run again
+            # before it is signalled, or gunicorn's master would handle the workers' SIGTERM as their death.
+            await self.thaw(with_parents=True)
         self._set_state("stopping")
         if self._watch:
             self._watch.cancel()

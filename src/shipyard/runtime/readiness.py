@@ -21,6 +21,13 @@ class ReadinessRules:
     no_answer_limit: float = 30.0  # listening, but no HTTP response at all for this long: it hangs
     server_error_limit: float = 5.0  # answering 5xx for this long (a warming-up app may 503 for a moment)
     elsewhere_limit: float = 1.5  # listening, but only on other ports than $PORT, for this long
+    interval: float = 0.05  # between observations of a starting instance ...
+    quick_for: float = 0.0  # ... except for this long from its start (a request waits on it), every 5 ms
+    quick_interval: float = 0.005
+
+    def pause(self, elapsed: float) -> float:
+        """Seconds to the next observation of an instance started `elapsed` seconds ago."""
+        return self.quick_interval if elapsed < self.quick_for else self.interval
 
 
 @dataclass(frozen=True)

@@ -69,16 +69,22 @@ def child_setup(cgroup: Cgroup | None, scoped: bool, terminal: bool = False) -> 
 
 async def spawn(spec: InstanceSpec, env: Mapping[str, str], confinement: Confinement,
                 stdio: tuple[int | IO[bytes], int | IO[bytes], int | IO[bytes]] | None = None,
-                terminal: bool = False) -> Spawned:
+                terminal: bool = False, cpu_boost: bool = False) -> Spawned:
     """Start `spec.command` through bash (so `$PORT` and `${PORT:-8000}` expand) in the app's sandbox and
     cgroup, in its own session (signalled as a group), dying with the platform.
 
     A sandboxed process joins its cgroup while bubblewrap builds the sandbox and waits on a pipe: moving a
     process between cgroups can wait for an RCU grace period (10-30 ms on cgroup v1), which then overlaps
     bubblewrap's own work instead of delaying the exec (and blocking the event loop, which waits for it).
+
+    `cpu_boost`: its cgroup starts without the size's CPU quota (its weight stays the size's), for an instance's
+    boot; the caller applies the quota once it is ready (Cgroup.limit_cpu).
     """
-    cgroup = await asyncio.to_thread(confinement.cgroup, spec)
     sandboxed = confinement.confines(spec)
+    cgroup = await asyncio.to_thread(confinement.cgroup, spec, cpu_boost)
+    # The move's wait for a grace period, paid while the child is forked (CgroupTree.prime; not earlier: it
+    # holds the lock that making a cgroup needs).
+    priming = asyncio.create_task(asyncio.to_thread(confinement.prime_cgroups)) if sandboxed and cgroup else None
     gate = os.pipe() if sandboxed and cgroup is not None else None
     launch = confinement.launch(spec, env, block_fd=gate[0] if gate else None)
     prepare = child_setup(cgroup if gate is None else None, sandboxed and confinement.scoped, terminal)
@@ -96,6 +102,8 @@ async def spawn(spec: InstanceSpec, env: Mapping[str, str], confinement: Confine
                 os.close(gate[0])
         if gate:
             try:
+                if priming:
+                    await priming
                 await asyncio.to_thread(cgroup.adopt, proc.pid)  # type: ignore[union-attr]
             except BaseException:
                 signal_group(proc.pid, signal.SIGKILL)

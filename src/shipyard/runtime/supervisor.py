@@ -8,6 +8,7 @@ is recomputed.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from shipyard.runtime.instance import Instance
 from shipyard.runtime.logs import AppLog, AppLogs
 from shipyard.runtime.readiness import LivenessRules, ReadinessRules
 from shipyard.runtime.spec import InstanceSpec
+
+WAKE_QUICK_FOR = 1.0  # seconds an instance woken from zero is observed every few ms (a request waits on it)
 
 
 class Supervisor:
@@ -41,10 +44,15 @@ class Supervisor:
         await self.until_ready(instance)
         return instance
 
-    async def start(self, spec: InstanceSpec) -> Instance:
-        """Spawn an instance's process (not routed, not yet health-checked)."""
+    async def start(self, spec: InstanceSpec, waking: bool = False) -> Instance:
+        """Spawn an instance's process (not routed, not yet health-checked).
+
+        `waking`: started from zero for a held request. Its release passed the full gate (settle period
+        included) when it went live, so the first healthy answer is enough, and it is watched closely.
+        """
+        readiness = dataclasses.replace(self.readiness, settle=0.0, quick_for=WAKE_QUICK_FOR) if waking else self.readiness
         instance = Instance(spec, self.app_log(spec.app), self._scratch_dir, self._on_change, self.confinement,
-                            self.readiness, self.liveness)
+                            readiness, self.liveness)
         self._booting.add(instance)
         try:
             await instance.spawn()
@@ -84,6 +92,12 @@ class Supervisor:
 
     def instances(self, app: str) -> list[Instance]:
         return list(self._active.get(app, []))
+
+    def starting(self, app: str, release: int | None) -> list[Instance]:
+        """The app's instances of `release` still booting (a scale-up, a wake from zero, a restart), not routed
+        yet; a deploy's new release is not among them until it is live."""
+        return sorted((i for i in self._booting if i.spec.app == app and i.spec.release == release
+                       and i.state == "starting"), key=lambda i: (i.spec.process_type, i.spec.index))
 
     def frozen(self, app: str) -> bool:
         """Its web instances are frozen (idle): a request must thaw them first."""

@@ -52,14 +52,15 @@ def page_router(dashboard: Dashboard) -> APIRouter:
     async def apps_page(request: Request) -> HTMLResponse:
         session = dashboard.page_session(request)
 
-        def read() -> tuple[list[records.App], dict[str, LatestActivity], dict[str, list[int]]]:
+        def read() -> tuple[list[records.App], dict[str, str], dict[str, LatestActivity], dict[str, list[int]]]:
             apps = store.list_apps()
             names = [a.name for a in apps]
-            return apps, store.latest_activity(), platform.metrics_history.requests_per_minute(names, time.time())
+            return (apps, store.live_manifests(), store.latest_activity(),
+                    platform.metrics_history.requests_per_minute(names, time.time()))
 
         # Off the event loop: with a hundred apps this is tens of milliseconds of store reads, during which git
         # pushes, API calls and the edge's request log would otherwise wait.
-        apps, activity, per_minute = await asyncio.to_thread(read)
+        apps, manifests, activity, per_minute = await asyncio.to_thread(read)
         rows = []
         for app in apps:
             latest = activity.get(app.name)
@@ -67,7 +68,7 @@ def page_router(dashboard: Dashboard) -> APIRouter:
                 name=app.name, url=platform.settings.app_url(app.name, https=bool(app.redirect_https)),
                 release=app.current_release,
                 state=state_of(app, latest.deploy_status if latest else None,
-                               {} if app.damage else formation_of(store, app)),
+                               {} if app.damage else formation_of(store, app, manifests.get(app.name))),
                 instances=len(platform.supervisor.instances(app.name)),
                 last_deploy=latest.release_description if latest else "",
                 last_deploy_at=latest.deploy_started_at if latest else None,
