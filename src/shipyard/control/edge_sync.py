@@ -19,6 +19,7 @@ from shipyard.store.store import Store
 # Changes coalesce for this long before the edge follows, and whatever caused them (a woken instance's
 # first request, which the activator hands over itself) goes first.
 ROUTES_DEBOUNCE = 0.01
+SHARED_SYNC_WAIT = 5.0  # how long a caller of `synced` waits for the routes loop (it retries a failed sync)
 
 
 def https_flags(app: records.App, hostnames: Iterable[str], certified: set[str],
@@ -55,6 +56,9 @@ class EdgeSync:
         self._dirty = asyncio.Event()
         self._certificates_dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        # Route syncs the loop began and finished: `synced` waits for one that began after it was called.
+        self._began = self._finished = 0
+        self._progress = asyncio.Condition()
         self.activator = ""  # where requests for an app at zero go (the platform's activator), once it listens
 
     def changed(self) -> None:
@@ -88,6 +92,19 @@ class EdgeSync:
         self._dirty.clear()
         await self._edge.apply(self.route_inputs())
 
+    async def synced(self) -> None:
+        """Until the edge has the routes as they are now, by the routes loop: callers at the same time share one
+        sync (200 apps going to zero together sync a few times, not 200 times, each reading every app). Waits
+        at most SHARED_SYNC_WAIT (the loop retries a failed sync on its own); without the loop, syncs itself."""
+        if not self._tasks:
+            await self.sync()
+            return
+        wanted = self._began + 1
+        self._dirty.set()
+        async with self._progress:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait_for(lambda: self._finished >= wanted), SHARED_SYNC_WAIT)
+
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._routes_loop()), asyncio.create_task(self._certificates_loop())]
 
@@ -106,11 +123,16 @@ class EdgeSync:
         while True:
             await self._dirty.wait()
             await asyncio.sleep(ROUTES_DEBOUNCE)
+            self._began += 1
             try:
                 await self.sync()
             except (ShipyardError, OSError):  # the edge restarting, a full disk for its files: retry
                 await asyncio.sleep(1)
                 self._dirty.set()
+                continue
+            async with self._progress:
+                self._finished = self._began
+                self._progress.notify_all()
 
     async def _certificates_loop(self) -> None:
         while True:

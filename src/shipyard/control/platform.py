@@ -74,17 +74,20 @@ class Platform:
         self._runs: dict[str, int] = {}  # run.N numbering per app
         self.requests = RequestRecorder(self.supervisor, edge)
         self.metrics_history = MetricsHistory(store, self.requests.metrics, self.supervisor, settings.metrics_interval)
-        self.waker = Waker(self.supervisor, lambda name, changes: self.scale(name, changes, waking=True),
+        self.waker = Waker(self.supervisor, lambda name, changes: self.scale(name, changes, urgent=True, held=True),
                            lambda name: self.autoscaler.woke(name))
         self.activator = Activator(edge.app_for_host, self.waker.wake, settings.wake_timeout)
-        self.autoscaler = Autoscaler(store, self.supervisor, edge, self.scale, self.deploying, Windows(
-            settings.autoscale_stable_window, settings.autoscale_panic_window, settings.autoscale_scale_down_delay),
+        # Its scale-ups are urgent: the load that asked for them waits on the new instances.
+        self.autoscaler = Autoscaler(store, self.supervisor, edge, lambda name, to: self.scale(name, to, urgent=True),
+                                     self.deploying, Windows(settings.autoscale_stable_window,
+                                                             settings.autoscale_panic_window,
+                                                             settings.autoscale_scale_down_delay),
             requests_total=self.requests.metrics.requests_total, zero_after=settings.scale_to_zero_after,
             freeze_after=settings.freeze_after if settings.freeze_after < settings.scale_to_zero_after else None)
         self.edge_sync = EdgeSync(settings, store, edge, self.supervisor, Certificates(settings, store, edge, ca,
                                                                                          acme_issuer(settings, edge)))
         self.rollout = Rollout(settings, store, self.supervisor, edge, confinement, self._target, self.sync_edge,
-                               self._restore_later, self._stop_restoring)
+                               self._restore_later, self._stop_restoring, lambda: self.edge_sync.synced())
 
     # Lifecycle
 
@@ -303,9 +306,10 @@ class Platform:
             self.store.update_config(name, earlier.config, [k for k in current if k not in earlier.config])
             return release
 
-    async def scale(self, name: str, changes: dict[str, int], waking: bool = False) -> records.App:
-        """Change how many instances of each process type run; the release stays the same. `waking`: from
-        zero, for held requests (see Rollout.converge)."""
+    async def scale(self, name: str, changes: dict[str, int], urgent: bool = False,
+                    held: bool = False) -> records.App:
+        """Change how many instances of each process type run; the release stays the same. `urgent` and `held`:
+        see Rollout.converge (the autoscaler's scale-ups are urgent; a wake from zero is both)."""
         async with self._lock(name):
             app = self.store.get_app(name)
             if app.current_release is not None:
@@ -317,7 +321,7 @@ class Platform:
             before = app.formation
             app = self.store.update_app(name, formation={**before, **changes})
             try:
-                await self.rollout.converge(app, replace=set(), waking=waking)
+                await self.rollout.converge(app, replace=set(), urgent=urgent, held=held)
             except DeployError:
                 # Health-gated: an instance that cannot start leaves the formation as it was, so the next
                 # deploy does not fail on it.

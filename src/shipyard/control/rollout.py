@@ -33,7 +33,8 @@ MIGRATION_CHECK_LIMIT = 30.0  # `manage.py migrate --plan` after a 500: Django's
 class Rollout:
     def __init__(self, settings: Settings, store: Store, supervisor: Supervisor, edge: Edge, confinement: Confinement,
                  target: Callable[[records.Release], ReleaseTarget], sync_edge: Callable[[], Awaitable[None]],
-                 restore_later: Callable[[str], None], stop_restoring: Callable[[str], None]) -> None:
+                 restore_later: Callable[[str], None], stop_restoring: Callable[[str], None],
+                 edge_synced: Callable[[], Awaitable[None]] | None = None) -> None:
         self.settings = settings
         self.store = store
         self.supervisor = supervisor
@@ -41,15 +42,18 @@ class Rollout:
         self.confinement = confinement
         self._target = target
         self.sync_edge = sync_edge
+        # A scale's routes: a sync shared with the scales at the same time (EdgeSync.synced).
+        self.edge_synced = edge_synced or sync_edge
         # A fixed-port app has a gap between its releases; if the new one fails, the old one is restored.
         self._restore_later = restore_later
         self._stop_restoring = stop_restoring
 
-    async def converge(self, app: records.App, replace: set[str], waking: bool = False) -> None:
+    async def converge(self, app: records.App, replace: set[str], urgent: bool = False, held: bool = False) -> None:
         """Make the running instances match the formation: keep, start (health-gated) and drain.
 
-        `waking`: from zero, for requests the activator holds; it forwards them to the instance itself, so the
-        edge's routes follow in the background instead of delaying them.
+        `urgent`: requests wait on the new instances (a scale-up under load, a wake): see Supervisor.start.
+        `held`: the activator holds the requests and forwards them to the instance itself, so the edge's routes
+        follow in the background instead of delaying them.
         """
         if app.current_release is None:
             return
@@ -61,7 +65,7 @@ class Rollout:
         try:
             for name, spec in desired.items():
                 if name not in {i.spec.name for i in keep}:
-                    started.append(await self.supervisor.start(spec, waking=waking))
+                    started.append(await self.supervisor.start(spec, urgent=urgent))
             # Health-checked together, as a deploy's: web=5 boots in the time of one (the autoscaler's panic
             # needs them all at once). The first failure, in start order, is the one reported.
             outcomes = await asyncio.gather(*(self.supervisor.until_ready(i) for i in started), return_exceptions=True)
@@ -72,8 +76,8 @@ class Rollout:
             await stop_all(started, grace=1)
             raise
         old = self.supervisor.activate(app.name, keep + started)  # the edge is told (in the background)
-        if not waking:
-            await self.sync_edge()
+        if not held:
+            await self.edge_synced()
         retired = [i for i in old if i not in keep]
         if retired:
             asyncio.create_task(self._drain(retired))

@@ -18,7 +18,7 @@ from shipyard.runtime.logs import AppLog, AppLogs
 from shipyard.runtime.readiness import LivenessRules, ReadinessRules
 from shipyard.runtime.spec import InstanceSpec
 
-WAKE_QUICK_FOR = 1.0  # seconds an instance woken from zero is observed every few ms (a request waits on it)
+URGENT_QUICK_FOR = 1.0  # seconds an urgent instance is observed every few ms (requests wait on it)
 
 
 class Supervisor:
@@ -44,13 +44,14 @@ class Supervisor:
         await self.until_ready(instance)
         return instance
 
-    async def start(self, spec: InstanceSpec, waking: bool = False) -> Instance:
+    async def start(self, spec: InstanceSpec, urgent: bool = False) -> Instance:
         """Spawn an instance's process (not routed, not yet health-checked).
 
-        `waking`: started from zero for a held request. Its release passed the full gate (settle period
-        included) when it went live, so the first healthy answer is enough, and it is watched closely.
+        `urgent`: requests wait on it (a wake from zero, a scale-up under load). Its release passed the full
+        gate (settle period included) when it went live, so its first healthy answer is enough, and it is
+        observed every few milliseconds meanwhile.
         """
-        readiness = dataclasses.replace(self.readiness, settle=0.0, quick_for=WAKE_QUICK_FOR) if waking else self.readiness
+        readiness = dataclasses.replace(self.readiness, settle=0.0, quick_for=URGENT_QUICK_FOR) if urgent else self.readiness
         instance = Instance(spec, self.app_log(spec.app), self._scratch_dir, self._on_change, self.confinement,
                             readiness, self.liveness)
         self._booting.add(instance)
