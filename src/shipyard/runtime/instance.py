@@ -340,8 +340,8 @@ class Instance:
         if self.state == "stopped":  # a failed start is stopped by the supervisor and the rollout alike
             return
         if self.frozen:
-            # A frozen process cannot act on SIGTERM: it would only die at the grace's end. Its parents run again
-            # before it is signalled, or gunicorn's master would handle the workers' SIGTERM as their death.
+            # A frozen process cannot act on SIGTERM: it would only die at the grace's end. Its parents (stopped
+            # by the thaw, workers first) run again before the SIGTERM, not at some point during the stop.
             await self.thaw(with_parents=True)
         self._set_state("stopping")
         if self._watch:
