@@ -165,7 +165,7 @@ class Autoscaler:
         formation = app.formation.get("web", 1)
         if formation == 0 or self._supervisor.frozen(app.name):
             if formation and bounds.min == 0 and idle >= self._zero_after:
-                self._to_zero(app.name, len(ready), idle)
+                self._to_zero(app.name, len(instances), idle)  # frozen ones count: they are what stops
             return  # at rest: the activator wakes it
         if bounds.min == 0 and idle >= self._zero_after and not observations[-1].in_flight:
             self._to_zero(app.name, len(ready), idle)
