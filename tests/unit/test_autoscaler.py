@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from shipyard.control.autoscaler import Autoscaler, Windows, memory_capacity
 from shipyard.errors import ShipyardError
 from shipyard.store.records import App, AutoscaleBounds
+
+from .fake_supervisor import FakeInstance, FakeSupervisor
 
 MB = 2**20
 
@@ -16,32 +17,6 @@ MB = 2**20
 def test_memory_capacity_counts_the_running_ones_and_what_fits() -> None:
     assert memory_capacity(available=2048 * MB, instance_bytes=512 * MB, running=2, reserve=256 * MB) == 5
     assert memory_capacity(available=100 * MB, instance_bytes=512 * MB, running=2, reserve=256 * MB) == 2
-
-
-@dataclass
-class FakeInstance:
-    name: str
-    address: str
-    routable: bool = True
-
-    @property
-    def spec(self):  # type: ignore[no-untyped-def]
-        return type("Spec", (), {"process_type": self.name.split(".")[0], "name": self.name})()
-
-
-@dataclass
-class FakeSupervisor:
-    running: list[FakeInstance]
-    lines: list[str] = field(default_factory=list)
-
-    def frozen(self, app: str) -> bool:
-        return False
-
-    def instances(self, app: str) -> list[FakeInstance]:
-        return self.running
-
-    def app_log(self, app: str):  # type: ignore[no-untyped-def]
-        return type("Log", (), {"write": lambda _, source, text: self.lines.append(text)})()
 
 
 class FakeEdge:

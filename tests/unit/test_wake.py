@@ -4,46 +4,22 @@ request of a flood, only after a pause."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
 import pytest
 
 from shipyard.control.wake import WAKE_RETRY_AFTER, Waker
 from shipyard.errors import DeployError
 
-
-@dataclass
-class Up:
-    address: str
-    routable: bool = True
-
-    @property
-    def spec(self):  # type: ignore[no-untyped-def]
-        return type("Spec", (), {"process_type": "web"})()
-
-
-class Supervisor:
-    def __init__(self) -> None:
-        self.running: list[Up] = []
-        self.lines: list[str] = []
-
-    def frozen(self, app: str) -> bool:
-        return False
-
-    def instances(self, app: str) -> list[Up]:
-        return self.running
-
-    def app_log(self, app: str):  # type: ignore[no-untyped-def]
-        return type("Log", (), {"write": lambda _, source, text: self.lines.append(text)})()
+from .fake_supervisor import FakeInstance, FakeSupervisor
 
 
 def test_requests_arriving_together_share_one_start() -> None:
-    supervisor, starts, woke = Supervisor(), [], []
+    supervisor, starts, woke = FakeSupervisor(), [], []
 
     async def scale(app: str, changes: dict[str, int]) -> None:
         starts.append(changes)
         await asyncio.sleep(0.05)
-        supervisor.running = [Up("127.0.0.1:5001")]
+        supervisor.running = [FakeInstance("web.1", "127.0.0.1:5001")]
 
     async def run() -> list[str]:
         waker = Waker(supervisor, scale, woke.append)  # type: ignore[arg-type]
@@ -54,7 +30,7 @@ def test_requests_arriving_together_share_one_start() -> None:
 
 
 def test_a_failed_start_is_not_retried_for_each_request_until_a_pause() -> None:
-    supervisor, starts, now = Supervisor(), [], [100.0]
+    supervisor, starts, now = FakeSupervisor(), [], [100.0]
 
     async def scale(app: str, changes: dict[str, int]) -> None:
         starts.append(changes)

@@ -34,7 +34,7 @@ class Rollout:
     def __init__(self, settings: Settings, store: Store, supervisor: Supervisor, edge: Edge, confinement: Confinement,
                  target: Callable[[records.Release], ReleaseTarget], sync_edge: Callable[[], Awaitable[None]],
                  restore_later: Callable[[str], None], stop_restoring: Callable[[str], None],
-                 edge_synced: Callable[[], Awaitable[None]] | None = None) -> None:
+                 edge_synced: Callable[[], Awaitable[None]]) -> None:
         self.settings = settings
         self.store = store
         self.supervisor = supervisor
@@ -43,7 +43,7 @@ class Rollout:
         self._target = target
         self.sync_edge = sync_edge
         # A scale's routes: a sync shared with the scales at the same time (EdgeSync.synced).
-        self.edge_synced = edge_synced or sync_edge
+        self.edge_synced = edge_synced
         # A fixed-port app has a gap between its releases; if the new one fails, the old one is restored.
         self._restore_later = restore_later
         self._stop_restoring = stop_restoring

@@ -82,10 +82,10 @@ async def spawn(spec: InstanceSpec, env: Mapping[str, str], confinement: Confine
     """
     sandboxed = confinement.confines(spec)
     cgroup = await asyncio.to_thread(confinement.cgroup, spec, cpu_boost)
+    gate = os.pipe() if sandboxed and cgroup is not None else None
     # The move's wait for a grace period, paid while the child is forked (CgroupTree.prime; not earlier: it
     # holds the lock that making a cgroup needs).
-    priming = asyncio.create_task(asyncio.to_thread(confinement.prime_cgroups)) if sandboxed and cgroup else None
-    gate = os.pipe() if sandboxed and cgroup is not None else None
+    priming = asyncio.create_task(asyncio.to_thread(confinement.prime_cgroups)) if gate else None
     launch = confinement.launch(spec, env, block_fd=gate[0] if gate else None)
     prepare = child_setup(cgroup if gate is None else None, sandboxed and confinement.scoped, terminal)
 
@@ -102,8 +102,8 @@ async def spawn(spec: InstanceSpec, env: Mapping[str, str], confinement: Confine
                 os.close(gate[0])
         if gate:
             try:
-                if priming:
-                    await priming
+                assert priming is not None  # made with the gate
+                await priming
                 await asyncio.to_thread(cgroup.adopt, proc.pid)  # type: ignore[union-attr]
             except BaseException:
                 signal_group(proc.pid, signal.SIGKILL)
