@@ -309,7 +309,7 @@ class PostgresServer:
         for process in left:
             with contextlib.suppress(psutil.Error):
                 process.kill()
-        await asyncio.to_thread(psutil.wait_procs, left, 10)
+        await asyncio.to_thread(_until_dead, left, 10.0)
 
 
 def _postmaster_of(proc: asyncio.subprocess.Process | None) -> int | None:
@@ -324,6 +324,12 @@ def _postmaster_of(proc: asyncio.subprocess.Process | None) -> int | None:
 
 
 async def _terminate(proc: asyncio.subprocess.Process, timeout: float = STOP_GRACE) -> None:
+    # Read now: once bubblewrap is reaped, what ran in its namespaces (killed with it) has no parent to find it by,
+    # and may still be on its way out.
+    try:
+        tree = psutil.Process(proc.pid).children(recursive=True) if proc.returncode is None else []
+    except psutil.Error:
+        tree = []
     # Signal the postmaster itself: bubblewrap, its parent, does not pass signals on.
     # SIGINT is the "fast" shutdown: open transactions roll back, committed data is on disk.
     pid = _postmaster_of(proc)
@@ -337,6 +343,24 @@ async def _terminate(proc: asyncio.subprocess.Process, timeout: float = STOP_GRA
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     await stop_process(proc, grace=5)
+    for process in tree:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    await asyncio.to_thread(_until_dead, tree, 10.0)
+
+
+def _until_dead(processes: list[psutil.Process], timeout: float) -> None:
+    """Until each has exited or is a zombie: a killed namespace's orphans are reaped by the machine's init, which
+    may take seconds (psutil.wait_procs waits for that too)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            running = [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        except psutil.Error:  # one exited between the two checks: look again
+            continue
+        if not running:
+            return
+        time.sleep(0.01)
 
 
 def _processes_in(folder: Path) -> list[psutil.Process]:
