@@ -32,7 +32,7 @@ turned on for the app with GUNICORN_CMD_ARGS, the bare spawn gets the same), "St
 up". An app's output is stamped when the platform reads it (it reads at most every 5 ms), so those steps are
 up to ~5 ms late.
 
-Usage: python bench/cold_start.py [--rounds 10] [--markdown] [--no-capped] [--settle SECONDS] [--expedite-rcu]
+Usage: python bench/cold_start.py [--rounds 10] [--markdown] [--no-capped] [--settle SECONDS] [--no-favor-moves]
        [--py-spy OUT.txt]
 Needs what `shipyard up` needs (run as root, like the e2e tests).
 """
@@ -437,8 +437,9 @@ def main() -> None:
     parser.add_argument("--no-capped", action="store_true", help="skip the bare spawn capped at 1 CPU")
     parser.add_argument("--settle", type=float, metavar="SECONDS",
                         help="SHIPYARD_READINESS_SETTLE for the platform (default: the platform's, 0.5 s)")
-    parser.add_argument("--expedite-rcu", action="store_true",
-                        help="SHIPYARD_EXPEDITE_RCU=1: the platform expedites RCU grace periods while it runs")
+    parser.add_argument("--no-favor-moves", action="store_true",
+                        help="SHIPYARD_FAVOR_CGROUP_MOVES=0: the platform mounts no hierarchy with favordynmods (Linux "
+                             "≥ 6.17 keeps a mode it was once asked for until the machine restarts)")
     parser.add_argument("--py-spy", type=Path, metavar="OUT",
                         help=f"record the platform's Python stacks with {PY_SPY} during the rounds (raw folded "
                              "stacks, idle threads too)")
@@ -458,9 +459,9 @@ def main() -> None:
         shipyard = Shipyard(root)
         shipyard.env["SHIPYARD_SCALE_TO_ZERO_AFTER"] = str(ZERO_AFTER)
         shipyard.env["SHIPYARD_FREEZE_AFTER"] = str(FREEZE_AFTER)
-        if args.expedite_rcu:
-            shipyard.env["SHIPYARD_EXPEDITE_RCU"] = "1"
-            print("SHIPYARD_EXPEDITE_RCU=1")
+        if args.no_favor_moves:
+            shipyard.env["SHIPYARD_FAVOR_CGROUP_MOVES"] = "0"
+            print("SHIPYARD_FAVOR_CGROUP_MOVES=0")
         if args.settle is not None:
             shipyard.env["SHIPYARD_READINESS_SETTLE"] = str(args.settle)
             print(f"SHIPYARD_READINESS_SETTLE={args.settle:g}")

@@ -15,6 +15,7 @@ import signal
 import socket
 import sys
 from pathlib import Path, PurePosixPath
+from typing import Protocol
 
 from shipyard.errors import PlatformError
 
@@ -35,7 +36,19 @@ def signal_group(pid: int, sig: int) -> None:
         pass
 
 
-async def stop_process(proc: asyncio.subprocess.Process, grace: float) -> int | None:
+class Process(Protocol):
+    """A child the platform started: asyncio's, or an app's (runtime/child.py)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    async def wait(self) -> int: ...
+
+
+async def stop_process(proc: Process, grace: float) -> int | None:
     """SIGTERM the child's group, wait up to `grace` seconds, then SIGKILL it."""
     if proc.returncode is None:
         signal_group(proc.pid, signal.SIGTERM)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
-from shipyard.runtime.wake_speed import ExpeditedRcu, cgroup_moves, criu_support, criu_version
+import pytest
+
+from shipyard.runtime.wake_speed import (cgroup_moves, criu_support, criu_version, favor_cgroup_moves,
+                                         favored_in, read_mountinfo)
 
 
 def test_criu_version_is_read_from_its_version_output() -> None:
@@ -27,20 +32,35 @@ def test_a_recent_criu_must_pass_its_check() -> None:
     assert passing.available and "passes `criu check`" in passing.detail
 
 
-def test_cgroup_moves_are_quick_only_with_expedited_grace_periods() -> None:
-    assert cgroup_moves("1\n").available
-    slow = cgroup_moves("0\n")
-    assert not slow.available and "rcu_expedited" in slow.detail
-    assert not cgroup_moves(None).available
+MOUNTINFO = """\
+35 24 0:30 / /sys/fs/cgroup/cpu rw,nosuid - cgroup cgroup rw,cpu
+36 24 0:31 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw,nsdelegate
+"""
 
 
-def test_expedited_rcu_is_set_while_asked_for_and_put_back(tmp_path: Path) -> None:
-    knob = tmp_path / "rcu_expedited"
-    knob.write_text("0\n")
-    rcu = ExpeditedRcu(knob)
-    assert rcu.enable() and knob.read_text() == "1"
-    rcu.restore()
-    assert knob.read_text() == "0"
-    rcu.restore()  # twice: nothing to put back
-    assert not ExpeditedRcu(tmp_path / "missing").enable()
-    assert "set by Shipyard" in cgroup_moves("1\n", by_shipyard=True).detail
+def test_cgroup_moves_are_quick_only_with_a_hierarchy_favoring_them() -> None:
+    assert not favored_in(MOUNTINFO)
+    assert favored_in(MOUNTINFO + "90 24 0:50 / /data/cgroup-moves rw - cgroup cgroup rw,favordynmods,name=x\n")
+    assert favored_in("91 24 0:51 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate,favordynmods\n")
+    assert not favored_in("92 24 0:52 / /mnt rw - tmpfs favordynmods rw\n")  # not a cgroup: its source
+    assert cgroup_moves(True).available
+    refused = cgroup_moves(False, "Operation not permitted")
+    assert not refused.available and "grace period" in refused.detail and "not permitted" in refused.detail
+    assert "SHIPYARD_FAVOR_CGROUP_MOVES=0" in cgroup_moves(False, opted_out=True).detail
+
+
+def test_the_favoring_hierarchy_is_mounted_once(tmp_path: Path) -> None:
+    """A real mount (as root, which the platform is), made again by no later start."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a cgroup hierarchy needs root")
+    point = tmp_path / "cgroup-moves"
+    assert favor_cgroup_moves(point) is None
+    try:
+        assert os.path.ismount(point) and favored_in(read_mountinfo())
+        mounts = read_mountinfo().count(str(point))
+        assert favor_cgroup_moves(point) is None  # the next start (or one after a kill -9)
+        assert read_mountinfo().count(str(point)) == mounts
+    finally:
+        subprocess.run(["umount", str(point)], check=True)
+    (tmp_path / "file").write_text("")
+    assert favor_cgroup_moves(tmp_path / "file" / "below") == "Not a directory"

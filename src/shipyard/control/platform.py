@@ -39,7 +39,7 @@ from shipyard.runtime.disk import room_for_push
 from shipyard.runtime.logs import AppLog
 from shipyard.runtime.oneoff import run_once
 from shipyard.runtime.readiness import LivenessRules, ReadinessRules
-from shipyard.runtime.wake_speed import ExpeditedRcu, WakeSupport, detect_wake_support
+from shipyard.runtime.wake_speed import WakeSupport, detect_wake_support, favor_cgroup_moves
 from shipyard.runtime.spec import InstanceSpec
 from shipyard.runtime.supervisor import Supervisor
 from shipyard.settings import Settings
@@ -62,7 +62,6 @@ class Platform:
         # the platform's start, never from a config var: a tenant must not choose what gets bound in).
         self.shared_files: tuple[Path, ...] = ()
         self.wake_support: list[WakeSupport] = []  # what makes waking from zero faster here (`shipyard doctor`)
-        self._rcu = ExpeditedRcu()
         self.repos = Repos(settings.repos_dir)
         self.supervisor = Supervisor(
             settings.logs_dir, settings.tmp_dir / "instances", self._routes_changed, confinement,
@@ -93,8 +92,9 @@ class Platform:
 
     async def start(self) -> None:
         await asyncio.to_thread(self._recover)
-        expedited = self.settings.expedite_rcu and self._rcu.enable()
-        self.wake_support = await asyncio.to_thread(detect_wake_support, expedited)
+        favor = self.settings.favor_cgroup_moves
+        problem = (await asyncio.to_thread(favor_cgroup_moves, self.settings.cgroup_moves_mount)) if favor else None
+        self.wake_support = await asyncio.to_thread(detect_wake_support, problem, not favor)
         for name in await asyncio.to_thread(move_databases_to_client_host, self.settings, self.store):
             self.supervisor.app_log(name).write("shipyard[api]", "The database's host is now localhost (DATABASE_URL, "
                                                 "PGHOST), which every libpq verifies; the next release uses it")
@@ -143,7 +143,6 @@ class Platform:
         # "Task exception was never retrieved" with a traceback at exit.
         await steps.run("Updating the edge's routes", self.edge_sync.stop)
         await steps.run("Stopping the edge", self.edge.stop)
-        await steps.run("Putting RCU grace periods back as they were", self._rcu.restore)
         return steps.failures
 
     async def _restore(self, app: records.App) -> None:

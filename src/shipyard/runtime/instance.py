@@ -14,6 +14,7 @@ from shipyard.errors import DeployError, ServerErrorAtStart, ShipyardError
 from shipyard.proc import free_port, signal_group, stop_process
 from shipyard.runtime import freezing
 from shipyard.runtime.cgroups import Cgroup
+from shipyard.runtime.child import Child
 from shipyard.runtime.confinement import Confinement
 from shipyard.runtime.diagnose import boot_hint, listen_hint, telling_error
 from shipyard.runtime.logs import AppLog
@@ -57,7 +58,7 @@ class Instance:
         self._log = log
         self._scratch = scratch_root / f"{spec.app}-{spec.name}-v{spec.release}-{self.port}"
         self._on_change = on_change
-        self._proc: asyncio.subprocess.Process | None = None
+        self._proc: Child | None = None
         self._spawned: Spawned | None = None
         self._boosted = False
         self._started = 0.0

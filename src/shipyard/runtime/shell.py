@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import IO
 
-from shipyard import landlock
 from shipyard.proc import die_with_parent, signal_group
 from shipyard.runtime.cgroups import Cgroup
+from shipyard.runtime.child import Child, start_child
 from shipyard.runtime.confinement import Confinement
 from shipyard.runtime.loglimits import LineSplitter, cut
 from shipyard.runtime.logs import AppLog, printable
@@ -38,7 +38,7 @@ PIPE_SIZE = 1024 * 1024
 
 @dataclass
 class Spawned:
-    proc: asyncio.subprocess.Process
+    proc: Child
     cgroup: Cgroup | None
 
     async def cleanup(self) -> None:
@@ -52,16 +52,17 @@ def _kill_and_remove(cgroup: Cgroup) -> None:
     cgroup.remove()
 
 
-def child_setup(cgroup: Cgroup | None, scoped: bool, terminal: bool = False) -> Callable[[], None]:
-    """The preexec_fn of every confined child (app processes and build steps), run as root before exec: into
-    its cgroup (unless the platform moves it in later), dying with the platform, a Landlock domain of its own,
-    and for a console the pty as its controlling terminal."""
+def child_setup(cgroup: Cgroup | None, sandboxed: bool, terminal: bool = False) -> Callable[[], None] | None:
+    """The preexec_fn of a child, run before exec, or None when it needs none (then it is vforked, not forked:
+    see child.py): into its cgroup (unless the platform moves it in later), dying with the platform (bubblewrap
+    does that for a sandboxed one) and for a console the pty as its controlling terminal."""
+    if sandboxed and not terminal and cgroup is None:
+        return None
+
     def prepare() -> None:
         if cgroup is not None:
             cgroup.join()
         die_with_parent()
-        if scoped:
-            landlock.scope_self()
         if terminal:
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
     return prepare
@@ -73,9 +74,10 @@ async def spawn(spec: InstanceSpec, env: Mapping[str, str], confinement: Confine
     """Start `spec.command` through bash (so `$PORT` and `${PORT:-8000}` expand) in the app's sandbox and
     cgroup, in its own session (signalled as a group), dying with the platform.
 
-    A sandboxed process joins its cgroup while bubblewrap builds the sandbox and waits on a pipe: moving a
-    process between cgroups can wait for an RCU grace period (10-30 ms on cgroup v1), which then overlaps
-    bubblewrap's own work instead of delaying the exec (and blocking the event loop, which waits for it).
+    A sandboxed process is vforked (child.py) and joins its cgroup while bubblewrap builds the sandbox and waits
+    on a pipe: where no hierarchy favors moves (wake_speed.favor_cgroup_moves), moving a process between cgroups
+    can wait for an RCU grace period (10-30 ms), which then overlaps bubblewrap's own work instead of delaying
+    the exec.
 
     `cpu_boost`: its cgroup starts without the size's CPU quota (its weight stays the size's), for an instance's
     boot; the caller applies the quota once it is ready (Cgroup.limit_cpu).
@@ -87,15 +89,15 @@ async def spawn(spec: InstanceSpec, env: Mapping[str, str], confinement: Confine
     # holds the lock that making a cgroup needs).
     priming = asyncio.create_task(asyncio.to_thread(confinement.prime_cgroups)) if gate else None
     launch = confinement.launch(spec, env, block_fd=gate[0] if gate else None)
-    prepare = child_setup(cgroup if gate is None else None, sandboxed and confinement.scoped, terminal)
+    prepare = child_setup(cgroup if gate is None else None, sandboxed, terminal)
 
     stdin, stdout, stderr = stdio or (asyncio.subprocess.DEVNULL, asyncio.subprocess.PIPE, asyncio.subprocess.STDOUT)
     try:
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *launch.argv, cwd="/" if sandboxed else spec.cwd, env=launch.env, stdin=stdin, stdout=stdout,
-                stderr=stderr, start_new_session=True, preexec_fn=prepare,
-                pass_fds=launch.pass_fds + launch.inherited, limit=LINE_LIMIT)
+            proc = await start_child(
+                launch.argv, cwd="/" if sandboxed else spec.cwd, env=launch.env, stdin=stdin, stdout=stdout,
+                stderr=stderr, pass_fds=launch.pass_fds + launch.inherited, scoped=sandboxed and confinement.scoped,
+                preexec=prepare, limit=LINE_LIMIT)
         finally:
             launch.close()
             if gate:
@@ -121,7 +123,7 @@ async def spawn(spec: InstanceSpec, env: Mapping[str, str], confinement: Confine
     return Spawned(proc, cgroup)
 
 
-async def pump_output(proc: asyncio.subprocess.Process, applog: AppLog, source: str,
+async def pump_output(proc: Child, applog: AppLog, source: str,
                       recent: collections.deque[str], echo: Callable[[str], Awaitable[None]] | None = None) -> None:
     """Copy the process's output to the app's log, keeping its last lines in `recent`, until it closes.
 
