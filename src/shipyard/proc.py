@@ -8,12 +8,14 @@ even when it is killed with SIGKILL.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import os
 import shutil
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
@@ -48,10 +50,40 @@ class Process(Protocol):
     async def wait(self) -> int: ...
 
 
-async def stop_process(proc: Process, grace: float) -> int | None:
-    """SIGTERM the child's group, wait up to `grace` seconds, then SIGKILL it."""
+def group_members(pgid: int) -> list[int]:
+    """The processes of a process group, read from /proc (one that ends meanwhile is left out)."""
+    members = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                # After the command's name in parentheses (which may hold anything): state, ppid, pgrp.
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            members.append(int(entry.name))
+    return members
+
+
+def terminate_sandbox(leader: int) -> None:
+    """SIGTERM to every process of a sandbox's group but its leader, bubblewrap: bubblewrap dies of a SIGTERM
+    at once and takes the sandbox with it (--die-with-parent), so the app would have no time to finish its
+    requests; spared, it ends when the app does, with the app's exit code."""
+    for pid in group_members(leader):
+        if pid != leader:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+
+async def stop_process(proc: Process, grace: float, terminate: Callable[[], None] | None = None) -> int | None:
+    """SIGTERM the child's group (or what `terminate` signals), wait up to `grace` seconds, then SIGKILL it."""
     if proc.returncode is None:
-        signal_group(proc.pid, signal.SIGTERM)
+        if terminate is not None:
+            terminate()
+        else:
+            signal_group(proc.pid, signal.SIGTERM)
         try:
             await asyncio.wait_for(proc.wait(), timeout=grace)
         except asyncio.TimeoutError:

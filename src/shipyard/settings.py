@@ -26,6 +26,30 @@ def reachable(host: str) -> str:
 
 
 MAX_UID = 2**31 - 1
+BACKENDS = ("local", "kubernetes")
+
+
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+@dataclass(frozen=True)
+class KubeSettings:
+    """The Kubernetes backend's: which cluster, which runner image, and where its pods fetch slugs from."""
+
+    kubeconfig: str = field(default_factory=lambda: _env("KUBECONFIG"))  # "": ~/.kube/config
+    context: str = field(default_factory=lambda: _env("SHIPYARD_KUBE_CONTEXT"))  # "": the kubeconfig's current
+    # The image every pod runs (its Python runs the slug); "": python:3.X-slim for the release's Python.
+    runner_image: str = field(default_factory=lambda: _env("SHIPYARD_KUBE_RUNNER_IMAGE"))
+    # The slug server: a TLS listener of its own (certificate from the platform's CA, which pods are given),
+    # and the URL pods reach it at (a name or address of this machine that the cluster's nodes can reach).
+    slug_listen: str = field(default_factory=lambda: _env("SHIPYARD_KUBE_SLUG_LISTEN", "0.0.0.0:8471"))
+    slug_url: str = field(default_factory=lambda: _env("SHIPYARD_KUBE_SLUG_URL"))
+    ingress_class: str = field(default_factory=lambda: _env("SHIPYARD_KUBE_INGRESS_CLASS"))
+    ingress_namespace: str = field(default_factory=lambda: _env("SHIPYARD_KUBE_INGRESS_NAMESPACE", "ingress-nginx"))
+    keda: bool = field(default_factory=lambda: _env("SHIPYARD_KUBE_KEDA") == "1")
+    # Pods may reach private addresses (a slug server or database on a private network).
+    open_egress: bool = field(default_factory=lambda: _env("SHIPYARD_KUBE_OPEN_EGRESS") == "1")
 
 
 @dataclass(frozen=True)
@@ -100,8 +124,15 @@ class Settings:
                                                                             "1") != "0")
     # Where that hierarchy is mounted: one for the machine, left in place (it holds no cgroup).
     cgroup_moves_mount: Path = Path("/run/shipyard/cgroup-moves")
+    # Where apps run: "local" (sandboxed processes on this machine) or "kubernetes" (the cluster KUBECONFIG
+    # names); builds, releases, config, the API, CLI and dashboard are the same for both.
+    backend: str = field(default_factory=lambda: os.environ.get("SHIPYARD_BACKEND", "local"))
+    kube: KubeSettings = field(default_factory=lambda: KubeSettings())
 
     def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise PlatformError(f"There is no backend '{self.backend}'.",
+                                hint=f"Pick one of {', '.join(BACKENDS)} (`shipyard up --backend`, SHIPYARD_BACKEND).")
         # Below 100000 lie the machine's own users (root, daemons, people); uids are 32-bit.
         # Up to 2**31: gunicorn before 24 masks the group id to 31 bits (`gid & 0x7FFFFFFF`), so a larger uid
         # (and gid) makes its workers' setgid fail and every worker die.

@@ -11,6 +11,7 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
+from urllib.parse import urlsplit
 
 import uvicorn
 
@@ -18,7 +19,9 @@ from shipyard.addons.postgres import PostgresAddon, embedded_target, external_ta
 from shipyard.addons.postgres_server import PostgresServer
 from shipyard.addons.tls import CertificateAuthority
 from shipyard.api.auth import load_or_create_token
+from shipyard.api.slug_server import SlugServer
 from shipyard.control.databases import Databases
+from shipyard.control.kube_backend import KubernetesBackend
 from shipyard.control.platform import Platform
 from shipyard.api.server import create_api
 from shipyard.edge.haproxy import Edge
@@ -104,6 +107,7 @@ class PlatformServer:
         server = uvicorn.Server(config)
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         network: netfilter.TenantNetwork | None = None
+        slugs: SlugServer | None = None
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -130,6 +134,8 @@ class PlatformServer:
             if (space := disk_space(settings.data_dir)).low:
                 self.announce(f"Warning: {low_disk_warning(space)}")
             await platform.start()
+            if isinstance(platform.backend, KubernetesBackend):
+                slugs = await self.serve_slugs(platform.backend, ca)
             store_backups = asyncio.create_task(scheduled_store_backups(
                 settings.db_file, settings.store_backups_dir, settings.store_backup_interval,
                 settings.store_backups_kept, self.announce))
@@ -151,7 +157,24 @@ class PlatformServer:
             server.should_exit = True
             await serving
         finally:
+            if slugs is not None:
+                await slugs.stop()
             await self.stop_everything(platform, confinement, network, postgres, store)
+
+    async def serve_slugs(self, backend: KubernetesBackend, ca: CertificateAuthority) -> SlugServer:
+        """The TLS listener the cluster's pods fetch slugs from, with a certificate of the platform's CA for the
+        host of SHIPYARD_KUBE_SLUG_URL (the pods are given the CA)."""
+        kube = self.settings.kube
+        host, _, port = kube.slug_listen.rpartition(":")
+        folder = self.settings.data_dir / "kube"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        name = urlsplit(kube.slug_url).hostname or "localhost"
+        await asyncio.to_thread(ca.issue, folder / "slugs.crt", folder / "slugs.key", [name])
+        server = SlugServer(host.strip("[]") or "0.0.0.0", int(port or 8471), folder / "slugs.crt",
+                            folder / "slugs.key", backend.slug_secret, backend.archive_path)
+        await server.start()
+        self.announce(f"Slugs for the cluster's pods: {kube.slug_url} (listening on {host}:{server.port})")
+        return server
 
     async def stop_everything(self, platform: Platform, confinement: Confinement,
                               network: netfilter.TenantNetwork | None, postgres: PostgresServer,

@@ -153,7 +153,8 @@ def test_platform_shutdown_runs_every_step_and_reaps_a_dead_edge_loop() -> None:
                                edge_sync=SimpleNamespace(stop=edge_loops_stop), settings=SimpleNamespace(drain_grace=1.0),
                                metrics_history=SimpleNamespace(stop=metrics_stop),
                                autoscaler=SimpleNamespace(stop=autoscaler_stop),
-                               activator=SimpleNamespace(stop=activator_stop))
+                               activator=SimpleNamespace(stop=activator_stop), local=True,
+                               backend=SimpleNamespace(name="local", stop=lambda: None))
         return await Platform.shutdown(fake)  # type: ignore[arg-type]
 
     failures = asyncio.run(run())

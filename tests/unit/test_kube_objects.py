@@ -9,8 +9,10 @@ import kubernetes_validate
 import pytest
 
 from shipyard.errors import InvalidInput
+from shipyard.proc import free_port
 from shipyard.runtime.kubernetes import Autoscale, Cluster, Hostname, KubeRelease, Peer, release_objects, render
 from shipyard.runtime.kubernetes.names import process_name
+from shipyard.runtime.kubernetes.probes import HTTP_CHECK
 from shipyard.runtime.limits import SIZES
 from shipyard.runtime.readiness import LivenessRules, ReadinessRules
 
@@ -198,25 +200,26 @@ def test_resources_come_from_the_size():
 def test_web_probes_express_the_local_rules():
     web = container(one(release_objects(flask_todo()), "Deployment", "web"))
     rules, liveness = ReadinessRules(), LivenessRules()
-    get = {"path": "/healthz", "port": "http", "scheme": "HTTP",
-           "httpHeaders": [{"name": "Host", "value": "todo.apps.example.com"}]}
+    # An exec of bash, not kubelet's httpGet: any status below 500 is healthy, as locally (the script is run
+    # for real below).
+    get = {"command": ["/bin/bash", "-c", HTTP_CHECK, "probe", "/healthz", "todo.apps.example.com"]}
     ready = web["readinessProbe"]
-    assert ready["httpGet"] == get
+    assert ready["exec"] == get
     # 5xx answers: out of the Service after server_error_limit; no answers: each costs timeout + period.
     assert ready["periodSeconds"] * ready["failureThreshold"] == rules.server_error_limit
     assert ready["timeoutSeconds"] == rules.probe_timeout
     assert ready["failureThreshold"] * (ready["timeoutSeconds"] + ready["periodSeconds"]) == rules.no_answer_limit
-    assert web["livenessProbe"] == {"httpGet": get, "periodSeconds": liveness.interval,
+    assert web["livenessProbe"] == {"exec": get, "periodSeconds": liveness.interval,
                                     "timeoutSeconds": liveness.timeout, "failureThreshold": liveness.failures,
                                     "successThreshold": 1}
     startup = web["startupProbe"]
-    assert startup["httpGet"] == get
+    assert startup["exec"] == get
     assert startup["periodSeconds"] * startup["failureThreshold"] == 60  # the app's boot timeout
     assert web["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
     assert web["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}
     slow = container(one(release_objects(flask_todo(boot_timeout=240.5, health_path="")), "Deployment", "web"))
     assert slow["startupProbe"]["failureThreshold"] == math.ceil(240.5)
-    assert slow["readinessProbe"]["httpGet"]["path"] == "/"
+    assert slow["readinessProbe"]["exec"]["command"][-2] == "/"
     worker = container(one(release_objects(flask_todo()), "Deployment", "worker"))
     assert not {"ports", "readinessProbe", "livenessProbe", "startupProbe", "lifecycle"} & worker.keys()
 
@@ -470,3 +473,40 @@ def test_loopback_start_commands_are_reported():
     assert any("loopback" in note for note in render(django_static()).notes)
     assert not any("loopback" in note for note in render(fastapi_hello()).notes)
     assert not any("loopback" in note for note in render(flask_todo()).notes)
+
+
+def test_the_probe_script_counts_any_status_below_500_as_healthy_as_locally(tmp_path) -> None:
+    """The exec probe's bash against a real HTTP server on loopback, with the app's hostname as Host."""
+    import http.server
+    import os
+    import subprocess
+    import threading
+
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers["Host"])
+            self.send_response({"/ok": 200, "/missing": 404, "/boom": 500}.get(self.path, 404))
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    try:
+        def probe(path: str, port: int) -> int:
+            return subprocess.run(["/bin/bash", "-c", HTTP_CHECK, "probe", path, "todo.apps.example.com"],
+                                  env={**os.environ, "PORT": str(port)}, stderr=subprocess.DEVNULL,
+                                  timeout=10).returncode
+        port = server.server_port
+        assert probe("/ok", port) == 0 and probe("/missing", port) == 0
+        assert probe("/boom", port) != 0
+        assert probe("/ok", free_port()) != 0  # nothing listens: no answer
+        assert seen == ["todo.apps.example.com"] * 3
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -48,3 +48,19 @@ def test_its_objects_render_and_validate() -> None:
     assert {"Namespace", "Secret", "Job", "Deployment", "Service", "Ingress"} <= kinds
     for obj in objects:
         assert kubernetes_validate.validate(obj, "1.37", strict=True) == "1.37"
+
+
+def test_a_web_command_bound_to_loopback_listens_on_the_pods_own_addresses() -> None:
+    """Locally the edge connects over loopback; a pod is reached at its own address (Service, probes)."""
+    from shipyard.release.kube_release import pod_commands
+    commands = {"web": "gunicorn --bind 127.0.0.1:$PORT app:app", "worker": "celery -A app worker -b 127.0.0.1:1",
+                "release": "flask db upgrade"}
+    assert pod_commands(commands) == {**commands, "web": "gunicorn --bind 0.0.0.0:$PORT app:app"}
+    for written, served in (("uvicorn main:app --host 127.0.0.1 --port $PORT", "--host 0.0.0.0 "),
+                            ("gunicorn -b localhost:$PORT x:app", "-b 0.0.0.0:"),
+                            ("gunicorn --bind=127.0.0.1:8000 x:app", "--bind=0.0.0.0:8000"),
+                            ("hypercorn -b 127.0.0.1:$PORT x:app", "-b 0.0.0.0:")):
+        assert served in pod_commands({"web": written})["web"]
+    # Not loopback, or already every address: as written.
+    for kept in ("gunicorn --bind 127.0.0.10:$PORT x:app", "gunicorn --bind 0.0.0.0:$PORT x:app", "gunicorn x:app"):
+        assert pod_commands({"web": kept})["web"] == kept

@@ -544,11 +544,13 @@ class FakeApi:
 
     def _apply(self, path: str, body: dict, params: Any) -> Any:
         import httpx2
-        assert params["fieldManager"] == "shipyard" and params.get("force") in (None, "false")
+        assert params["fieldManager"] in ("shipyard", "shipyard-restart") and params.get("force") in (None, "false")
         if self.conflict:
             return httpx2.Response(409, json={"kind": "Status", "status": "Failure", "code": 409,
                                               "reason": "Conflict", "message": self.conflict})
         old = self.objects.get(path)
+        if params["fieldManager"] != "shipyard" and old is not None:  # another manager's fields, merged in
+            body = merged({k: v for k, v in old.items() if k != "status"}, body)
         generation = (old or {}).get("metadata", {}).get("generation", 0)
         if old is None or {k: v for k, v in old.items() if k not in ("metadata", "status")} != \
                 {k: v for k, v in body.items() if k != "metadata"}:
@@ -564,6 +566,13 @@ class FakeApi:
                               "availableReplicas": count, "updatedReplicas": count if self.completes else 0}
         self.objects[path] = live
         return httpx2.Response(200, json=live)
+
+
+def merged(base: dict, extra: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 @pytest.fixture

@@ -33,6 +33,7 @@ from shipyard.errors import InvalidInput, NotFound, ShipyardError, Unauthorized
 from shipyard.git.http_backend import CgiResponse, cgi_env, run_http_backend, spool_body
 from shipyard.git.push_queue import PushQueue, pkt_line, progress_message, push_capabilities
 from shipyard.runtime.instance import Instance
+from shipyard.runtime.kubernetes.status import InstanceState
 from shipyard.runtime.logs import follow as follow_log
 from shipyard.store import records
 from shipyard.store.names import validate_command
@@ -52,6 +53,13 @@ def commit_summary(author: str, subject: str, width: int = 60) -> str:
     """' by Jane Doe: Fix the login page', shortened, for a release's description."""
     text = (f" by {author}" if author else "") + (f": {subject}" if subject else "")
     return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def pod_out(pod: InstanceState) -> InstanceOut:
+    """A pod of the Kubernetes backend as `shipyard ps` shows an instance (routed: ready behind its Service)."""
+    return InstanceOut(name=pod.name, release=pod.release, state=pod.state, port=0, pid=None,
+                       exit_code=pod.exit_code, restarts=pod.restarts, since=pod.since,
+                       last_failure=pod.last_failure, routed=pod.state == "up")
 
 
 def instance_out(i: Instance, routed: bool, busy: dict[str, int] | None = None,
@@ -118,7 +126,8 @@ def create_api(platform: Platform, databases: Databases, token: str,
                       instances=[instance_out(i, platform.edge.routes_to(app.name, i.address), busy,
                                               platform.metrics_history.latest_usage(app.name))
                                  for i in [*platform.supervisor.instances(app.name),
-                                           *platform.supervisor.starting(app.name, app.current_release)]],
+                                           *platform.supervisor.starting(app.name, app.current_release)]]
+                      + [pod_out(s) for s in platform.pods(app.name)],
                       formation={} if app.damage else formation_of(platform.store, app, manifest),
                       autoscale=autoscale_out(app), scaling=scaling_out(platform, app.name))
 
@@ -154,13 +163,16 @@ def create_api(platform: Platform, databases: Databases, token: str,
                 "a role and database per app (CONNECT revoked from PUBLIC, pg_hba: a role only into its own "
                 "database, TLS only), a connection limit per role; admin credentials stay in the data directory"
                 + (f"; {server}" if (server := database_server()) else ""))))
+        backend = platform.backend.status()
+        layers.append(LayerOut(name=backend.name, active=backend.healthy, kind="resource", detail=backend.detail))
         edge = platform.edge
         restarted = f", restarted {edge.restarts} time(s) since the platform started" if edge.restarts else ""
-        layers.append(LayerOut(name="edge", active=edge.serving, detail=(
-            f"HAProxy (pid {edge.pid}) serving {settings.edge_url}, changed without reloads{restarted}"
-            if edge.serving else
-            "HAProxy is down or restarting: apps are unreachable until it is back (it is restarted by itself; "
-            f"its log: {settings.logs_dir / 'edge.log'})")))
+        if platform.local:
+            layers.append(LayerOut(name="edge", active=edge.serving, detail=(
+                f"HAProxy (pid {edge.pid}) serving {settings.edge_url}, changed without reloads{restarted}"
+                if edge.serving else
+                "HAProxy is down or restarting: apps are unreachable until it is back (it is restarted by itself; "
+                f"its log: {settings.logs_dir / 'edge.log'})")))
         space = disk_space(settings.data_dir)
         layers.append(LayerOut(name="disk", active=not space.low, kind="resource", detail=(
             low_disk_warning(space) if space.low else

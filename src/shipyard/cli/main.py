@@ -52,13 +52,17 @@ def up(
     api_host: Annotated[str, typer.Option(help="Address the API listens on.")] = "127.0.0.1",
     edge_host: Annotated[str, typer.Option(help="Address the edge listens on (0.0.0.0 for all).")] = "127.0.0.1",
     base_domain: Annotated[str, typer.Option(help="Apps are served at <app>.<base-domain>.")] = "localhost",
+    backend: Annotated[str | None, typer.Option(
+        help="Where apps run: local (this machine) or kubernetes (the cluster KUBECONFIG names; see the README's "
+             "\"Running on Kubernetes\"). Default: SHIPYARD_BACKEND, else local.")] = None,
 ) -> None:
     """Start the platform in the foreground (API, git, edge, apps). Ctrl-C stops it all."""
     from shipyard.up import run_platform
 
+    chosen = {"backend": backend} if backend else {}
     settings = Settings(data_dir=(data_dir or state.data_dir or default_data_dir()).resolve(), api_host=api_host,
                         api_port=api_port, edge_host=edge_host, edge_port=edge_port, https_port=https_port,
-                        base_domain=base_domain)
+                        base_domain=base_domain, **chosen)
     run_platform(settings, lambda text: out.print(text))
 
 

@@ -13,7 +13,9 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from shipyard.control.backends import Backend, LocalBackend
 from shipyard.control.deploys import DeployRecord
+from shipyard.control.kube_backend import KubernetesBackend
 from shipyard.control.releases import release_command_of
 from shipyard.control.rollout import Rollout
 from shipyard.control.upgrades import move_databases_to_client_host
@@ -36,8 +38,8 @@ from shipyard.release.plan import ReleaseTarget, instance_specs, one_off_spec
 from shipyard.runtime.confinement import Confinement
 from shipyard.runtime.console import Console
 from shipyard.runtime.disk import room_for_push
+from shipyard.runtime.kubernetes.status import InstanceState
 from shipyard.runtime.logs import AppLog
-from shipyard.runtime.oneoff import run_once
 from shipyard.runtime.readiness import LivenessRules, ReadinessRules
 from shipyard.runtime.wake_speed import WakeSupport, detect_wake_support, favor_cgroup_moves
 from shipyard.runtime.spec import InstanceSpec
@@ -45,6 +47,7 @@ from shipyard.runtime.supervisor import Supervisor
 from shipyard.settings import Settings
 from shipyard.stopping import StopSteps
 from shipyard.store import records
+from shipyard.store.secrets import load_or_create_key
 from shipyard.store.store import Store
 
 Log = Callable[[str], Awaitable[None]]
@@ -87,11 +90,21 @@ class Platform:
                                                                                          acme_issuer(settings, edge)))
         self.rollout = Rollout(settings, store, self.supervisor, edge, confinement, self._target, self.sync_edge,
                                self._restore_later, self._stop_restoring, lambda: self.edge_sync.synced())
+        self.local = settings.backend == "local"
+        self.backend: Backend = LocalBackend(settings, self.rollout, self.supervisor, confinement, self._one_off)
+        if not self.local:
+            self.backend = KubernetesBackend(settings, store, self.supervisor, self._target,
+                                             load_or_create_key(settings.data_dir / "slug-signing.key"),
+                                             ca.cert_file.read_text() if ca else "")
 
     # Lifecycle
 
     async def start(self) -> None:
         await asyncio.to_thread(self._recover)
+        await self.backend.start()
+        if not self.local:
+            self.metrics_history.start()
+            return
         favor = self.settings.favor_cgroup_moves
         problem = (await asyncio.to_thread(favor_cgroup_moves, self.settings.cgroup_moves_mount)) if favor else None
         self.wake_support = await asyncio.to_thread(detect_wake_support, problem, not favor)
@@ -136,6 +149,9 @@ class Platform:
         for task in self._retry_tasks.values():
             task.cancel()
         await steps.run("Stopping the metrics history", self.metrics_history.stop)
+        await steps.run(f"Stopping the {self.backend.name} backend", self.backend.stop)
+        if not self.local:
+            return steps.failures
         await steps.run("Stopping the autoscaler", self.autoscaler.stop)
         await steps.run("Stopping the activator", self.activator.stop)
         await steps.run("Stopping the apps", lambda: self.supervisor.shutdown(self.settings.drain_grace))
@@ -179,10 +195,11 @@ class Platform:
         self.store.get_app(name)
         async with self._lock(name):
             self._stop_restoring(name)
-            await self.supervisor.stop_app(name, self.settings.drain_grace)
+            await self.backend.stop_app(name)
             self.store.delete_app(name)
-            await self.sync_edge()
-            self.edge_sync.names_changed()
+            if self.local:
+                await self.sync_edge()
+                self.edge_sync.names_changed()
             self.requests.forget(name)
             self.autoscaler.forget(name)
             self.repos.delete(name)
@@ -190,12 +207,18 @@ class Platform:
                            self.settings.uv_cache_dir / name):
                 shutil.rmtree(folder, ignore_errors=True)
 
+    def pods(self, name: str) -> list[InstanceState]:
+        """The app's pods, on the Kubernetes backend (none on the local one: see `supervisor.instances`)."""
+        return self.backend.instances(name) if isinstance(self.backend, KubernetesBackend) else []
+
     def deploying(self, name: str) -> bool:
         """Whether a deploy, config change, rollback or scale of the app is under way."""
         return name in self._locks and self._locks[name].locked()
 
     def app_state(self, app: records.App) -> str:
         """What a user can expect at the app's URL now: `up` only if the edge is serving too."""
+        if isinstance(self.backend, KubernetesBackend):
+            return self.backend.app_state(app)
         instances = self.supervisor.instances(app.name)
         states = {i.state for i in instances}
         if app.current_release is None:
@@ -253,7 +276,7 @@ class Platform:
                 manifest = await release_command_of(app, slug.manifest, rec.log)
             build = self.store.add_build(name, commit, str(slug.path), manifest.to_json())
             release = self.store.add_release(name, build.id, config, f"Deploy {commit[:7]}{summary}")
-            await self.rollout.roll_out(app, release, rec)
+            await self.backend.roll_out(app, release, rec)
             return release
 
     async def update_config(self, name: str, set_vars: dict[str, str], unset: list[str],
@@ -271,7 +294,7 @@ class Platform:
             release = self.store.add_release(name, current.build.id, config, description)
             record = DeployRecord(self.store, name, description, log)
             try:
-                await self.rollout.roll_out(app, release, record)
+                await self.backend.roll_out(app, release, record)
             except DeployError as exc:
                 undo = f"`shipyard config unset {name} {' '.join(set_vars)}`" if set_vars else "`shipyard config set`"
                 final = type(exc)(exc.message, hint=f"{exc.hint or ''}\nThe change stays in the config (the next push "
@@ -291,7 +314,7 @@ class Platform:
             release = self.store.add_release(name, earlier.build.id, earlier.config, f"Rollback to v{version}")
             record = DeployRecord(self.store, name, f"Rollback to v{version}", log)
             try:
-                await self.rollout.roll_out(app, release, record, release_phase=release_phase)
+                await self.backend.roll_out(app, release, record, release_phase=release_phase)
             except ReleasePhaseFailed as exc:
                 final = ReleasePhaseFailed(exc.message, hint=(
                     f"Nothing changed: v{app.current_release} keeps serving; the command's output is in "
@@ -320,7 +343,7 @@ class Platform:
             before = app.formation
             app = self.store.update_app(name, formation={**before, **changes})
             try:
-                await self.rollout.converge(app, replace=set(), urgent=urgent, held=held)
+                await self.backend.converge(app, replace=set(), urgent=urgent, held=held)
             except DeployError:
                 # Health-gated: an instance that cannot start leaves the formation as it was, so the next
                 # deploy does not fail on it.
@@ -332,18 +355,20 @@ class Platform:
         """New instances of the current release replace the running ones, health-gated, without downtime."""
         async with self._lock(name):
             app = self.store.get_app(name)
-            types = {i.spec.process_type for i in self.supervisor.instances(name)}
-            await self.rollout.converge(app, replace={process_type} if process_type else types)
+            running = {i.spec.process_type for i in self.supervisor.instances(name)}
+            types = running if self.local else {"web", *app.formation}
+            await self.backend.converge(app, replace={process_type} if process_type else types)
 
     async def run(self, name: str, command: str, echo: Log) -> int:
         """A one-off process with the current release's slug and environment; returns its exit code."""
-        spec, applog = self._one_off(name, command)
-        code, _ = await run_once(spec, applog, echo, self.confinement)
-        applog.write(f"shipyard[{spec.name}]", f"Process exited with status {code}")
-        return code
+        return await self.backend.run(self.store.get_app(name), command, echo)
 
     async def console(self, name: str, command: str, columns: int, rows: int, term: str) -> Console:
         """`run` attached to a terminal: the caller carries the bytes and calls `console_ended`."""
+        if not self.local:
+            raise InvalidInput("Consoles are not available on the Kubernetes backend yet.",
+                               hint=f"Run the command without a terminal (`shipyard run {name} -- COMMAND`), or "
+                                    f"`kubectl exec -it -n shipyard-{name} deploy/web -- bash`.")
         spec, _ = self._one_off(name, command, interactive=True)
         return await Console.start(spec, self.confinement, columns=columns, rows=rows, term=term)
 

@@ -25,10 +25,10 @@ async def run_once(spec: InstanceSpec, applog: AppLog, echo: Callable[[str], Awa
         await asyncio.wait_for(asyncio.gather(pump_output(proc, applog, f"app[{spec.name}]", recent, echo),
                                               proc.wait()), timeout=limit)
     except asyncio.TimeoutError:
-        await stop_process(proc, grace=5)
+        await stop_process(proc, grace=5, terminate=proc.terminate)
         return -1, list(recent)
     finally:
         if proc.returncode is None:  # cancelled (the caller went away): nothing may outlive it
-            await stop_process(proc, grace=2)
+            await stop_process(proc, grace=2, terminate=proc.terminate)
         await spawned.cleanup()
     return proc.returncode if proc.returncode is not None else -1, list(recent)

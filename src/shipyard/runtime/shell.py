@@ -97,7 +97,7 @@ async def spawn(spec: InstanceSpec, env: Mapping[str, str], confinement: Confine
             proc = await start_child(
                 launch.argv, cwd="/" if sandboxed else spec.cwd, env=launch.env, stdin=stdin, stdout=stdout,
                 stderr=stderr, pass_fds=launch.pass_fds + launch.inherited, scoped=sandboxed and confinement.scoped,
-                preexec=prepare, limit=LINE_LIMIT)
+                preexec=prepare, limit=LINE_LIMIT, sandboxed=sandboxed)
         finally:
             launch.close()
             if gate:

@@ -62,7 +62,7 @@ def config_secret(release: KubeRelease) -> KubeObject:
 
 def foundation_objects(release: KubeRelease) -> list[KubeObject]:
     return [namespace(release), service_account(release), *network_policies(release), config_secret(release),
-            slug_secret(release)]
+            slug_secret(release, ca_pem=release.slug_ca)]
 
 
 def runtime_objects(release: KubeRelease) -> list[KubeObject]:

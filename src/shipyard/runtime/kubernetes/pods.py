@@ -132,7 +132,7 @@ def fetch_container(release: KubeRelease) -> dict[str, Any]:
     return {"name": "fetch-slug", "image": release.image, "imagePullPolicy": "IfNotPresent",
             "command": [literal(part) for part in fetch_command(release)],
             "env": [{**item, "value": literal(item["value"])} if "value" in item else item
-                    for item in fetch_env(release)],
+                    for item in fetch_env(release, with_ca=bool(release.slug_ca))],
             "resources": resources(release.size), "securityContext": container_security(),
             "volumeMounts": [{"name": SLUG_VOLUME, "mountPath": release.slug_root}]}
 

@@ -371,3 +371,24 @@ def instance_states(pods: Sequence[KubeObject]) -> list[InstanceState]:
     ordered = sorted(pods, key=lambda p: (process_type_of(p), _at(p, "metadata", "creationTimestamp") or "",
                                           _at(p, "metadata", "name") or ""))
     return [instance_state(p) for p in ordered if process_type_of(p) != "release"]
+
+
+WAITING_TO_RUN, RUNNING, EXITED = "waiting", "running", "exited"
+
+
+def container_phase(pod: KubeObject, container: str) -> tuple[str, int | None, str]:
+    """Where one container of a one-off pod is: waiting (scheduling, the image's pull, the slug's fetch),
+    running (its log can be followed), or exited, with its exit code; a pod that failed before the container
+    started (a slug that could not be fetched, a stuck image) counts as exited, with no code and the reason."""
+    status = next((s for s in _at(pod, "status", "containerStatuses") or () if s.get("name") == container), {})
+    ended = _at(status, "state", "terminated")
+    if ended:
+        return EXITED, ended.get("exitCode"), ended.get("reason") or ""
+    if _at(status, "state", "running"):
+        return RUNNING, None, ""
+    trouble = container_trouble(pod)
+    if trouble is not None and (trouble.reason in STUCK or trouble.container != container):
+        return EXITED, None, f"{trouble.container}: {trouble.reason} {trouble.message}".strip()
+    if _at(pod, "status", "phase") == "Failed":
+        return EXITED, None, _at(pod, "status", "reason") or "the pod failed"
+    return WAITING_TO_RUN, None, ""

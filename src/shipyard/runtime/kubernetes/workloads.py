@@ -80,3 +80,27 @@ def pod_disruption_budget(release: KubeRelease, web_replicas: int) -> KubeObject
             "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector_labels(release.app, WEB)},
                      # A crash-looping pod serves nothing: a drain may evict it whatever the budget says.
                      "unhealthyPodEvictionPolicy": "AlwaysAllow"}}
+
+
+RESTARTED_AT = "shipyard.dev/restarted-at"
+ONE_OFF = "one-off"  # the process type one-off pods are labelled with: no Deployment selects them
+
+
+def one_off_job(release: KubeRelease, command: str, name: str) -> KubeObject:
+    """`shipyard run`: the command once, in the release's pod template, as the release phase runs."""
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": name, "namespace": release.namespace,
+                         "labels": pod_labels(release.app, ONE_OFF, release.version),
+                         "annotations": release_annotations(release.version, ONE_OFF)},
+            "spec": {"backoffLimit": 0, "activeDeadlineSeconds": release.release_timeout,
+                     "ttlSecondsAfterFinished": JOB_KEPT_FOR,
+                     "template": pod_template(release, ONE_OFF, command, "Never")}}
+
+
+def restart_patch(release: KubeRelease, process_type: str, at: str) -> KubeObject:
+    """What `shipyard restart` applies (as a field manager of its own, so the release's fields stay): a new
+    pod template annotation, which rolls the Deployment's pods over, health-gated, as `kubectl rollout
+    restart` does."""
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": process_name(process_type), "namespace": release.namespace},
+            "spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: at}}}}}

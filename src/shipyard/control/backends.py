@@ -1,0 +1,101 @@
+"""Where an app's instances run: the one interface between the control plane and a runtime.
+
+Everything above it — receive, build, releases, config, the API, the CLI and the dashboard — is the same for
+every backend; a backend takes a release that exists in the store and makes it run (release phase first,
+health-gated, the previous release serving until the new one is live), changes how many instances run,
+runs one-off commands, and says what runs. Two exist: `LocalBackend`, sandboxed processes on this machine
+behind its own edge (control/rollout.py, runtime/supervisor.py), and `KubernetesBackend`, Deployments on a
+cluster behind its ingress controller (control/kube_backend.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from shipyard.control.deploys import DeployRecord, Log
+from shipyard.control.rollout import Rollout
+from shipyard.runtime.confinement import Confinement
+from shipyard.runtime.logs import AppLog
+from shipyard.runtime.oneoff import run_once
+from shipyard.runtime.spec import InstanceSpec
+from shipyard.runtime.supervisor import Supervisor
+from shipyard.settings import Settings
+from shipyard.store import records
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    """What `shipyard doctor` shows of the backend."""
+
+    name: str
+    healthy: bool
+    detail: str
+
+
+class Backend(Protocol):
+    name: str
+
+    async def start(self) -> None:
+        """Connect to where instances run; raises PlatformError (said at `shipyard up`) when it cannot."""
+
+    async def stop(self) -> None: ...
+
+    async def roll_out(self, app: records.App, release: records.Release, rec: DeployRecord,
+                       release_phase: bool = True) -> None:
+        """Make `release` the app's live one: its release command, then its instances, health-gated. A failure
+        raises DeployError (ReleasePhaseFailed for the release command) and leaves the previous release serving;
+        the release is then marked failed."""
+
+    async def converge(self, app: records.App, replace: set[str], urgent: bool = False, held: bool = False) -> None:
+        """Run the app's current release at its formation; `replace`: process types restarted, health-gated."""
+
+    async def stop_app(self, name: str) -> None:
+        """Stop and remove everything the app runs (the app is being destroyed)."""
+
+    async def run(self, app: records.App, command: str, echo: Log) -> int:
+        """A one-off process of the app's current release (`shipyard run`); its output goes to `echo` and the
+        app's log; returns its exit code."""
+
+    def status(self) -> BackendStatus: ...
+
+
+class LocalBackend:
+    """Sandboxed processes on this machine, health-gated behind the platform's own edge."""
+
+    name = "local"
+
+    def __init__(self, settings: Settings, rollout: Rollout, supervisor: Supervisor, confinement: Confinement,
+                 one_off: Callable[[str, str], tuple[InstanceSpec, AppLog]]) -> None:
+        self._settings = settings
+        self._rollout = rollout
+        self._supervisor = supervisor
+        self._confinement = confinement
+        self._one_off = one_off
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def roll_out(self, app: records.App, release: records.Release, rec: DeployRecord,
+                       release_phase: bool = True) -> None:
+        await self._rollout.roll_out(app, release, rec, release_phase=release_phase)
+
+    async def converge(self, app: records.App, replace: set[str], urgent: bool = False, held: bool = False) -> None:
+        await self._rollout.converge(app, replace, urgent=urgent, held=held)
+
+    async def stop_app(self, name: str) -> None:
+        await self._supervisor.stop_app(name, self._settings.drain_grace)
+
+    async def run(self, app: records.App, command: str, echo: Log) -> int:
+        spec, applog = self._one_off(app.name, command)
+        code, _ = await run_once(spec, applog, echo, self._confinement)
+        applog.write(f"shipyard[{spec.name}]", f"Process exited with status {code}")
+        return code
+
+    def status(self) -> BackendStatus:
+        return BackendStatus("backend", True, "local: apps run as sandboxed processes on this machine, behind its "
+                             "edge (`shipyard up --backend kubernetes` runs them on a cluster)")
