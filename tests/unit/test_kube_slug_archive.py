@@ -194,7 +194,8 @@ def test_a_releases_archive_is_made_once(tmp_path, monkeypatch):
     assert archive_for(slug, cache) == first and len(calls) == 1
     assert first.path.parent == cache / "todo" and first.path.name.startswith(slug.name)
     assert first.sha256 == hashlib.sha256(first.path.read_bytes()).hexdigest()
-    assert sorted(p.name for p in first.path.parent.iterdir()) == [first.path.name, first.path.name + ".sha256"]
+    assert sorted(p.name for p in first.path.parent.iterdir()) == [first.path.name, first.path.name + ".lock",
+                                                                 first.path.name + ".sha256"]
     assert stat.S_IMODE((cache / "todo").stat().st_mode) == 0o700
     (first.path.parent / (first.path.name + ".sha256")).unlink()  # its digest lost: packed again, the same
     assert archive_for(slug, cache) == first and len(calls) == 2
@@ -208,7 +209,7 @@ def test_a_releases_archive_is_made_once(tmp_path, monkeypatch):
     monkeypatch.setattr(slug_archive, "pack_slug", crashing)
     with pytest.raises(OSError):
         archive_for(slug, cache, python="/usr/local/bin/python3.12")
-    assert sorted(p.name for p in (cache / "todo").iterdir() if not p.name.endswith(".sha256")) == \
+    assert sorted(p.name for p in (cache / "todo").iterdir() if p.name.endswith(".tar.gz")) == \
         sorted([first.path.name, other_root.path.name])
     with pytest.raises(InvalidInput):
         archive_for(tmp_path / ".." / "x", cache)

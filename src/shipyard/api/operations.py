@@ -92,7 +92,7 @@ class Operations:
         autoscale = self.platform.store.get_app(name).autoscale
         if set(changes) & set(autoscale):
             self.platform.store.update_app(name, autoscale={k: v for k, v in autoscale.items() if k not in changes})
-            self.platform.autoscaler.changed()
+            await self.platform.autoscaling_changed(name)
         return formation
 
     async def autoscale(self, name: str, process_type: str, low: int, high: int, target: float) -> AutoscaleBounds:
@@ -112,16 +112,16 @@ class Operations:
             await self.platform.scale(name, {process_type: min(max(count, low), high)})
         elif app.current_release is None:
             self.platform.store.update_app(name, formation={**app.formation, process_type: max(low, 1)})
-        self.platform.autoscaler.changed()
+        await self.platform.autoscaling_changed(name)
         return bounds
 
-    def stop_autoscaling(self, name: str, process_type: str) -> None:
+    async def stop_autoscaling(self, name: str, process_type: str) -> None:
         """Back to a fixed count: the one it has now."""
         autoscale = self.platform.store.get_app(name).autoscale
         if process_type not in autoscale:
             raise InvalidInput(f"{process_type} of {name} is not autoscaled.")
         self.platform.store.update_app(name, autoscale={k: v for k, v in autoscale.items() if k != process_type})
-        self.platform.autoscaler.changed()
+        await self.platform.autoscaling_changed(name)
 
     def add_domain(self, name: str, hostname: str) -> records.Domain:
         domain = self.platform.store.add_domain(name, hostname)

@@ -36,7 +36,7 @@ def scaling_router(platform: Platform, operations: Operations) -> APIRouter:
 
     @router.delete("/apps/{name}/autoscale/{process_type}")
     async def stop_autoscaling(name: str, process_type: str) -> dict[str, str]:
-        operations.stop_autoscaling(name, process_type)
+        await operations.stop_autoscaling(name, process_type)
         return {"autoscale": "off"}
 
     return router

@@ -351,6 +351,15 @@ class Platform:
                 raise
             return app
 
+    async def autoscaling_changed(self, name: str) -> None:
+        """An app's autoscaling bounds changed: the local autoscaler reads them on its next tick; a cluster gets
+        its HorizontalPodAutoscaler (or KEDA ScaledObject) applied now."""
+        if self.local:
+            self.autoscaler.changed()
+            return
+        async with self._lock(name):
+            await self.backend.converge(self.store.get_app(name), replace=set())
+
     async def restart(self, name: str, process_type: str | None) -> None:
         """New instances of the current release replace the running ones, health-gated, without downtime."""
         async with self._lock(name):

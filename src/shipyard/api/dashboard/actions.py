@@ -128,7 +128,7 @@ def action_router(dashboard: Dashboard) -> APIRouter:
     @router.post("/apps/{name}/autoscale/off")
     async def stop_autoscaling(request: Request, name: str) -> RedirectResponse:
         async def change(form: FormData) -> str:
-            ops.stop_autoscaling(name, "web")
+            await ops.stop_autoscaling(name, "web")
             return "web is no longer autoscaled: it keeps its current count."
         return await perform(request, f"{PREFIX}/apps/{name}/settings", change)
 

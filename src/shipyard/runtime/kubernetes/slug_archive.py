@@ -19,6 +19,7 @@ gzip header has no name or time, so the same slug always packs to the same bytes
 
 from __future__ import annotations
 
+import fcntl
 import gzip
 import hashlib
 import os
@@ -26,7 +27,6 @@ import re
 import stat
 import tarfile
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -152,15 +152,13 @@ def archive_for(slug_dir: Path, cache_dir: Path, *, slug_root: str = "/slug",
         return SlugArchive(path, made.sha256, made.size)
 
 
-_locks: dict[Path, threading.Lock] = {}
-_locks_guard = threading.Lock()
-
-
 @contextmanager
 def _lock(path: Path) -> Iterator[None]:
-    with _locks_guard:
-        lock = _locks.setdefault(path, threading.Lock())
-    with lock:
+    """One packing of an archive at a time, across threads and processes: an flock on a file beside it (each
+    open() is a lock holder of its own, so two threads exclude each other too)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
         yield
 
 
