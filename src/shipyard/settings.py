@@ -177,6 +177,8 @@ class Settings:
 
     def app_url(self, app: str, https: bool = False) -> str:
         """The app's URL; https: the one its plain-HTTP requests are redirected to."""
+        if self.backend == "kubernetes":  # the cluster's ingress controller, on its own ports (80)
+            return f"http://{self.app_hostname(app)}/"
         if https and self.https_port:
             return f"https://{self.app_hostname(app)}{'' if self.https_port == 443 else f':{self.https_port}'}/"
         port = "" if self.edge_port == 80 else f":{self.edge_port}"

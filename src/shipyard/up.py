@@ -217,6 +217,13 @@ class PlatformServer:
 
     def announce_ready(self, token: str) -> None:
         s = self.settings
+        if s.backend == "kubernetes":
+            self.announce(f"Shipyard is up, running apps on Kubernetes.\n"
+                          f"  Dashboard: {s.api_url}/dashboard  (sign in with the token)\n"
+                          f"  API:   {s.api_url}  (OpenAPI: {s.api_url}/docs)\n"
+                          f"  Apps:  {s.app_url('<app>')} through the cluster's ingress controller\n"
+                          f"  Token: {s.token_file}\n  Data:  {s.data_dir}\nPress Ctrl-C to stop.")
+            return
         self.announce(f"Shipyard is up.\n  Dashboard: {s.api_url}/dashboard  (sign in with the token)\n"
                       f"  API:   {s.api_url}  (OpenAPI: {s.api_url}/docs)\n"
                       f"  Edge:  {s.edge_url}  (apps at http://<app>.{s.base_domain}:{s.edge_port}/"

@@ -26,7 +26,7 @@ from typing import Any
 from shipyard.control.backends import BackendStatus
 from shipyard.control.deploys import DeployRecord, Log
 from shipyard.control.slugs import prune_slugs
-from shipyard.errors import DeployError, InvalidInput, PlatformError
+from shipyard.errors import DeployError, InvalidInput, PlatformError, ShipyardError
 from shipyard.release.kube_release import kube_release, pod_commands
 from shipyard.release.plan import ReleaseTarget
 from shipyard.runtime.kubernetes import Cluster, KubeRelease, cluster, render
@@ -107,8 +107,11 @@ class KubernetesBackend:
             if app.current_release is not None and app.current_release != release.version:
                 previous = await asyncio.to_thread(
                     self.kube_release, app, self._store.get_release(app.name, app.current_release))
+            async def release_output(line: str) -> None:  # as the local backend echoes it (oneoff.run_once)
+                applog.write("app[release]", line)
+                await rec.log("       " + line)
             async with rec.step("roll out"):
-                await cluster.deploy(self._client, desired, previous, say=rec.log)
+                await cluster.deploy(self._client, desired, previous, say=rec.log, release_output=release_output)
         except BaseException as exc:
             self._store.mark_release(app.name, release.version, "failed")
             if isinstance(exc, DeployError):
@@ -198,7 +201,9 @@ class KubernetesBackend:
         domains = [d.hostname for d in self._store.list_domains(app.name)]  # certificates: not yet
         return kube_release(target, image=image, slug_url=url, domains=domains,
                             slug_token=slug_token(self.slug_secret, app.name, release.version),
-                            release_command=app.release_command, autoscale=app.autoscale.get("web"),
+                            # The build's own release command is in the target's process types (a release
+                            # never runs another release's migrations: control/releases.py).
+                            autoscale=app.autoscale.get("web"),
                             slug_sha256=archive.sha256, slug_ca=self._ca_pem, cluster=self._cluster())
 
     @property
@@ -232,11 +237,17 @@ class KubernetesBackend:
                 namespace = f"{self._cluster().namespace_prefix}{app.name}"
                 try:
                     found = await cluster.pods(self._client, namespace, app_labels(app.name))
-                except PlatformError:
-                    continue  # the API server is away: `ps` shows the last read until it is back
+                except ShipyardError:
+                    continue  # the API server is away or refused: `ps` shows the last read until it answers
+                except Exception as exc:  # noqa: BLE001 - a bug must not stop `ps` for good: said, and on
+                    self._supervisor.app_log(app.name).write("shipyard[api]", f"Reading the pods failed: {exc!r}")
+                    continue
                 self._states[app.name] = instance_states(found)
                 for pod in found:
                     self._follow(app.name, namespace, pod)
+                present = {pod["metadata"]["name"] for pod in found}
+                for name in [n for n, task in self._following.items() if task.done() and n not in present]:
+                    del self._following[name]
             await asyncio.sleep(WATCH_EVERY)
 
     def _follow(self, app: str, namespace: str, pod: dict[str, Any]) -> None:

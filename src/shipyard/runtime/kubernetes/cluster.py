@@ -35,7 +35,7 @@ from typing import Any
 from shipyard.errors import (Conflict, DeployError, InvalidInput, NotFound, PlatformError, ReleasePhaseFailed,
                              ShipyardError, Unauthorized)
 from shipyard.runtime.kubernetes.model import KubeObject, KubeRelease
-from shipyard.runtime.kubernetes.names import MANAGED_BY, app_labels
+from shipyard.runtime.kubernetes.names import MANAGED_BY, app_labels, process_name
 from shipyard.runtime.kubernetes.objects import Rendered, render
 from shipyard.runtime.kubernetes.diff import needs_apply
 from shipyard.runtime.kubernetes.status import (FAILED, LIVE, SUCCEEDED, WAITING, InstanceState, Verdict,
@@ -57,6 +57,7 @@ else:
 FIELD_MANAGER = "shipyard"
 POLL = 2.0  # seconds between reads of a rollout or Job: a pod's state changes no faster than kubelet reports it
 LOG_LINES = 20
+RELEASE_OUTPUT_LINES = 1000  # of a release command that succeeded: what a migration prints, bounded
 # Custom resources the renderer may produce, with their plural names (the API path).
 CUSTOM_KINDS = {("keda.sh/v1alpha1", "ScaledObject"): "scaledobjects"}
 # What `prune` may delete: every kind the renderer makes inside an app's namespace, except the release Jobs
@@ -353,9 +354,10 @@ async def delete_namespace(client: AsyncClient, namespace: str, timeout: float =
 
 
 async def deploy(client: AsyncClient, release: KubeRelease, previous: KubeRelease | None = None,
-                 say: Say = _quiet, poll: float = POLL) -> Rendered:
-    """A release, as locally: foundation, then the release command (its failure changes nothing serving), then
-    the Deployments until live; a rollout that fails puts `previous` back; what is left over is pruned."""
+                 say: Say = _quiet, poll: float = POLL, release_output: Say = _quiet) -> Rendered:
+    """A release, as locally: foundation, then the release command (its failure changes nothing serving; its
+    output goes to `release_output` line by line), then the Deployments until live; a rollout that fails puts
+    `previous` back; what is left over is pruned."""
     rendered = render(release)
     for note in rendered.notes:
         await say(f"-----> {note}")
@@ -365,6 +367,11 @@ async def deploy(client: AsyncClient, release: KubeRelease, previous: KubeReleas
         await apply_one(client, rendered.release_job)
         # The Job's own activeDeadlineSeconds stops it first, with the clearer message; this is the backstop.
         await wait_job(client, rendered.release_job, release.release_timeout + FETCH_ALLOWANCE, poll, say)
+        job = rendered.release_job["metadata"]
+        for pod in await pods(client, job["namespace"], {"job-name": job["name"]}):
+            for line in await tail(client, job["namespace"], pod["metadata"]["name"], process_name("release"),
+                                   RELEASE_OUTPUT_LINES):
+                await release_output(line)
         await say("-----> Release command succeeded")
     applied = await apply(client, rendered.runtime)
     try:

@@ -366,11 +366,14 @@ def instance_state(pod: KubeObject) -> InstanceState:
 
 
 def instance_states(pods: Sequence[KubeObject]) -> list[InstanceState]:
-    """The app's pods as `shipyard ps` instances, by process type then age; the release phase's pods are not
-    instances (as locally, it runs once and is not listed)."""
+    """The app's pods as `shipyard ps` instances, by process type then age; the release phase's and one-off
+    processes' pods are not instances (as locally, they run once and are not listed)."""
     ordered = sorted(pods, key=lambda p: (process_type_of(p), _at(p, "metadata", "creationTimestamp") or "",
                                           _at(p, "metadata", "name") or ""))
-    return [instance_state(p) for p in ordered if process_type_of(p) != "release"]
+    return [instance_state(p) for p in ordered if process_type_of(p) not in RUN_ONCE]
+
+
+RUN_ONCE = ("release", "one-off")  # workloads.ONE_OFF
 
 
 WAITING_TO_RUN, RUNNING, EXITED = "waiting", "running", "exited"
