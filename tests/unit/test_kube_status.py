@@ -518,6 +518,7 @@ class FakeApi:
         self.conflict: str | None = None
         self.client: Any = None  # lightkube's AsyncClient, sending here
         self.completes = True  # Jobs succeed and Deployments roll out as soon as they are applied
+        self.forced = 0  # applies with force=true
 
     def __call__(self, request: Any) -> Any:
         import httpx2
@@ -544,8 +545,9 @@ class FakeApi:
 
     def _apply(self, path: str, body: dict, params: Any) -> Any:
         import httpx2
-        assert params["fieldManager"] in ("shipyard", "shipyard-restart") and params.get("force") in (None, "false")
-        if self.conflict:
+        assert params["fieldManager"] in ("shipyard", "shipyard-restart")
+        self.forced += params.get("force") == "true"
+        if self.conflict and params.get("force") != "true":
             return httpx2.Response(409, json={"kind": "Status", "status": "Failure", "code": 409,
                                               "reason": "Conflict", "message": self.conflict})
         old = self.objects.get(path)
@@ -613,7 +615,23 @@ def test_a_conflict_with_another_field_manager_is_reported_not_forced(fake: Any)
         run(cluster.apply(fake.client, render(todo()).runtime[:1]))
     assert caught.value.message == ("Applying Deployment web in shipyard-todo: fields Shipyard sets are managed by "
                                     f"someone else: {fake.conflict}")
-    assert "force=True" in caught.value.hint
+    assert "force=True" in caught.value.hint and fake.forced == 0
+
+
+def test_the_autoscalers_hold_on_the_count_is_taken_back_once_autoscaling_is_off(fake: Any) -> None:
+    """The HPA controller keeps owning .spec.replicas after its HPA is gone: that conflict alone is overridden."""
+    from shipyard.errors import Conflict
+    from shipyard.runtime.kubernetes import cluster
+    fake.conflict = ('Apply failed with 1 conflict: conflict with "kube-controller-manager" using apps/v1: '
+                     ".spec.replicas")
+    [applied] = run(cluster.apply(fake.client, render(todo()).runtime[:1]))
+    assert applied.changed and fake.forced == 1
+    fake.conflict = ('Apply failed with 2 conflicts: conflicts with "kube-controller-manager" using apps/v1:\n'
+                     '- .spec.replicas\n- .spec.template.spec.containers[name="web"].image')
+    fake.objects.clear()
+    with pytest.raises(Conflict):  # more than the count: someone changed the app, reported as ever
+        run(cluster.apply(fake.client, render(todo()).runtime[:1]))
+    assert fake.forced == 1
 
 
 def test_a_failed_release_job_raises_with_the_pods_last_log_lines(fake: Any) -> None:

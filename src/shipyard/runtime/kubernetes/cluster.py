@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -169,6 +170,16 @@ async def read(client: AsyncClient, obj: KubeObject) -> KubeObject | None:
     return dict(live.to_dict())
 
 
+def autoscaler_held_replicas(message: str) -> bool:
+    """Whether an apply's conflict is only the HorizontalPodAutoscaler's hold on a Deployment's count: the
+    HPA controller (in kube-controller-manager) owns `.spec.replicas` once it has scaled, and keeps it after
+    its HPA is deleted, so the first apply that sets a count again conflicts with it. Anyone else's change
+    is reported, never overridden."""
+    managers = set(re.findall(r'conflicts? with "([^"]+)"', message))
+    fields = set(re.findall(r"(?::\s*|^-\s*)(\.[A-Za-z][\w.\[\]=\"-]*)", message, re.MULTILINE))
+    return managers == {"kube-controller-manager"} and fields == {".spec.replicas"}
+
+
 @dataclass(frozen=True)
 class Applied:
     """An object after `apply`: live as the server returned it, and whether the apply changed anything."""
@@ -188,9 +199,19 @@ async def apply_one(client: AsyncClient, desired: KubeObject, field_manager: str
     if live is not None and not needs_apply(desired, live, field_manager):
         return Applied(live, False)
     meta = desired["metadata"]
-    with _calling(f"Applying {_describe(desired)}"):
-        result = await client.patch(resource_type(desired), meta["name"], desired, namespace=meta.get("namespace"),
-                                    patch_type=PatchType.APPLY, field_manager=field_manager, force=force)
+    try:
+        with _calling(f"Applying {_describe(desired)}"):
+            result = await client.patch(resource_type(desired), meta["name"], desired,
+                                        namespace=meta.get("namespace"), patch_type=PatchType.APPLY,
+                                        field_manager=field_manager, force=force)
+    except Conflict as exc:
+        if force or desired["kind"] != "Deployment" or not autoscaler_held_replicas(exc.message):
+            raise
+        # Autoscaling was switched off: the count is Shipyard's again (as `kubectl apply --force-conflicts`).
+        with _calling(f"Applying {_describe(desired)}"):
+            result = await client.patch(resource_type(desired), meta["name"], desired,
+                                        namespace=meta.get("namespace"), patch_type=PatchType.APPLY,
+                                        field_manager=field_manager, force=True)
     return Applied(dict(result.to_dict()), True)
 
 

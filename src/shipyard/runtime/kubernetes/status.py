@@ -183,8 +183,11 @@ def explain(trouble: Trouble, pod: KubeObject, who: str, when: str = "before it 
     code = "" if trouble.exit_code is None else f" with code {trouble.exit_code}"
     if trouble.container == FETCH_CONTAINER:
         return (f"{who} could not fetch the release's slug (it exited{code}).\n{tail_text(lines)}",
-                ("The slug server must be reachable from the cluster's pods (a private address needs "
-                 "Cluster.slug_server, the NetworkPolicies block the others) and accept the release's token."))
+                (("The slug's download did not match its checksum: it changed on the way or on the server; "
+                  "deploy again." if any("checksum mismatch" in line for line in lines) else
+                  "SHIPYARD_KUBE_SLUG_URL must reach Shipyard's slug server from the cluster's pods (a private "
+                  "address also needs SHIPYARD_KUBE_OPEN_EGRESS=1: the NetworkPolicies block private ranges), "
+                  "which must accept the release's token; the pods verify it with the platform's CA.")))
     hint = boot_hint(lines)
     if hint == DEFAULT_HINT:  # its 127.0.0.1 is the local edge's; a pod is reached at its own address
         hint = HEALTH_HINT.format(app=app)
