@@ -391,6 +391,7 @@ def test_doctor_names_the_cluster_and_destroying_the_app_deletes_its_namespace(k
     # `shipyard doctor` names the backend and the cluster (other layers may be degraded on this machine).
     doctor = platform.cli("doctor", check=False).text
     assert "kubernetes" in doctor and fake.url in doctor, doctor
+    assert "pods: each app in a namespace of its own" in doctor and "edge:" not in doctor, doctor
 
     destroyed = platform.cli("apps", "destroy", APP, "--confirm", APP).text
     assert f"Destroyed {APP}." in destroyed, destroyed

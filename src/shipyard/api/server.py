@@ -145,8 +145,15 @@ def create_api(platform: Platform, databases: Databases, token: str,
     @api.get("/doctor", dependencies=[Depends(authorized)])
     async def doctor() -> list[LayerOut]:
         """Which isolation layers are active on this machine, and why the others are degraded."""
+        # On Kubernetes these protect builds (they run on this machine), and the pods' own layer follows.
         layers = [LayerOut(name=layer.name, active=layer.active, detail=layer.detail)
                   for layer in platform.confinement.layers]
+        if not platform.local:
+            layers.append(LayerOut(name="pods", active=True, detail=(
+                "each app in a namespace of its own that enforces the restricted Pod Security Standard (non-root "
+                "uid, no capabilities or privilege escalation, RuntimeDefault seccomp), read-only root filesystem, "
+                "no service account token; NetworkPolicies let only the ingress controller reach web pods and no "
+                "pod reach another app or a private address (the cluster's network plugin must enforce them)")))
         layers.append(LayerOut(name="builds", active=platform.confinement.sandboxed, detail=(
             "the same sandbox as instances, as each app's own build uid, an empty environment until that uid "
             "runs, a uv cache per app, slugs frozen once built, no symlink followed by the platform"

@@ -16,13 +16,17 @@ from typing import Protocol
 
 from shipyard.control.deploys import DeployRecord, Log
 from shipyard.control.rollout import Rollout
+from shipyard.errors import InvalidInput
+from shipyard.release.plan import ReleaseTarget, one_off_spec
 from shipyard.runtime.confinement import Confinement
+from shipyard.runtime.console import Console
 from shipyard.runtime.logs import AppLog
 from shipyard.runtime.oneoff import run_once
 from shipyard.runtime.spec import InstanceSpec
 from shipyard.runtime.supervisor import Supervisor
 from shipyard.settings import Settings
 from shipyard.store import records
+from shipyard.store.store import Store
 
 
 @dataclass(frozen=True)
@@ -66,13 +70,15 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, settings: Settings, rollout: Rollout, supervisor: Supervisor, confinement: Confinement,
-                 one_off: Callable[[str, str], tuple[InstanceSpec, AppLog]]) -> None:
+    def __init__(self, settings: Settings, store: Store, rollout: Rollout, supervisor: Supervisor,
+                 confinement: Confinement, target: Callable[[records.Release], ReleaseTarget]) -> None:
         self._settings = settings
+        self._store = store
         self._rollout = rollout
         self._supervisor = supervisor
         self._confinement = confinement
-        self._one_off = one_off
+        self._target = target
+        self._runs: dict[str, int] = {}  # run.N numbering per app
 
     async def start(self) -> None:
         return None
@@ -95,6 +101,24 @@ class LocalBackend:
         code, _ = await run_once(spec, applog, echo, self._confinement)
         applog.write(f"shipyard[{spec.name}]", f"Process exited with status {code}")
         return code
+
+    async def console(self, name: str, command: str, *, columns: int, rows: int, term: str) -> Console:
+        """`run` attached to a terminal (this backend's alone)."""
+        spec, _ = self._one_off(name, command, interactive=True)
+        return await Console.start(spec, self._confinement, columns=columns, rows=rows, term=term)
+
+    def _one_off(self, name: str, command: str, interactive: bool = False) -> tuple[InstanceSpec, AppLog]:
+        app = self._store.get_app(name)
+        if app.current_release is None:
+            raise InvalidInput(f"{name} has no release to run commands in yet.", hint="Deploy it with `git push` first.")
+        self._runs[name] = self._runs.get(name, 0) + 1
+        spec = one_off_spec(self._target(self._store.get_release(name, app.current_release)), command,
+                            self._runs[name])
+        applog = self._supervisor.app_log(name)
+        # An interactive session's output goes to its terminal only (it is full of terminal controls).
+        attached = " attached to a terminal" if interactive else ""
+        applog.write(f"shipyard[{spec.name}]", f"Starting one-off process `{command}`{attached}")
+        return spec, applog
 
     def status(self) -> BackendStatus:
         return BackendStatus("backend", True, "local: apps run as sandboxed processes on this machine, behind its "

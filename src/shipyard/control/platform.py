@@ -34,15 +34,13 @@ from shipyard.control.metrics_history import MetricsHistory
 from shipyard.control.requests import RequestRecorder
 from shipyard.errors import DeployError, InvalidInput, ReleasePhaseFailed, ShipyardError
 from shipyard.git.repos import Repos
-from shipyard.release.plan import ReleaseTarget, instance_specs, one_off_spec
+from shipyard.release.plan import ReleaseTarget, instance_specs
 from shipyard.runtime.confinement import Confinement
 from shipyard.runtime.console import Console
 from shipyard.runtime.disk import room_for_push
 from shipyard.runtime.kubernetes.status import InstanceState
-from shipyard.runtime.logs import AppLog
 from shipyard.runtime.readiness import LivenessRules, ReadinessRules
 from shipyard.runtime.wake_speed import WakeSupport, detect_wake_support, favor_cgroup_moves
-from shipyard.runtime.spec import InstanceSpec
 from shipyard.runtime.supervisor import Supervisor
 from shipyard.settings import Settings
 from shipyard.stopping import StopSteps
@@ -73,7 +71,6 @@ class Platform:
         self._locks: dict[str, asyncio.Lock] = {}
         self._retry_tasks: dict[str, asyncio.Task[None]] = {}
         self.interpreters = discover_interpreters()
-        self._runs: dict[str, int] = {}  # run.N numbering per app
         self.requests = RequestRecorder(self.supervisor, edge)
         self.metrics_history = MetricsHistory(store, self.requests.metrics, self.supervisor, settings.metrics_interval)
         self.waker = Waker(self.supervisor, lambda name, changes: self.scale(name, changes, urgent=True, held=True),
@@ -91,7 +88,8 @@ class Platform:
         self.rollout = Rollout(settings, store, self.supervisor, edge, confinement, self._target, self.sync_edge,
                                self._restore_later, self._stop_restoring, lambda: self.edge_sync.synced())
         self.local = settings.backend == "local"
-        self.backend: Backend = LocalBackend(settings, self.rollout, self.supervisor, confinement, self._one_off)
+        self._local_backend = LocalBackend(settings, store, self.rollout, self.supervisor, confinement, self._target)
+        self.backend: Backend = self._local_backend
         if not self.local:
             self.backend = KubernetesBackend(settings, store, self.supervisor, self._target,
                                              load_or_create_key(settings.data_dir / "slug-signing.key"),
@@ -378,23 +376,10 @@ class Platform:
             raise InvalidInput("Consoles are not available on the Kubernetes backend yet.",
                                hint=f"Run the command without a terminal (`shipyard run {name} -- COMMAND`), or "
                                     f"`kubectl exec -it -n shipyard-{name} deploy/web -- bash`.")
-        spec, _ = self._one_off(name, command, interactive=True)
-        return await Console.start(spec, self.confinement, columns=columns, rows=rows, term=term)
+        return await self._local_backend.console(name, command, columns=columns, rows=rows, term=term)
 
     def console_ended(self, name: str, console: Console, code: int) -> None:
         self.supervisor.app_log(name).write(f"shipyard[{console.name}]", f"Process exited with status {code}")
-
-    def _one_off(self, name: str, command: str, interactive: bool = False) -> tuple[InstanceSpec, AppLog]:
-        app = self.store.get_app(name)
-        if app.current_release is None:
-            raise InvalidInput(f"{name} has no release to run commands in yet.", hint="Deploy it with `git push` first.")
-        self._runs[name] = self._runs.get(name, 0) + 1
-        spec = one_off_spec(self._target(self.store.get_release(name, app.current_release)), command, self._runs[name])
-        applog = self.supervisor.app_log(name)
-        # An interactive session's output goes to its terminal only (it is full of terminal controls).
-        attached = " attached to a terminal" if interactive else ""
-        applog.write(f"shipyard[{spec.name}]", f"Starting one-off process `{command}`{attached}")
-        return spec, applog
 
     def _target(self, release: records.Release) -> ReleaseTarget:
         return release_target(self.settings, self.store.get_app(release.app), release, self.interpreters,
