@@ -385,6 +385,15 @@ def test_the_pod_watcher_goes_on_after_the_api_refuses_a_read(kube: Kube) -> Non
     kube.ps_shows([("web", "up", live)])
 
 
+def test_the_platforms_own_database_is_refused_with_what_to_do(kube: Kube) -> None:
+    """Its server listens on this machine's loopback: a DATABASE_URL naming it would reach nothing from a pod."""
+    kube.needs_app()
+    refused = kube.platform.cli("addons", "create", APP, "postgres", check=False)
+    assert refused.code != 0 and "cannot reach" in refused.text and "SHIPYARD_POSTGRES_ADMIN_URL" in refused.text, \
+        refused.text
+    assert "DATABASE_URL" not in kube.platform.cli("config", APP).out
+
+
 def test_doctor_names_the_cluster_and_destroying_the_app_deletes_its_namespace(kube: Kube) -> None:
     platform, fake = kube.platform, kube.fake
     kube.needs_app()

@@ -62,8 +62,10 @@ class World:
         self.logs = Logs()
         settings = Settings(data_dir=tmp, backend="kubernetes",
                             kube=KubeSettings(slug_url="https://shipyard.example.org:8471/"))
+        self.pg_ca = tmp / "pg-ca.crt"
+        self.pg_ca.write_text(CA)
         self.backend = KubernetesBackend(settings, self.store, self.logs, self.target,  # type: ignore[arg-type]
-                                         SECRET, CA)
+                                         SECRET, CA, lambda: (self.pg_ca,))
         self.backend._client = api.client
         self.said: list[str] = []
 
@@ -110,6 +112,10 @@ def test_a_release_rolls_out_with_its_slug_packed_signed_and_verified_by_the_pod
     data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
     assert data["ca.crt"] == CA and token_matches(SECRET, "todo", 1, data["token"])
     assert not token_matches(SECRET, "todo", 2, data["token"])  # one release's token fetches no other's
+    # The file PGSSLROOTCERT names is at its path in the pods, as the local sandbox binds it in.
+    files = fake.objects["/api/v1/namespaces/shipyard-todo/secrets/files-v1"]
+    assert base64.b64decode(files["data"]["f0"]).decode() == CA
+    assert {"name": "files", "mountPath": str(world.pg_ca), "subPath": "f0", "readOnly": True} in app["volumeMounts"]
     assert world.backend.archive_path("todo", 9) is None and world.backend.archive_path("other", 1) is None
 
 

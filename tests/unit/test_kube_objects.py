@@ -510,3 +510,23 @@ def test_the_probe_script_counts_any_status_below_500_as_healthy_as_locally(tmp_
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def test_shared_files_are_at_their_paths_in_every_pod_read_only() -> None:
+    """What the local sandbox binds in besides the slug (the CA certificate PGSSLROOTCERT names) is there in a
+    pod too, from a per-release Secret, each file at the path the config names."""
+    ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    objects = release_objects(flask_todo(files={"/etc/shipyard/pg-ca.crt": ca, "/srv/b.txt": "b"}))
+    secret = one(objects, "Secret", "files-v7")
+    assert secret["stringData"] == {"f0": ca, "f1": "b"} and secret["immutable"] is True
+    for kind, name in (("Deployment", "web"), ("Deployment", "worker"), ("Job", None)):
+        pod = one(objects, kind, name)["spec"]["template"]["spec"]
+        assert {"name": "files", "secret": {"secretName": "files-v7", "defaultMode": 0o444}} in pod["volumes"]
+        mounts = pod["containers"][0]["volumeMounts"]
+        assert {"name": "files", "mountPath": "/etc/shipyard/pg-ca.crt", "subPath": "f0", "readOnly": True} in mounts
+        assert {"name": "files", "mountPath": "/srv/b.txt", "subPath": "f1", "readOnly": True} in mounts
+    for obj in objects:
+        if not obj["apiVersion"].startswith("keda.sh/"):
+            for version in KUBE_VERSIONS:
+                assert kubernetes_validate.validate(obj, version, strict=True) == version
+    assert not by_kind(release_objects(flask_todo()), "Secret")[2:]  # none without files: config and slug only

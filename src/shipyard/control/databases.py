@@ -13,6 +13,7 @@ from shipyard.errors import Conflict, NotFound, PlatformError
 from shipyard.store import records
 
 KIND = "postgres"
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
 class Databases:
@@ -37,6 +38,12 @@ class Databases:
     async def create(self, app: str, log: Log) -> records.Release | None:
         addon = self._require()
         self.platform.store.get_app(app)
+        if not self.platform.local and addon.target.host in LOOPBACK:
+            raise PlatformError(
+                "The platform's own PostgreSQL server listens on this machine's loopback, which the cluster's pods "
+                "cannot reach.",
+                hint="Start Shipyard with SHIPYARD_POSTGRES_ADMIN_URL naming a server the pods can reach (and "
+                     "SHIPYARD_KUBE_OPEN_EGRESS=1 if its address is private); CloudNativePG is not supported yet.")
         if self.platform.store.get_addon(app, KIND) is not None:
             raise Conflict(f"App '{app}' already has a PostgreSQL database.", hint=f"See it with `shipyard config {app}`.")
         creds = await asyncio.to_thread(addon.provision, app)

@@ -19,7 +19,7 @@ import dataclasses
 import secrets
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +48,16 @@ class KubernetesBackend:
     name = "kubernetes"
 
     def __init__(self, settings: Settings, store: Store, supervisor: Supervisor,
-                 target: Callable[[records.Release], ReleaseTarget], secret: bytes, ca_pem: str) -> None:
+                 target: Callable[[records.Release], ReleaseTarget], secret: bytes, ca_pem: str,
+                 shared_files: Callable[[], Sequence[Path]] = tuple) -> None:
         self._settings = settings
         self._store = store
         self._supervisor = supervisor  # the apps' logs (it runs no instance with this backend)
         self._target = target
         self.slug_secret = secret  # signs each release's slug token (the slug server checks them)
         self._ca_pem = ca_pem  # what pods verify the slug server with
+        # What every app may read besides its slug (the CA certificate PGSSLROOTCERT names): in each pod too.
+        self._shared_files = shared_files
         self._client: Any = None
         self._server = ""
         self._states: dict[str, list[InstanceState]] = {}
@@ -199,12 +202,13 @@ class KubernetesBackend:
         url = f"{self._settings.kube.slug_url.rstrip('/')}/slugs/{app.name}/v{release.version}.tar.gz"
         target = dataclasses.replace(target, process_types=pod_commands(target.process_types))
         domains = [d.hostname for d in self._store.list_domains(app.name)]  # certificates: not yet
+        files = {str(path): path.read_text() for path in self._shared_files() if path.is_file()}
         return kube_release(target, image=image, slug_url=url, domains=domains,
                             slug_token=slug_token(self.slug_secret, app.name, release.version),
                             # The build's own release command is in the target's process types (a release
                             # never runs another release's migrations: control/releases.py).
                             autoscale=app.autoscale.get("web"),
-                            slug_sha256=archive.sha256, slug_ca=self._ca_pem, cluster=self._cluster())
+                            slug_sha256=archive.sha256, slug_ca=self._ca_pem, cluster=self._cluster(), files=files)
 
     @property
     def archives_dir(self) -> Path:

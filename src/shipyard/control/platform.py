@@ -93,7 +93,7 @@ class Platform:
         if not self.local:
             self.backend = KubernetesBackend(settings, store, self.supervisor, self._target,
                                              load_or_create_key(settings.data_dir / "slug-signing.key"),
-                                             ca.cert_file.read_text() if ca else "")
+                                             ca.cert_file.read_text() if ca else "", lambda: self.shared_files)
 
     # Lifecycle
 

@@ -99,6 +99,9 @@ class KubeRelease:
     release_command: str = ""  # the app's setting; "" falls back to the Procfile's `release:`
     slug_sha256: str = ""  # checked by the fetch when set
     slug_ca: str = ""  # PEM: the CA the fetch verifies the slug server with ("": the image's trusted roots)
+    # Files every process may read at these absolute paths besides its slug, as the local sandbox binds them in
+    # (the CA certificate PGSSLROOTCERT names); path → text.
+    files: Mapping[str, str] = field(default_factory=dict)
     fixed_port: int | None = None  # for apps that ignore $PORT
     database: Peer | None = None  # the app's own database, when it is in the cluster
     release_timeout: int = 3600  # the release phase's limit, as the local backend's RELEASE_PHASE_LIMIT

@@ -65,6 +65,10 @@ def slug_secret_name(version: int) -> str:
     return f"slug-v{version}"
 
 
+def files_secret_name(version: int) -> str:
+    return f"files-v{version}"
+
+
 def release_job_name(version: int) -> str:
     return f"release-v{version}"
 

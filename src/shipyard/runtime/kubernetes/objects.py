@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from shipyard.runtime.kubernetes.autoscaling import web_scaling
 from shipyard.runtime.kubernetes.model import KubeObject, KubeRelease
 from shipyard.runtime.kubernetes.names import (
+    files_secret_name,
     DOMAIN,
     SERVICE_ACCOUNT,
     WEB,
@@ -27,6 +28,7 @@ from shipyard.runtime.kubernetes.names import (
     release_annotations,
 )
 from shipyard.runtime.kubernetes.network import ingress, network_policies, service
+from shipyard.runtime.kubernetes.pods import file_keys
 from shipyard.runtime.kubernetes.slug import slug_secret
 from shipyard.runtime.kubernetes.workloads import deployments, pod_disruption_budget, release_phase_job
 
@@ -60,9 +62,21 @@ def config_secret(release: KubeRelease) -> KubeObject:
             "type": "Opaque", "immutable": True, "stringData": dict(sorted(release.config.items()))}
 
 
+def files_secret(release: KubeRelease) -> KubeObject | None:
+    """The shared files (pods.file_mounts puts each at its path): a Secret, as a CA certificate is not secret
+    but the file list is per release and immutable like the rest."""
+    if not release.files:
+        return None
+    return {"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": files_secret_name(release.version), "namespace": release.namespace,
+                         "labels": app_labels(release.app), "annotations": release_annotations(release.version)},
+            "type": "Opaque", "immutable": True, "stringData": file_keys(release)}
+
+
 def foundation_objects(release: KubeRelease) -> list[KubeObject]:
+    files = files_secret(release)
     return [namespace(release), service_account(release), *network_policies(release), config_secret(release),
-            slug_secret(release, ca_pem=release.slug_ca)]
+            slug_secret(release, ca_pem=release.slug_ca), *([files] if files else [])]
 
 
 def runtime_objects(release: KubeRelease) -> list[KubeObject]:

@@ -18,6 +18,7 @@ from shipyard.runtime.kubernetes.names import (
     SERVICE_ACCOUNT,
     WEB,
     config_secret_name,
+    files_secret_name,
     pod_labels,
     process_name,
     release_annotations,
@@ -29,7 +30,7 @@ from shipyard.runtime.limits import Size, web_concurrency
 # differ between apps as they must on one shared host. No passwd entry is needed (USER names the app).
 UID = 10001
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"  # the runner image's Python (python:3.x images) is first
-SLUG_VOLUME, TMP_VOLUME = "slug", "tmp"
+SLUG_VOLUME, TMP_VOLUME, FILES_VOLUME = "slug", "tmp", "files"
 # emptyDirs count against the node's disk: past these a pod is evicted instead of filling the node.
 SLUG_LIMIT, TMP_LIMIT = "4Gi", "1Gi"
 # Ingress controllers learn of a terminating pod a moment after kubelet does: the pod keeps serving that
@@ -62,16 +63,29 @@ def container_security() -> dict[str, Any]:
             "seccompProfile": {"type": "RuntimeDefault"}}
 
 
-def volumes() -> list[dict[str, Any]]:
-    return [{"name": SLUG_VOLUME, "emptyDir": {"sizeLimit": SLUG_LIMIT}},
-            {"name": TMP_VOLUME, "emptyDir": {"sizeLimit": TMP_LIMIT}}]
+def file_keys(release: KubeRelease) -> dict[str, str]:
+    """The shared files as Secret keys (f0, f1, … in path order: a path is no valid key) → their text."""
+    return {f"f{index}": release.files[path] for index, path in enumerate(sorted(release.files))}
 
 
-def _mounts(root: str) -> list[dict[str, Any]]:
-    # The slug read-only, its app directory writable over it, as the local sandbox's overlay.
+def volumes(release: KubeRelease) -> list[dict[str, Any]]:
+    found = [{"name": SLUG_VOLUME, "emptyDir": {"sizeLimit": SLUG_LIMIT}},
+             {"name": TMP_VOLUME, "emptyDir": {"sizeLimit": TMP_LIMIT}}]
+    if release.files:
+        found.append({"name": FILES_VOLUME, "secret": {"secretName": files_secret_name(release.version),
+                                                       "defaultMode": 0o444}})
+    return found
+
+
+def _mounts(release: KubeRelease) -> list[dict[str, Any]]:
+    # The slug read-only, its app directory writable over it, as the local sandbox's overlay; each shared file
+    # read-only at the path the app's config names.
+    root = release.slug_root
     return [{"name": SLUG_VOLUME, "mountPath": root, "readOnly": True},
             {"name": SLUG_VOLUME, "mountPath": f"{root}/app", "subPath": "app"},
-            {"name": TMP_VOLUME, "mountPath": "/tmp"}]
+            {"name": TMP_VOLUME, "mountPath": "/tmp"},
+            *({"name": FILES_VOLUME, "mountPath": path, "subPath": f"f{index}", "readOnly": True}
+              for index, path in enumerate(sorted(release.files)))]
 
 
 def environment(release: KubeRelease, process_type: str) -> list[dict[str, Any]]:
@@ -116,7 +130,7 @@ def app_container(release: KubeRelease, process_type: str, command: str) -> dict
         "env": environment(release, process_type),
         "envFrom": [{"secretRef": {"name": config_secret_name(release.version)}}],
         "resources": resources(release.size), "securityContext": container_security(),
-        "volumeMounts": _mounts(release.slug_root),
+        "volumeMounts": _mounts(release),
     }
     if process_type == WEB:
         host, path = release.hostname, release.health_path
@@ -150,7 +164,7 @@ def pod_template(release: KubeRelease, process_type: str, command: str, restart_
             "securityContext": pod_security(),
             "initContainers": [fetch_container(release)],
             "containers": [app_container(release, process_type, command)],
-            "volumes": volumes(),
+            "volumes": volumes(release),
             "restartPolicy": restart_policy,
             "terminationGracePeriodSeconds": grace,
         },
