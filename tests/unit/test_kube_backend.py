@@ -179,3 +179,32 @@ def test_an_unknown_backend_is_refused_with_the_choices(tmp_path: Path) -> None:
     with pytest.raises(PlatformError) as refused:
         Settings(data_dir=tmp_path, backend="nomad")
     assert "local, kubernetes" in (refused.value.hint or "")
+
+
+def test_a_pods_log_is_followed_again_after_its_container_restarted(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """kubelet restarted a crashed container (or the API server closed the stream): the pod's log goes on
+    reaching the app's log, from where the last stream ended."""
+    from shipyard.runtime.kubernetes import cluster
+    streams: list[int | None] = []
+
+    async def stream_logs(client: Any, namespace: str, pod: str, container: str | None = None,
+                          follow: bool = True, since: int | None = None) -> Any:
+        streams.append(since)
+        yield f"line {len(streams)}"
+    monkeypatch.setattr(cluster, "stream_logs", stream_logs)
+    logs = Logs()
+    backend = KubernetesBackend(Settings(data_dir=tmp_path, backend="kubernetes"), None, logs,  # type: ignore[arg-type]
+                                None, SECRET, CA)  # type: ignore[arg-type]
+    pod = {"metadata": {"name": "web-5d8c7b9f4-x2x9z", "labels": {"app.kubernetes.io/component": "web"}},
+           "status": {"containerStatuses": [{"name": "web", "state": {"running": {"startedAt": "2026-11-30T04:00:00Z"}}}]}}
+
+    async def watch_twice() -> None:
+        backend._follow("todo", "shipyard-todo", pod)
+        backend._follow("todo", "shipyard-todo", pod)  # still following: nothing more
+        await asyncio.gather(*backend._following.values())
+        backend._follow("todo", "shipyard-todo", pod)  # the stream ended, the pod runs on
+        await asyncio.gather(*backend._following.values())
+    asyncio.run(watch_twice())
+    assert streams[0] is None and len(streams) == 2 and streams[1] is not None and streams[1] >= 1
+    assert logs.lines == [("app[web.x2x9z]", "line 1"), ("app[web.x2x9z]", "line 2")]

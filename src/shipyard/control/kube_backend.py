@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import math
 import secrets
 import shutil
 import time
@@ -62,6 +63,7 @@ class KubernetesBackend:
         self._server = ""
         self._states: dict[str, list[InstanceState]] = {}
         self._following: dict[str, asyncio.Task[None]] = {}  # pod → the task copying its log
+        self._stream_ended: dict[str, float] = {}  # pod → when its last log stream ended
         self._watcher: asyncio.Task[None] | None = None
         self._runs = 0
 
@@ -252,23 +254,34 @@ class KubernetesBackend:
                 present = {pod["metadata"]["name"] for pod in found}
                 for name in [n for n, task in self._following.items() if task.done() and n not in present]:
                     del self._following[name]
+                    self._stream_ended.pop(name, None)
             await asyncio.sleep(WATCH_EVERY)
 
     def _follow(self, app: str, namespace: str, pod: dict[str, Any]) -> None:
+        """Copy a running pod's log into the app's log. A stream that ended while the pod is still there (its
+        container crashed and kubelet restarted it, or the API server closed it) is followed again from where
+        it ended (to the second: a line may show twice, none is lost)."""
         meta, kind = pod["metadata"], pod["metadata"].get("labels", {}).get("app.kubernetes.io/component", "")
-        if meta["name"] in self._following or kind in ("", ONE_OFF):
+        name = meta["name"]
+        following = self._following.get(name)
+        if (following is not None and not following.done()) or kind in ("", ONE_OFF):
             return
         container = process_name(kind)
         if container_phase(pod, container)[0] != RUNNING:
             return
-        source = f"app[{kind}.{meta['name'].rsplit('-', 1)[-1]}]"
+        source = f"app[{kind}.{name.rsplit('-', 1)[-1]}]"
+        ended = self._stream_ended.get(name)
+        since = None if ended is None else max(1, math.ceil(time.time() - ended))
 
         async def copy() -> None:
             applog = self._supervisor.app_log(app)
-            with contextlib.suppress(PlatformError):
-                async for line in cluster.stream_logs(self._client, namespace, meta["name"], container):
-                    applog.write(source, line)
-        self._following[meta["name"]] = asyncio.create_task(copy())
+            try:
+                with contextlib.suppress(ShipyardError):
+                    async for line in cluster.stream_logs(self._client, namespace, name, container, since=since):
+                        applog.write(source, line)
+            finally:
+                self._stream_ended[name] = time.time()
+        self._following[name] = asyncio.create_task(copy())
 
     async def _pod_of(self, namespace: str, job: str) -> str:
         found = await cluster.pods(self._client, namespace, {"job-name": job})
