@@ -67,11 +67,11 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
-def terminate_sandbox(leader: int) -> None:
-    """SIGTERM to every process of a sandbox's group but its leader, bubblewrap: bubblewrap dies of a SIGTERM
-    at once and takes the sandbox with it (--die-with-parent), so the app would have no time to finish its
-    requests; spared, it ends when the app does, with the app's exit code."""
-    for pid in group_members(leader):
+def terminate_sandbox(leader: int, members: list[int]) -> None:
+    """SIGTERM to every process of a sandbox (`members`, else its leader's process group) but its leader,
+    bubblewrap: bubblewrap dies of a SIGTERM at once and takes the sandbox with it (--die-with-parent), so the
+    app would have no time to finish its requests; spared, it ends when the app does, with the app's exit code."""
+    for pid in members or group_members(leader):
         if pid != leader:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)

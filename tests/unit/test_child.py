@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from shipyard.proc import find_bwrap, stop_process
+from shipyard.proc import find_bwrap
 from shipyard.runtime.child import start_child
 
 GRACEFUL = 'trap "echo got term; sleep 0.5; echo done; exit 0" TERM; echo ready; sleep 30 & wait'
@@ -50,7 +50,7 @@ def test_a_stopped_sandbox_gets_its_grace_to_finish_instead_of_dying_with_bubble
         assert child.stdout is not None
         assert await child.stdout.readline() == b"ready\n"
         await asyncio.sleep(0.2)  # bash is in its `wait`
-        code = await stop_process(child, grace=5, terminate=child.terminate)
+        code = await child.stop(grace=5)
         return await child.stdout.read(), code
     assert asyncio.run(run(sandboxed=True)) == (b"got term\ndone\n", 0)
     # What a SIGTERM to the whole group did: bubblewrap died at once, and the app with it, mid-cleanup.

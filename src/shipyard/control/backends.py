@@ -109,11 +109,9 @@ class LocalBackend:
 
     def _one_off(self, name: str, command: str, interactive: bool = False) -> tuple[InstanceSpec, AppLog]:
         app = self._store.get_app(name)
-        if app.current_release is None:
-            raise InvalidInput(f"{name} has no release to run commands in yet.", hint="Deploy it with `git push` first.")
+        version = require_release(app)
         self._runs[name] = self._runs.get(name, 0) + 1
-        spec = one_off_spec(self._target(self._store.get_release(name, app.current_release)), command,
-                            self._runs[name])
+        spec = one_off_spec(self._target(self._store.get_release(name, version)), command, self._runs[name])
         applog = self._supervisor.app_log(name)
         # An interactive session's output goes to its terminal only (it is full of terminal controls).
         attached = " attached to a terminal" if interactive else ""
@@ -123,3 +121,11 @@ class LocalBackend:
     def status(self) -> BackendStatus:
         return BackendStatus("backend", True, "local: apps run as sandboxed processes on this machine, behind its "
                              "edge (`shipyard up --backend kubernetes` runs them on a cluster)")
+
+
+def require_release(app: records.App) -> int:
+    """The app's current release, for a one-off process to run in."""
+    if app.current_release is None:
+        raise InvalidInput(f"{app.name} has no release to run commands in yet.",
+                           hint="Deploy it with `git push` first.")
+    return app.current_release

@@ -24,10 +24,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from shipyard.control.backends import BackendStatus
+from shipyard.control.backends import BackendStatus, require_release
 from shipyard.control.deploys import DeployRecord, Log
 from shipyard.control.slugs import prune_slugs
-from shipyard.errors import DeployError, InvalidInput, PlatformError, ShipyardError
+from shipyard.errors import DeployError, PlatformError, ShipyardError
 from shipyard.release.kube_release import kube_release, pod_commands
 from shipyard.release.plan import ReleaseTarget
 from shipyard.runtime.kubernetes import Cluster, KubeRelease, cluster, render
@@ -65,7 +65,7 @@ class KubernetesBackend:
         self._following: dict[str, asyncio.Task[None]] = {}  # pod → the task copying its log
         self._stream_ended: dict[str, float] = {}  # pod → when its last log stream ended
         self._watcher: asyncio.Task[None] | None = None
-        self._runs = 0
+        self._runs: dict[str, int] = {}  # run.N numbering per app, as locally
 
     # Lifecycle
 
@@ -81,10 +81,10 @@ class KubernetesBackend:
         self._watcher = asyncio.create_task(self._watch())
 
     async def stop(self) -> None:
-        for task in [*self._following.values(), *([self._watcher] if self._watcher else [])]:
+        tasks = [*self._following.values(), *([self._watcher] if self._watcher else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._following.values(), *([self._watcher] if self._watcher else []),
-                             return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._client is not None:
             with contextlib.suppress(Exception):
                 await self._client.close()
@@ -110,8 +110,7 @@ class KubernetesBackend:
                     t: c for t, c in desired.process_types.items() if t != "release"})
             previous = None
             if app.current_release is not None and app.current_release != release.version:
-                previous = await asyncio.to_thread(
-                    self.kube_release, app, self._store.get_release(app.name, app.current_release))
+                previous = await self._current(app, app.current_release)
             async def release_output(line: str) -> None:  # as the local backend echoes it (oneoff.run_once)
                 applog.write("app[release]", line)
                 await rec.log("       " + line)
@@ -131,8 +130,7 @@ class KubernetesBackend:
     async def converge(self, app: records.App, replace: set[str], urgent: bool = False, held: bool = False) -> None:
         if app.current_release is None:
             return
-        desired = await asyncio.to_thread(self.kube_release, app, self._store.get_release(app.name,
-                                                                                          app.current_release))
+        desired = await self._current(app, app.current_release)
         rendered = render(desired)
         applied = await cluster.apply(self._client, rendered.runtime)
         at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -143,20 +141,16 @@ class KubernetesBackend:
         await cluster.prune(self._client, desired.namespace, app.name, [*rendered.foundation, *rendered.runtime])
 
     async def stop_app(self, name: str) -> None:
-        await cluster.delete_namespace(self._client, f"{self._cluster().namespace_prefix}{name}")
+        await cluster.delete_namespace(self._client, self._namespace(name))
         self._states.pop(name, None)
         await asyncio.to_thread(shutil.rmtree, self.archives_dir / name, True)
 
     async def run(self, app: records.App, command: str, echo: Log) -> int:
         """`shipyard run` as a Job of the current release: its log followed to `echo` and the app's log."""
-        if app.current_release is None:
-            raise InvalidInput(f"{app.name} has no release to run commands in yet.",
-                               hint="Deploy it with `git push` first.")
-        desired = await asyncio.to_thread(self.kube_release, app, self._store.get_release(app.name,
-                                                                                          app.current_release))
-        self._runs += 1
-        name = f"run-v{desired.version}-{self._runs}-{secrets.token_hex(3)}"
-        applog, source = self._supervisor.app_log(app.name), f"run.{self._runs}"
+        desired = await self._current(app, require_release(app))
+        number = self._runs[app.name] = self._runs.get(app.name, 0) + 1
+        name = f"run-v{desired.version}-{number}-{secrets.token_hex(3)}"
+        applog, source = self._supervisor.app_log(app.name), f"run.{number}"
         applog.write(f"shipyard[{source}]", f"Starting one-off process `{command}` (Job {name})")
         await cluster.apply_one(self._client, one_off_job(desired, command, name))
         container = process_name(ONE_OFF)
@@ -188,6 +182,12 @@ class KubernetesBackend:
         return next((s for s in ("up", "crashed", "starting") if s in states), "down")
 
     # Helpers
+
+    async def _current(self, app: records.App, version: int) -> KubeRelease:
+        return await asyncio.to_thread(self.kube_release, app, self._store.get_release(app.name, version))
+
+    def _namespace(self, name: str) -> str:
+        return f"{self._cluster().namespace_prefix}{name}"
 
     def _cluster(self) -> Cluster:
         kube = self._settings.kube
@@ -240,7 +240,7 @@ class KubernetesBackend:
             for app in self._store.list_apps():
                 if app.current_release is None or app.damage:
                     continue
-                namespace = f"{self._cluster().namespace_prefix}{app.name}"
+                namespace = self._namespace(app.name)
                 try:
                     found = await cluster.pods(self._client, namespace, app_labels(app.name))
                 except ShipyardError:

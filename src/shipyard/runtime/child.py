@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import IO
 
 from shipyard import landlock
-from shipyard.proc import signal_group, terminate_sandbox
+from shipyard.proc import signal_group, stop_process, terminate_sandbox
 
 Stdio = int | IO[bytes]
 
@@ -33,19 +33,24 @@ class Child:
     and its exit code once it ends (negative: the signal that killed it), as asyncio's Process offers."""
 
     def __init__(self, pid: int, stdout: asyncio.StreamReader | None, exited: asyncio.Future[int],
-                 sandboxed: bool = False) -> None:
+                 sandboxed: bool = False, members: Callable[[], list[int]] | None = None) -> None:
         self.pid = pid
         self.stdout = stdout
         self._exited = exited
         self._sandboxed = sandboxed  # its leader is bubblewrap
+        self._members = members
 
     def terminate(self) -> None:
         """SIGTERM to what it runs, so it can finish its work: a sandbox's processes but bubblewrap itself
         (proc.terminate_sandbox), else the whole group."""
         if self._sandboxed:
-            terminate_sandbox(self.pid)
+            terminate_sandbox(self.pid, self._members() if self._members else [])
         else:
             signal_group(self.pid, signal.SIGTERM)
+
+    async def stop(self, grace: float) -> int | None:
+        """SIGTERM (as `terminate`), `grace` seconds to end, then SIGKILL; its exit code."""
+        return await stop_process(self, grace, terminate=self.terminate)
 
     @property
     def returncode(self) -> int | None:
@@ -58,13 +63,14 @@ class Child:
 async def start_child(argv: Sequence[str], *, cwd: str, env: Mapping[str, str], stdin: Stdio, stdout: Stdio,
                       stderr: Stdio, pass_fds: Sequence[int] = (), scoped: bool = False,
                       preexec: Callable[[], None] | None = None, limit: int = 2 ** 16,
-                      sandboxed: bool = False) -> Child:
+                      sandboxed: bool = False, members: Callable[[], list[int]] | None = None) -> Child:
     """Start `argv` in a session of its own, with no file descriptor but stdio and `pass_fds`.
 
     `scoped`: in a Landlock domain of its own (no abstract unix socket, no signal beyond what it starts).
     `preexec`: run in the child before exec; it costs a fork instead of a vfork, so only what needs it
     (a console's controlling terminal) passes one.
-    `sandboxed`: `argv` is bubblewrap's, which `Child.terminate` spares.
+    `sandboxed`: `argv` is bubblewrap's, which `Child.terminate` spares; `members`: the sandbox's processes as
+    its cgroup lists them (one file, where its process group takes a read of every process on the machine).
     """
     loop = asyncio.get_running_loop()
     started: asyncio.Future[subprocess.Popen[bytes]] = loop.create_future()
@@ -109,7 +115,7 @@ async def start_child(argv: Sequence[str], *, cwd: str, env: Mapping[str, str], 
         except BaseException:
             signal_group(popen.pid, signal.SIGKILL)
             raise
-    return Child(popen.pid, reader, exited, sandboxed)
+    return Child(popen.pid, reader, exited, sandboxed, members)
 
 
 def _kill_started(started: asyncio.Future[subprocess.Popen[bytes]]) -> None:

@@ -14,7 +14,6 @@ import pty
 import struct
 import termios
 
-from shipyard.proc import stop_process
 from shipyard.runtime.confinement import Confinement
 from shipyard.runtime.shell import Spawned, spawn
 from shipyard.runtime.spec import InstanceSpec
@@ -90,7 +89,7 @@ class Console:
     async def close(self) -> None:
         """Stop the process if it still runs (the user went away), then release the pty."""
         if self._proc.returncode is None:
-            await stop_process(self._proc, grace=2, terminate=self._proc.terminate)
+            await self._proc.stop(grace=2)
         await self._spawned.cleanup()  # background jobs in process groups of their own go too
         if self._master >= 0:
             os.close(self._master)

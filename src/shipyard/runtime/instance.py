@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from shipyard.errors import DeployError, ServerErrorAtStart, ShipyardError
-from shipyard.proc import free_port, signal_group, stop_process
+from shipyard.proc import free_port, signal_group
 from shipyard.runtime import freezing
 from shipyard.runtime.cgroups import Cgroup
 from shipyard.runtime.child import Child
@@ -178,7 +178,7 @@ class Instance:
         if self._proc.returncode is not None:
             await self._exited_while_starting(listened)
         listening = listening_addresses(self._proc.pid)
-        await stop_process(self._proc, grace=2, terminate=self._proc.terminate)
+        await self._proc.stop(grace=2)
         await self._drain_pump()
         self.exit_code = self._proc.returncode
         raise self._not_ready(verdict, listening)
@@ -348,7 +348,7 @@ class Instance:
         if self._watch:
             self._watch.cancel()
         if self._proc:
-            code = await stop_process(self._proc, grace, terminate=self._proc.terminate)
+            code = await self._proc.stop(grace)
             await self._drain_pump()
             await self._cleanup()
             self._platform_log(f"Process exited with status {code}")

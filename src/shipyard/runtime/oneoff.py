@@ -6,7 +6,6 @@ import asyncio
 import collections
 from collections.abc import Awaitable, Callable
 
-from shipyard.proc import stop_process
 from shipyard.runtime.confinement import Confinement
 from shipyard.runtime.logs import AppLog
 from shipyard.runtime.shell import pump_output, spawn
@@ -25,10 +24,10 @@ async def run_once(spec: InstanceSpec, applog: AppLog, echo: Callable[[str], Awa
         await asyncio.wait_for(asyncio.gather(pump_output(proc, applog, f"app[{spec.name}]", recent, echo),
                                               proc.wait()), timeout=limit)
     except asyncio.TimeoutError:
-        await stop_process(proc, grace=5, terminate=proc.terminate)
+        await proc.stop(grace=5)
         return -1, list(recent)
     finally:
         if proc.returncode is None:  # cancelled (the caller went away): nothing may outlive it
-            await stop_process(proc, grace=2, terminate=proc.terminate)
+            await proc.stop(grace=2)
         await spawned.cleanup()
     return proc.returncode if proc.returncode is not None else -1, list(recent)

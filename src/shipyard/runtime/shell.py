@@ -97,7 +97,8 @@ async def spawn(spec: InstanceSpec, env: Mapping[str, str], confinement: Confine
             proc = await start_child(
                 launch.argv, cwd="/" if sandboxed else spec.cwd, env=launch.env, stdin=stdin, stdout=stdout,
                 stderr=stderr, pass_fds=launch.pass_fds + launch.inherited, scoped=sandboxed and confinement.scoped,
-                preexec=prepare, limit=LINE_LIMIT, sandboxed=sandboxed)
+                preexec=prepare, limit=LINE_LIMIT, sandboxed=sandboxed,
+                members=cgroup.pids if cgroup is not None else None)
         finally:
             launch.close()
             if gate:
