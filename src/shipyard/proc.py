@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import random
 import shutil
 import signal
 import socket
@@ -119,10 +120,30 @@ def find_bwrap() -> Path:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on `host` right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A TCP port free on `host` right now, below the kernel's range for outgoing connections.
+
+    A port from that range (what binding port 0 gives) can be taken by an outgoing
+    connection between the pick and the listener's bind: a CI run lost `shipyard up`
+    to exactly that. Ports below the range are only ever taken by a bind.
+    """
+    low = _ephemeral_ports()[0]
+    for _ in range(64):
+        port = random.randrange(max(1024, low - 12_000), low) if low > 2048 else 0
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise PlatformError(f"No free TCP port was found on {host}.", hint="Stop some of the servers listening there.")
+
+
+def _ephemeral_ports() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def bwrap_system_args() -> list[str]:

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,14 +14,20 @@ from pathlib import Path
 
 import httpx
 
+from shipyard.proc import free_port
+
 APPS = Path(__file__).resolve().parent.parent / "apps"
 SHIPYARD = [sys.executable, "-m", "shipyard"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def distinct_free_ports(count: int) -> list[int]:
+    """Ports to listen on later: none free now may be picked twice, since none is bound until then."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
 
 
 def pid_alive(pid: int) -> bool:
@@ -75,9 +80,7 @@ class Shipyard:
         self.data_dir = root / "data"
         self.home = root / "home"
         self.home.mkdir(parents=True, exist_ok=True)
-        self.api_port = free_port()
-        self.edge_port = free_port()
-        self.https_port = free_port()
+        self.api_port, self.edge_port, self.https_port = distinct_free_ports(3)
         self.proc: subprocess.Popen[str] | None = None
         self.seen_pids: set[int] = set()
         self.env = {**os.environ, "HOME": str(self.home), "GIT_CONFIG_NOSYSTEM": "1",

@@ -28,6 +28,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from shipyard.proc import free_port
+
 PEBBLE = Path("/usr/bin/pebble")
 CHALLTESTSRV = Path("/usr/bin/pebble-challtestsrv")
 CHALLENGE_PREFIX = "/.well-known/acme-challenge/"
@@ -91,7 +93,7 @@ def running_pebble(workdir: Path, http01_port: int) -> Iterator[Pebble]:
     """Pebble and its DNS (challtestsrv) started in `workdir`, validating HTTP-01 on 127.0.0.1:`http01_port`."""
     workdir.mkdir(parents=True, exist_ok=True)
     ca_bundle, cert, key = _tls_files(workdir)
-    dns, acme, management = _free_port(), _free_port(), _free_port()
+    dns, acme, management = free_port(), free_port(), free_port()
     config = workdir / "pebble-config.json"
     config.write_text(json.dumps({"pebble": {
         "listenAddress": f"127.0.0.1:{acme}",
@@ -99,14 +101,14 @@ def running_pebble(workdir: Path, http01_port: int) -> Iterator[Pebble]:
         "certificate": str(cert),
         "privateKey": str(key),
         "httpPort": http01_port,
-        "tlsPort": _free_port(),  # nothing listens there: only HTTP-01 is answered
+        "tlsPort": free_port(),  # nothing listens there: only HTTP-01 is answered
         "ocspResponderURL": "",
         "externalAccountBindingRequired": False,
     }}))
     # Every other listener of challtestsrv is off; its management one can't be (empty means port 80 on every
     # address), so it gets a free loopback port. No AAAA answers: the challenge server is on 127.0.0.1 only.
     dns_command = [str(CHALLTESTSRV), "-dns01", f"127.0.0.1:{dns}", "-http01", "", "-https01", "", "-tlsalpn01", "",
-                   "-management", f"127.0.0.1:{_free_port()}", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""]
+                   "-management", f"127.0.0.1:{free_port()}", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""]
     env = {key: value for key, value in os.environ.items() if not key.startswith("PEBBLE_")}
     # Validation really happens (no PEBBLE_VA_ALWAYS_VALID), without pebble's random 0-15 s waits before it.
     env |= {"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": NONCE_REJECT_PERCENT}
@@ -163,12 +165,6 @@ def _until(ready: Callable[[], bool], proc: subprocess.Popen[bytes], log: Path) 
         if proc.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"{proc.args[0]} did not start (exit {proc.returncode}):\n{log.read_text()}")
         time.sleep(0.05)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _tls_files(workdir: Path) -> tuple[Path, Path, Path]:

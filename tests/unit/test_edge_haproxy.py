@@ -22,6 +22,7 @@ from shipyard.edge.haproxy import Edge
 from shipyard.edge.haproxy_config import EdgeLimits
 from shipyard.edge.routes import AppRoute
 from shipyard.errors import PlatformError
+from shipyard.proc import free_port
 
 from .tls_client import tls_get
 
@@ -46,12 +47,6 @@ ThreadingHTTPServer(("127.0.0.1", int(sys.argv[2])), H).serve_forever()
 
 # Failures where the client received nothing at all: HTTP/1.1 clients may safely retry these.
 NOTHING_RECEIVED = (httpx.RemoteProtocolError, httpx.ReadError)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_listening(port: int) -> None:
