@@ -50,6 +50,12 @@ class KubeSettings:
     keda: bool = field(default_factory=lambda: _env("SHIPYARD_KUBE_KEDA") == "1")
     # Pods may reach private addresses (a slug server or database on a private network).
     open_egress: bool = field(default_factory=lambda: _env("SHIPYARD_KUBE_OPEN_EGRESS") == "1")
+    # The PostgreSQL add-on where CloudNativePG is installed (and SHIPYARD_POSTGRES_ADMIN_URL is not set): one
+    # Cluster for every app's database, in this namespace, of this many instances and this volume size each.
+    postgres_namespace: str = field(default_factory=lambda: _env("SHIPYARD_KUBE_POSTGRES_NAMESPACE",
+                                                                 "shipyard-postgres"))
+    postgres_instances: int = field(default_factory=lambda: int(_env("SHIPYARD_KUBE_POSTGRES_INSTANCES", "1")))
+    postgres_storage: str = field(default_factory=lambda: _env("SHIPYARD_KUBE_POSTGRES_STORAGE", "10Gi"))
 
 
 @dataclass(frozen=True)

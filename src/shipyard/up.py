@@ -20,6 +20,7 @@ from shipyard.addons.postgres_server import PostgresServer
 from shipyard.addons.tls import CertificateAuthority
 from shipyard.api.auth import load_or_create_token
 from shipyard.api.slug_server import SlugServer
+from shipyard.control.cloud_databases import CloudNativePG
 from shipyard.control.databases import Databases
 from shipyard.control.kube_backend import KubernetesBackend
 from shipyard.control.platform import Platform
@@ -116,13 +117,16 @@ class PlatformServer:
             try:
                 if settings.postgres_admin_url:
                     target = external_target(settings.postgres_admin_url)
-                else:
+                elif platform.local:
                     await postgres.start()
                     target = embedded_target(postgres)
-                databases.addon = PostgresAddon(target, settings.data_dir / "backups")
-                if target.sslrootcert:
-                    platform.shared_files = (Path(target.sslrootcert),)
-                await asyncio.to_thread(databases.addon.check)
+                else:  # the cluster's CloudNativePG, once the backend has connected (its pods cannot reach ours)
+                    target = None
+                if target is not None:
+                    databases.addon = PostgresAddon(target, settings.data_dir / "backups")
+                    if target.sslrootcert:
+                        platform.shared_files = (Path(target.sslrootcert),)
+                    await asyncio.to_thread(databases.addon.check)
             except PlatformError as exc:
                 databases.unavailable = exc.message.splitlines()[0]
                 self.announce(f"Warning: the PostgreSQL add-on is unavailable: {exc.message}")
@@ -136,6 +140,8 @@ class PlatformServer:
             await platform.start()
             if isinstance(platform.backend, KubernetesBackend):
                 slugs = await self.serve_slugs(platform.backend, ca)
+                if not databases.available and not settings.postgres_admin_url:
+                    await self.attach_cloud_databases(platform, platform.backend, databases)
             store_backups = asyncio.create_task(scheduled_store_backups(
                 settings.db_file, settings.store_backups_dir, settings.store_backup_interval,
                 settings.store_backups_kept, self.announce))
@@ -175,6 +181,25 @@ class PlatformServer:
         await server.start()
         self.announce(f"Slugs for the cluster's pods: {kube.slug_url} (listening on {host}:{server.port})")
         return server
+
+    async def attach_cloud_databases(self, platform: Platform, backend: KubernetesBackend,
+                                     databases: Databases) -> None:
+        """The PostgreSQL add-on through the cluster's CloudNativePG, where that operator is installed."""
+        cloud = CloudNativePG(backend.client, backend.postgres_cluster(),
+                              self.settings.data_dir / "kube" / "postgres-ca.crt")
+        try:
+            if not await cloud.installed():
+                databases.unavailable = ("CloudNativePG is not installed on the cluster, and "
+                                         "SHIPYARD_POSTGRES_ADMIN_URL names no server")
+                self.announce(f"Warning: the PostgreSQL add-on is unavailable: {databases.unavailable}.")
+                return
+            await cloud.check()
+        except PlatformError as exc:
+            databases.unavailable = exc.message.splitlines()[0]
+            self.announce(f"Warning: the PostgreSQL add-on is unavailable: {exc.message}")
+            return
+        databases.cloud = cloud
+        platform.shared_files = (cloud.ca_file,)
 
     async def stop_everything(self, platform: Platform, confinement: Confinement,
                               network: netfilter.TenantNetwork | None, postgres: PostgresServer,

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from . import fake_cnpg
 from .fake_kube_store import ApiFailure, Store, Where, object_path
 from .fake_kubelet import Fetch, Kubelet
 
@@ -93,8 +94,10 @@ def parse(path: str) -> Where | None:
 
 
 class FakeCluster:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, cloudnative_pg: bool = False) -> None:
         self.workdir = workdir
+        # CloudNativePG's kinds are served (and its operator acts on them: fake_cnpg.py) only where "installed".
+        self.groups = GROUPS | ({fake_cnpg.GROUP} if cloudnative_pg else set())
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.store = Store()
         self.errors: list[str] = []  # the fake's own failures (a bug in the fake, not in the platform)
@@ -246,7 +249,7 @@ class FakeCluster:
     def _route(self, method: str, path: str, query: dict[str, str], record: Request,
                body: bytes) -> tuple[int, str, bytes]:
         where = parse(path)
-        if where is None or where.group not in GROUPS or not where.kind:
+        if where is None or where.group not in self.groups or not where.kind:
             raise ApiFailure(404, "NotFound", "the server could not find the requested resource")
         with self.lock:
             self.store.finish_deletions()
@@ -344,9 +347,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 @contextmanager
-def fake_cluster(tmp_path: Path) -> Iterator[FakeCluster]:
+def fake_cluster(tmp_path: Path, cloudnative_pg: bool = False) -> Iterator[FakeCluster]:
     """A fake cluster on a free loopback port, with a kubeconfig for it at `.kubeconfig`; stopped at the end."""
-    cluster = FakeCluster(tmp_path / "fake-kube")
+    cluster = FakeCluster(tmp_path / "fake-kube", cloudnative_pg)
     cluster.start()
     try:
         yield cluster

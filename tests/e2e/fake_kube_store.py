@@ -30,7 +30,8 @@ KINDS = {"namespaces": "Namespace", "pods": "Pod", "secrets": "Secret", "service
          "services": "Service", "deployments": "Deployment", "jobs": "Job", "ingresses": "Ingress",
          "networkpolicies": "NetworkPolicy", "poddisruptionbudgets": "PodDisruptionBudget",
          "horizontalpodautoscalers": "HorizontalPodAutoscaler", "replicasets": "ReplicaSet",
-         "configmaps": "ConfigMap", "events": "Event"}
+         "configmaps": "ConfigMap", "events": "Event", "clusters": "Cluster", "databases": "Database"}
+CONTROLLED = ("Deployment", "Job", "Cluster", "Database")  # the kinds a controller of the fake acts on
 NAMESPACE_GONE_AFTER = 1.0  # seconds a deleted namespace stays Terminating (the platform polls until it is gone)
 
 
@@ -144,7 +145,7 @@ class Store:
         self.logs: dict[tuple[str, str, str], list[str]] = {}  # (namespace, pod, container) → lines
         self.gone_at: dict[str, float] = {}  # namespace path → when its deletion finishes
         self.version = 1000
-        # The controllers' watch: (kind, path) of each Deployment or Job applied anew; None ends it.
+        # The controllers' watch: (kind, path) of each object of a CONTROLLED kind applied anew; None ends it.
         self.work: queue.Queue[tuple[str, str] | None] = queue.Queue()
         self.put(namespace_path("default"), namespace_object("default"))
 
@@ -257,15 +258,15 @@ class Store:
             result["status"] = {"phase": "Active"}
         self.applied[path] = configs
         self.put(path, result)
-        if where.kind in ("Deployment", "Job") and (old is None or generation != int(old_meta.get("generation", 0))):
+        if where.kind in CONTROLLED and (old is None or generation != int(old_meta.get("generation", 0))):
             self.work.put((where.kind, path))
         return (201 if old is None else 200), result
 
 
 def validate(obj: dict[str, Any]) -> None:
     """422 for an object the Kubernetes schema refuses (a no-op without kubernetes-validate)."""
-    if kubernetes_validate is None:
-        return
+    if kubernetes_validate is None or obj.get("apiVersion", "").startswith("postgresql.cnpg.io/"):
+        return  # a custom resource: its CRD's schema is not Kubernetes' own
     try:
         kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
     except kubernetes_validate.ValidationError as exc:

@@ -26,6 +26,7 @@ from typing import Any
 
 from shipyard.runtime.kubernetes.slug import FETCH_SCRIPT
 
+from . import fake_cnpg
 from .fake_kube_store import Store, now
 
 SUFFIX = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet of Kubernetes' generated name suffixes
@@ -64,7 +65,8 @@ class Fetch:
 
 
 class Kubelet:
-    """The controllers and kubelet: they act on the Deployments and Jobs of `store.work`, until None."""
+    """The controllers and kubelet: they act on the Deployments and Jobs of `store.work` (and CloudNativePG on
+    its Clusters and Databases), until None."""
 
     def __init__(self, store: Store, workdir: Path, errors: list[str]) -> None:
         self.store = store
@@ -84,8 +86,10 @@ class Kubelet:
             try:
                 if kind == "Deployment":
                     self._roll_out(path)
-                else:
+                elif kind == "Job":
                     self._run_job(path)
+                else:
+                    fake_cnpg.reconcile(self.store, kind, path)
             except Exception:  # noqa: BLE001 - kept for the test: the fake's own bug
                 with self.store.lock:
                     self.errors.append(f"{kind} {path}: {traceback.format_exc()}")

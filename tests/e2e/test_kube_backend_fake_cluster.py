@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import re
+import shutil
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,7 @@ from shipyard.runtime.kubernetes.slug import FETCH_SCRIPT
 from shipyard.runtime.kubernetes.slug_tokens import slug_token
 
 from .fake_kube import FakeCluster, Fetch, fake_cluster
+from .fake_pod import host_python, serve_once
 
 pytestmark = pytest.mark.e2e
 
@@ -204,6 +206,27 @@ def test_a_push_runs_on_the_cluster_with_its_slug_fetched_over_tls(kube: Kube) -
     assert "app[run.1]: fake ran: echo hi" in platform.cli("logs", APP).out
     failing = platform.cli("run", APP, "--", "exit", "3", check=False)
     assert failing.code == 3 and "fake ran: exit 3" in failing.out, failing.text
+
+
+def test_the_fetched_slug_serves_as_the_runner_image_would_run_it(kube: Kube, tmp_path: Path) -> None:
+    """The container's own command, environment, uid and readiness probe, over the slug the init container
+    fetched, in python:3.X-slim's layout (fake_pod.py): the venv packed for /slug and /usr/local's Python runs."""
+    kube.needs_app()
+    fetched = kube.fetches_of(1)[0]
+    cfg = (fetched.root / "venv" / "pyvenv.cfg").read_text()
+    minor = re.search(r"^version(?:_info)?\s*=\s*(3\.\d+)", cfg, re.MULTILINE)
+    assert minor, cfg
+    python = host_python(minor[1])
+    if python is None:
+        pytest.skip(f"the slug is for Python {minor[1]}, which this machine has in no pyenv-like install")
+    slug = tmp_path / "slug"
+    shutil.copytree(fetched.root, slug, symlinks=True)
+    template = kube.deployment()["spec"]["template"]
+    assert template["metadata"]["annotations"]["shipyard.internal/release"] == "v1"
+    served = serve_once(kube.fake.objects, NAMESPACE, template, slug, python)
+    assert served.returncode == 0, served.output
+    status, _, body = served.answer.partition("\n")
+    assert status == "200" and "Hello" in body, served.answer
 
 
 def test_ps_does_not_list_a_finished_one_off_process(kube: Kube) -> None:
@@ -385,12 +408,14 @@ def test_the_pod_watcher_goes_on_after_the_api_refuses_a_read(kube: Kube) -> Non
     kube.ps_shows([("web", "up", live)])
 
 
-def test_the_platforms_own_database_is_refused_with_what_to_do(kube: Kube) -> None:
-    """Its server listens on this machine's loopback: a DATABASE_URL naming it would reach nothing from a pod."""
+def test_without_cloudnative_pg_the_database_add_on_says_what_to_do(kube: Kube) -> None:
+    """The platform's own server is not started (it listens on this machine's loopback, which no pod reaches);
+    with no CloudNativePG on the cluster and no SHIPYARD_POSTGRES_ADMIN_URL, the add-on says what to install."""
     kube.needs_app()
+    assert not (kube.platform.data_dir / "postgres").exists()
     refused = kube.platform.cli("addons", "create", APP, "postgres", check=False)
-    assert refused.code != 0 and "cannot reach" in refused.text and "SHIPYARD_POSTGRES_ADMIN_URL" in refused.text, \
-        refused.text
+    assert refused.code != 0 and "CloudNativePG is not installed" in refused.text, refused.text
+    assert "SHIPYARD_POSTGRES_ADMIN_URL" in refused.text and "Debian" not in refused.text, refused.text
     assert "DATABASE_URL" not in kube.platform.cli("config", APP).out
 
 

@@ -14,7 +14,9 @@ Runs only when KUBECONFIG names a reachable cluster, and with what the cluster n
 - SHIPYARD_KUBE_INGRESS_CLASS / SHIPYARD_KUBE_INGRESS_NAMESPACE: when not the default class / ingress-nginx;
   SHIPYARD_KUBE_OPEN_EGRESS=1 lets pods reach private addresses (a slug server on a kind cluster's host).
 
-The platform has no backend switch yet, so these drive the renderer and cluster.py directly. The app is
+These drive the renderer, cluster.py and rollout.py directly, so that only a slug is needed from here;
+`shipyard up --backend kubernetes` itself, with its CLI and `git push`, is driven by
+test_kube_backend_fake_cluster.py and test_kube_cnpg_fake_cluster.py against a fake API server. The app is
 release-worker (flask-todo's shape: web, worker, a release command) so that no database is needed: `/`
 answers `release-worker vN` and RELEASE_EXIT=1 makes its release command fail like a bad migration.
 """
@@ -163,8 +165,8 @@ def serves(app: Sample, version: int, within: float = 60) -> None:
 
 
 def deploy(release: KubeRelease, previous: KubeRelease | None = None) -> None:
-    from shipyard.runtime.kubernetes import cluster
-    on_cluster(lambda client: cluster.deploy(client, release, previous, say=_print))
+    from shipyard.runtime.kubernetes import rollout
+    on_cluster(lambda client: rollout.deploy(client, release, previous, say=_print))
 
 
 def test_a_release_runs_its_release_command_then_serves_with_every_process_up(sample: Sample) -> None:

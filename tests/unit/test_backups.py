@@ -1,5 +1,4 @@
-from shipyard.addons.postgres import AdminTarget, Backup, Credentials, app_environment, backup_due, expired, role_name
-from pathlib import Path
+from shipyard.addons.postgres import Backup, Credentials, app_environment, backup_due, expired, role_name
 
 DAY = 24 * 3600
 
@@ -19,8 +18,7 @@ def test_retention_keeps_the_newest_automatic_and_every_manual_backup():
 
 def test_app_environment_contract():
     creds = Credentials("127.0.0.1", 5433, "app_my_blog", "app_my_blog", "p@ss/word")
-    env = app_environment(creds, AdminTarget("127.0.0.1", 5433, "admin", "x", "verify-full", "/data/ca/ca.crt",
-                                             Path("/usr/bin")))
+    env = app_environment(creds, "verify-full", "/data/ca/ca.crt")
     assert role_name("my-blog") == "app_my_blog"
     assert env["DATABASE_URL"] == "postgresql://app_my_blog:p%40ss%2Fword@127.0.0.1:5433/app_my_blog"
     assert env["PGSSLMODE"] == "verify-full" and env["PGSSLROOTCERT"] == "/data/ca/ca.crt"

@@ -663,12 +663,12 @@ def test_a_rollout_is_waited_for_until_live(fake: Any) -> None:
 
 
 def test_prune_deletes_what_the_app_no_longer_has_and_ps_reads_the_pods(fake: Any) -> None:
-    from shipyard.runtime.kubernetes import cluster
+    from shipyard.runtime.kubernetes import cluster, rollout
     with_worker = render(todo())
     run(cluster.apply(fake.client, [*with_worker.foundation, *with_worker.runtime]))
     fake.objects["/api/v1/namespaces/shipyard-todo/pods/web-5d8c7b9f4-x2x9z"] = pod()
     without = render(todo(version=8, process_types={"web": "gunicorn app:app"}, formation={"web": 2}))
-    gone = run(cluster.prune(fake.client, "shipyard-todo", "todo", [*without.foundation, *without.runtime]))
+    gone = run(rollout.prune(fake.client, "shipyard-todo", "todo", [*without.foundation, *without.runtime]))
     assert sorted(gone) == ["Deployment worker in shipyard-todo", "Secret config-v7 in shipyard-todo",
                             "Secret slug-v7 in shipyard-todo"]
     rows = run(cluster.instances(fake.client, todo()))
@@ -693,26 +693,26 @@ def test_connect_reads_kubeconfig_and_says_what_is_wrong(tmp_path: Any, monkeypa
 
 
 def test_deploy_applies_the_stages_in_order_and_prunes_what_is_left_over(fake: Any) -> None:
-    from shipyard.runtime.kubernetes import cluster
+    from shipyard.runtime.kubernetes import rollout
     said: list[str] = []
 
     async def say(line: str) -> None:
         said.append(line)
 
-    run(cluster.deploy(fake.client, todo(), say=say, poll=0.01))
+    run(rollout.deploy(fake.client, todo(), say=say, poll=0.01))
     patched = [path.rsplit("/", 2)[-2] for method, path in fake.requests if method == "PATCH"]
     assert patched.index("jobs") < patched.index("deployments")  # the release command first
     assert patched[0] == "namespaces"
     fake.requests.clear()
-    run(cluster.deploy(fake.client, todo(version=8), previous=todo(), say=say, poll=0.01))
+    run(rollout.deploy(fake.client, todo(version=8), previous=todo(), say=say, poll=0.01))
     assert ("DELETE", "/api/v1/namespaces/shipyard-todo/secrets/config-v7") in fake.requests
     assert said[:2] == ["-----> Running release command: flask db upgrade", "-----> Release command succeeded"]
     assert said[-1] == "-----> v8 is live at http://todo.apps.example.com/"
 
 
 def test_a_failed_rollout_puts_the_previous_release_back(fake: Any) -> None:
-    from shipyard.runtime.kubernetes import cluster
-    run(cluster.deploy(fake.client, todo(), poll=0.01))
+    from shipyard.runtime.kubernetes import rollout
+    run(rollout.deploy(fake.client, todo(), poll=0.01))
     fake.completes = False
     crashing = pod("web-7f9d6c5b4-k2j4h", version=8, ready=False, containers=[
         waiting("CrashLoopBackOff", restarts=1, last=exited(1))])
@@ -721,7 +721,7 @@ def test_a_failed_rollout_puts_the_previous_release_back(fake: Any) -> None:
         **as_applied(render(todo(version=8)).release_job), "status": {"succeeded": 1}}
     fake.logs["web-7f9d6c5b4-k2j4h"] = ["Error: class uri 'gevent' invalid or not found"]
     with pytest.raises(DeployError) as caught:
-        run(cluster.deploy(fake.client, todo(version=8), previous=todo(), poll=0.01))
+        run(rollout.deploy(fake.client, todo(version=8), previous=todo(), poll=0.01))
     assert caught.value.message.startswith("Release v8 failed: web (pod web-7f9d6c5b4-k2j4h) exited with code 1 "
                                            "before it was ready.\nIts last 1 log lines:\n  Error: class uri")
     web = fake.objects["/apis/apps/v1/namespaces/shipyard-todo/deployments/web"]

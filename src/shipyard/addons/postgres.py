@@ -22,6 +22,9 @@ from shipyard.addons.postgres_server import PostgresServer, find_pg_bin
 from shipyard.errors import Conflict, NotFound, PlatformError
 
 
+KIND = "postgres"  # the add-on's kind in the store
+
+
 @dataclass(frozen=True)
 class Credentials:
     host: str
@@ -72,13 +75,13 @@ def external_target(admin_url: str) -> AdminTarget:
 ENV_KEYS = ("DATABASE_URL", "PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "PGSSLMODE", "PGSSLROOTCERT")
 
 
-def app_environment(creds: Credentials, target: AdminTarget) -> dict[str, str]:
+def app_environment(creds: Credentials, sslmode: str, sslrootcert: str | None) -> dict[str, str]:
     """design.md's contract: DATABASE_URL and the same split into libpq's variables, verified TLS."""
     env = {"DATABASE_URL": creds.url(), "PGHOST": creds.host, "PGPORT": str(creds.port),
            "PGDATABASE": creds.database, "PGUSER": creds.user, "PGPASSWORD": creds.password,
-           "PGSSLMODE": target.sslmode}
-    if target.sslrootcert:
-        env["PGSSLROOTCERT"] = target.sslrootcert
+           "PGSSLMODE": sslmode}
+    if sslrootcert:
+        env["PGSSLROOTCERT"] = sslrootcert
     return env
 
 

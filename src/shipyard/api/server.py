@@ -164,8 +164,12 @@ def create_api(platform: Platform, databases: Databases, token: str,
             "token and secret key 0600, the edge's admin API on a unix socket only the platform can open, "
             "git and API behind the token" if not private else
             f"readable by others: {', '.join(map(str, private))} (chmod 600 them)")))
-        if databases.addon is None:
+        if not databases.available:
             layers.append(LayerOut(name="database", active=False, detail=f"no PostgreSQL add-on: {databases.unavailable}"))
+        elif databases.cloud is not None:
+            layers.append(LayerOut(name="database", active=True, detail=(
+                f"{databases.cloud.description} (pg_hba: a role only into its own database, TLS only), a "
+                "connection limit per role")))
         else:
             layers.append(LayerOut(name="database", active=True, detail=(
                 "a role and database per app (CONNECT revoked from PUBLIC, pg_hba: a role only into its own "

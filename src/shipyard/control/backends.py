@@ -15,11 +15,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from shipyard.control.deploys import DeployRecord, Log
+from shipyard.control.edge_sync import at_zero
 from shipyard.control.rollout import Rollout
+from shipyard.edge.haproxy import Edge
 from shipyard.errors import InvalidInput
 from shipyard.release.plan import ReleaseTarget, one_off_spec
 from shipyard.runtime.confinement import Confinement
 from shipyard.runtime.console import Console
+from shipyard.runtime.kubernetes.status import InstanceState
 from shipyard.runtime.logs import AppLog
 from shipyard.runtime.oneoff import run_once
 from shipyard.runtime.spec import InstanceSpec
@@ -64,6 +67,15 @@ class Backend(Protocol):
 
     def status(self) -> BackendStatus: ...
 
+    def app_state(self, app: records.App) -> str:
+        """What a user can expect at the app's URL now: new, up, crashed, starting, down (and locally zero,
+        frozen, unreachable)."""
+        ...
+
+    def pods(self, name: str) -> list[InstanceState]:
+        """The app's pods, for `shipyard ps` (the local backend's instances are the supervisor's)."""
+        ...
+
 
 class LocalBackend:
     """Sandboxed processes on this machine, health-gated behind the platform's own edge."""
@@ -71,8 +83,9 @@ class LocalBackend:
     name = "local"
 
     def __init__(self, settings: Settings, store: Store, rollout: Rollout, supervisor: Supervisor,
-                 confinement: Confinement, target: Callable[[records.Release], ReleaseTarget]) -> None:
+                 confinement: Confinement, target: Callable[[records.Release], ReleaseTarget], edge: Edge) -> None:
         self._settings = settings
+        self._edge = edge
         self._store = store
         self._rollout = rollout
         self._supervisor = supervisor
@@ -117,6 +130,26 @@ class LocalBackend:
         attached = " attached to a terminal" if interactive else ""
         applog.write(f"shipyard[{spec.name}]", f"Starting one-off process `{command}`{attached}")
         return spec, applog
+
+    def app_state(self, app: records.App) -> str:
+        """`up` only if the edge is serving too."""
+        instances = self._supervisor.instances(app.name)
+        states = {i.state for i in instances}
+        if app.current_release is None:
+            return "new"
+        if at_zero(app) and not instances:
+            return "zero"  # scaled to zero when idle: the next request starts it
+        if self._supervisor.frozen(app.name):
+            return "frozen"
+        if "up" in states and not self._edge.serving and any(i.routable for i in instances):
+            return "unreachable"
+        for state in ("up", "crashed", "starting"):
+            if state in states:
+                return state
+        return "down"
+
+    def pods(self, name: str) -> list[InstanceState]:
+        return []
 
     def status(self) -> BackendStatus:
         return BackendStatus("backend", True, "local: apps run as sandboxed processes on this machine, behind its "

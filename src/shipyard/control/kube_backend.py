@@ -24,14 +24,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from shipyard.addons.postgres import KIND
 from shipyard.control.backends import BackendStatus, require_release
 from shipyard.control.deploys import DeployRecord, Log
 from shipyard.control.slugs import prune_slugs
 from shipyard.errors import DeployError, PlatformError, ShipyardError
 from shipyard.release.kube_release import kube_release, pod_commands
 from shipyard.release.plan import ReleaseTarget
-from shipyard.runtime.kubernetes import Cluster, KubeRelease, cluster, render
+from shipyard.runtime.kubernetes import Cluster, KubeRelease, cluster, render, rollout
 from shipyard.runtime.kubernetes.names import app_labels, process_name
+from shipyard.runtime.kubernetes.postgres import PostgresCluster
 from shipyard.runtime.kubernetes.slug_archive import archive_for, slug_python
 from shipyard.runtime.kubernetes.slug_tokens import slug_token
 from shipyard.runtime.kubernetes.status import EXITED, RUNNING, InstanceState, container_phase, instance_states
@@ -115,7 +117,7 @@ class KubernetesBackend:
                 applog.write("app[release]", line)
                 await rec.log("       " + line)
             async with rec.step("roll out"):
-                await cluster.deploy(self._client, desired, previous, say=rec.log, release_output=release_output)
+                await rollout.deploy(self._client, desired, previous, say=rec.log, release_output=release_output)
         except BaseException as exc:
             self._store.mark_release(app.name, release.version, "failed")
             if isinstance(exc, DeployError):
@@ -138,7 +140,7 @@ class KubernetesBackend:
             applied.append(await cluster.apply_one(self._client, restart_patch(desired, process_type, at),
                                                    field_manager="shipyard-restart"))
         await cluster.wait_rollouts(self._client, applied, desired.boot_timeout + FETCH_ALLOWANCE)
-        await cluster.prune(self._client, desired.namespace, app.name, [*rendered.foundation, *rendered.runtime])
+        await rollout.prune(self._client, desired.namespace, app.name, [*rendered.foundation, *rendered.runtime])
 
     async def stop_app(self, name: str) -> None:
         await cluster.delete_namespace(self._client, self._namespace(name))
@@ -171,7 +173,7 @@ class KubernetesBackend:
 
     # What runs
 
-    def instances(self, name: str) -> list[InstanceState]:
+    def pods(self, name: str) -> list[InstanceState]:
         """The app's pods at the watcher's last read."""
         return list(self._states.get(name, []))
 
@@ -205,12 +207,26 @@ class KubernetesBackend:
         target = dataclasses.replace(target, process_types=pod_commands(target.process_types))
         domains = [d.hostname for d in self._store.list_domains(app.name)]  # certificates: not yet
         files = {str(path): path.read_text() for path in self._shared_files() if path.is_file()}
+        pg = self.postgres_cluster()
+        database = self._store.get_addon(app.name, KIND)
         return kube_release(target, image=image, slug_url=url, domains=domains,
                             slug_token=slug_token(self.slug_secret, app.name, release.version),
                             # The build's own release command is in the target's process types (a release
                             # never runs another release's migrations: control/releases.py).
                             autoscale=app.autoscale.get("web"),
-                            slug_sha256=archive.sha256, slug_ca=self._ca_pem, cluster=self._cluster(), files=files)
+                            slug_sha256=archive.sha256, slug_ca=self._ca_pem, cluster=self._cluster(), files=files,
+                            database=pg.peer() if database and database.get("host") == pg.host else None)
+
+    def postgres_cluster(self) -> PostgresCluster:
+        """Where CloudNativePG keeps the apps' databases, where it is installed (control/cloud_databases.py)."""
+        kube = self._settings.kube
+        return PostgresCluster(kube.postgres_namespace, instances=kube.postgres_instances,
+                               storage=kube.postgres_storage)
+
+    @property
+    def client(self) -> Any:
+        """The cluster's API client (lightkube's AsyncClient), once `start` has connected."""
+        return self._client
 
     @property
     def archives_dir(self) -> Path:

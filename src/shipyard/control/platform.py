@@ -88,7 +88,8 @@ class Platform:
         self.rollout = Rollout(settings, store, self.supervisor, edge, confinement, self._target, self.sync_edge,
                                self._restore_later, self._stop_restoring, lambda: self.edge_sync.synced())
         self.local = settings.backend == "local"
-        self._local_backend = LocalBackend(settings, store, self.rollout, self.supervisor, confinement, self._target)
+        self._local_backend = LocalBackend(settings, store, self.rollout, self.supervisor, confinement, self._target,
+                                           edge)
         self.backend: Backend = self._local_backend
         if not self.local:
             self.backend = KubernetesBackend(settings, store, self.supervisor, self._target,
@@ -207,30 +208,15 @@ class Platform:
 
     def pods(self, name: str) -> list[InstanceState]:
         """The app's pods, on the Kubernetes backend (none on the local one: see `supervisor.instances`)."""
-        return self.backend.instances(name) if isinstance(self.backend, KubernetesBackend) else []
+        return self.backend.pods(name)
 
     def deploying(self, name: str) -> bool:
         """Whether a deploy, config change, rollback or scale of the app is under way."""
         return name in self._locks and self._locks[name].locked()
 
     def app_state(self, app: records.App) -> str:
-        """What a user can expect at the app's URL now: `up` only if the edge is serving too."""
-        if isinstance(self.backend, KubernetesBackend):
-            return self.backend.app_state(app)
-        instances = self.supervisor.instances(app.name)
-        states = {i.state for i in instances}
-        if app.current_release is None:
-            return "new"
-        if at_zero(app) and not instances:
-            return "zero"  # scaled to zero when idle: the next request starts it
-        if self.supervisor.frozen(app.name):
-            return "frozen"
-        if "up" in states and not self.edge.serving and any(i.routable for i in instances):
-            return "unreachable"
-        for state in ("up", "crashed", "starting"):
-            if state in states:
-                return state
-        return "down"
+        """What a user can expect at the app's URL now."""
+        return self.backend.app_state(app)
 
     # Deploys
 

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from shipyard.addons.access import CLIENT_HOST
-from shipyard.addons.postgres import moved_to_client_host
+from shipyard.addons.postgres import KIND, moved_to_client_host
 from shipyard.settings import Settings
 from shipyard.store.store import Store
-
-POSTGRES = "postgres"  # the add-on's kind in the store (control.databases.KIND, which imports the platform)
-
 
 def move_databases_to_client_host(settings: Settings, store: Store) -> list[str]:
     """Apps whose database variables named 127.0.0.1 get `localhost` (which every libpq verifies against the
@@ -23,7 +20,7 @@ def move_databases_to_client_host(settings: Settings, store: Store) -> list[str]
         if not changes:
             continue
         store.update_config(app.name, changes, [])
-        if (credentials := store.get_addon(app.name, POSTGRES)) is not None:
-            store.update_addon(app.name, POSTGRES, {**credentials, "host": CLIENT_HOST})
+        if (credentials := store.get_addon(app.name, KIND)) is not None:
+            store.update_addon(app.name, KIND, {**credentials, "host": CLIENT_HOST})
         moved.append(app.name)
     return moved

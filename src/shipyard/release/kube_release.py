@@ -10,14 +10,15 @@ import re
 from collections.abc import Mapping, Sequence
 
 from shipyard.release.plan import ReleaseTarget
-from shipyard.runtime.kubernetes.model import Autoscale, Cluster, Hostname, KubeRelease
+from shipyard.runtime.kubernetes.model import Autoscale, Cluster, Hostname, KubeRelease, Peer
 from shipyard.store.records import AutoscaleBounds
 
 
 def kube_release(target: ReleaseTarget, *, image: str, slug_url: str, slug_token: str, domains: Sequence[str] = (),
                  release_command: str = "", autoscale: AutoscaleBounds | None = None, slug_sha256: str = "",
                  tls_secrets: Mapping[str, str] | None = None, cluster: Cluster | None = None,
-                 slug_ca: str = "", files: Mapping[str, str] | None = None) -> KubeRelease:
+                 slug_ca: str = "", files: Mapping[str, str] | None = None,
+                 database: Peer | None = None) -> KubeRelease:
     """`domains`: the app's custom domains (its own hostname comes first, from the target); `tls_secrets`:
     hostname → the kubernetes.io/tls Secret holding its certificate; `release_command`: the app's setting,
     which wins over the Procfile's `release:` as it does locally."""
@@ -30,7 +31,7 @@ def kube_release(target: ReleaseTarget, *, image: str, slug_url: str, slug_token
                        formation=dict(target.formation or {}), size=target.size, config=dict(target.config),
                        health_path=target.health_path or "/", boot_timeout=target.boot_timeout, autoscale=bounds,
                        release_command=release_command, slug_sha256=slug_sha256, fixed_port=target.fixed_port,
-                       slug_ca=slug_ca, files=dict(files or {}), cluster=cluster or Cluster())
+                       slug_ca=slug_ca, files=dict(files or {}), cluster=cluster or Cluster(), database=database)
 
 
 # A web command bound to loopback: fine on one machine, where the edge connects over loopback; a pod is reached

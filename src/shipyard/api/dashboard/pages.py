@@ -152,7 +152,7 @@ def page_router(dashboard: Dashboard) -> APIRouter:
             reveal=reveal == "all", edit_key=edit if edit in config else "", edit_value=config.get(edit, ""),
             sizes=list(SIZES),
             domains=store.list_domains(name), database=database, backups=backups,
-            database_unavailable=dashboard.databases.unavailable if dashboard.databases.addon is None else None)
+            database_unavailable=dashboard.databases.unavailable if not dashboard.databases.available else None)
 
     @router.get("/apps/{name}/rollback")
     async def rollback_page(request: Request, name: str, version: int) -> HTMLResponse:

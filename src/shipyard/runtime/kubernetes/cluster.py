@@ -36,12 +36,10 @@ from typing import Any
 from shipyard.errors import (Conflict, DeployError, InvalidInput, NotFound, PlatformError, ReleasePhaseFailed,
                              ShipyardError, Unauthorized)
 from shipyard.runtime.kubernetes.model import KubeObject, KubeRelease
-from shipyard.runtime.kubernetes.names import MANAGED_BY, app_labels, process_name
-from shipyard.runtime.kubernetes.objects import Rendered, render
+from shipyard.runtime.kubernetes.names import app_labels
 from shipyard.runtime.kubernetes.diff import needs_apply
 from shipyard.runtime.kubernetes.status import (FAILED, LIVE, SUCCEEDED, WAITING, InstanceState, Verdict,
                                                 instance_states, job_verdict, progress_mark, rollout_verdict)
-from shipyard.runtime.kubernetes.workloads import FETCH_ALLOWANCE
 
 try:
     import httpx2
@@ -58,14 +56,9 @@ else:
 FIELD_MANAGER = "shipyard"
 POLL = 2.0  # seconds between reads of a rollout or Job: a pod's state changes no faster than kubelet reports it
 LOG_LINES = 20
-RELEASE_OUTPUT_LINES = 1000  # of a release command that succeeded: what a migration prints, bounded
 # Custom resources the renderer may produce, with their plural names (the API path).
-CUSTOM_KINDS = {("keda.sh/v1alpha1", "ScaledObject"): "scaledobjects"}
-# What `prune` may delete: every kind the renderer makes inside an app's namespace, except the release Jobs
-# (they expire by themselves, ttlSecondsAfterFinished) and the namespace and service account (kept for life).
-PRUNABLE = (("apps/v1", "Deployment"), ("v1", "Service"), ("networking.k8s.io/v1", "Ingress"),
-            ("networking.k8s.io/v1", "NetworkPolicy"), ("policy/v1", "PodDisruptionBudget"),
-            ("autoscaling/v2", "HorizontalPodAutoscaler"), ("v1", "Secret"), ("keda.sh/v1alpha1", "ScaledObject"))
+CUSTOM_KINDS = {("keda.sh/v1alpha1", "ScaledObject"): "scaledobjects",
+                ("postgresql.cnpg.io/v1", "Cluster"): "clusters", ("postgresql.cnpg.io/v1", "Database"): "databases"}
 
 Say = Callable[[str], Awaitable[None]]  # a line for the deploy log, as rollout.py's `log`
 
@@ -153,7 +146,7 @@ def resource_type(obj: KubeObject) -> Any:
         raise PlatformError(f"Shipyard cannot apply a {key[1]} ({key[0]}): {exc}") from exc
 
 
-def _describe(obj: KubeObject) -> str:
+def describe(obj: KubeObject) -> str:
     meta = obj.get("metadata") or {}
     where = f" in {meta['namespace']}" if meta.get("namespace") else ""
     return f"{obj['kind']} {meta.get('name')}{where}"
@@ -163,7 +156,7 @@ async def read(client: AsyncClient, obj: KubeObject) -> KubeObject | None:
     """The live object of that kind, name and namespace; None if there is none."""
     meta = obj["metadata"]
     try:
-        with _calling(f"Reading {_describe(obj)}"):
+        with _calling(f"Reading {describe(obj)}"):
             live = await client.get(resource_type(obj), meta["name"], namespace=meta.get("namespace"))
     except NotFound:
         return None
@@ -200,7 +193,7 @@ async def apply_one(client: AsyncClient, desired: KubeObject, field_manager: str
         return Applied(live, False)
     meta = desired["metadata"]
     try:
-        with _calling(f"Applying {_describe(desired)}"):
+        with _calling(f"Applying {describe(desired)}"):
             result = await client.patch(resource_type(desired), meta["name"], desired,
                                         namespace=meta.get("namespace"), patch_type=PatchType.APPLY,
                                         field_manager=field_manager, force=force)
@@ -208,7 +201,7 @@ async def apply_one(client: AsyncClient, desired: KubeObject, field_manager: str
         if force or desired["kind"] != "Deployment" or not autoscaler_held_replicas(exc.message):
             raise
         # Autoscaling was switched off: the count is Shipyard's again (as `kubectl apply --force-conflicts`).
-        with _calling(f"Applying {_describe(desired)}"):
+        with _calling(f"Applying {describe(desired)}"):
             result = await client.patch(resource_type(desired), meta["name"], desired,
                                         namespace=meta.get("namespace"), patch_type=PatchType.APPLY,
                                         field_manager=field_manager, force=True)
@@ -231,6 +224,18 @@ async def list_objects(client: AsyncClient, api_version: str, kind: str, namespa
             return [dict(o.to_dict()) async for o in found]
     except NotFound:
         return []
+
+
+async def served(client: AsyncClient, api_version: str, kind: str, namespace: str) -> bool:
+    """Whether the cluster has that kind at all (an operator's custom resource is installed)."""
+    try:
+        with _calling(f"Listing {kind}s in {namespace}"):
+            async for _ in client.list(resource_type({"apiVersion": api_version, "kind": kind}),
+                                       namespace=namespace, chunk_size=1):
+                break
+    except NotFound:
+        return False
+    return True
 
 
 async def pods(client: AsyncClient, namespace: str, labels: dict[str, str]) -> list[KubeObject]:
@@ -336,28 +341,9 @@ async def wait_rollouts(client: AsyncClient, applied: Sequence[Applied], deadlin
         await asyncio.gather(*waits, return_exceptions=True)
 
 
-def _key(obj: KubeObject) -> tuple[str, str, str]:
-    return obj["apiVersion"].split("/")[0] if "/" in obj["apiVersion"] else "", obj["kind"], obj["metadata"]["name"]
-
-
-async def prune(client: AsyncClient, namespace: str, app: str, desired: Sequence[KubeObject]) -> list[str]:
-    """Delete what Shipyard made for the app and the desired objects no longer have (a process type that
-    left the Procfile, an autoscaler switched off, the previous release's Secrets); returns what went."""
-    keep = {_key(o) for o in desired}
-    labels = {"app.kubernetes.io/name": app, "app.kubernetes.io/managed-by": MANAGED_BY}
-    gone = []
-    for api_version, kind in PRUNABLE:
-        for live in await list_objects(client, api_version, kind, namespace, labels):
-            live = {**live, "apiVersion": api_version, "kind": kind}
-            if _key(live) not in keep:
-                await delete(client, live)
-                gone.append(_describe(live))
-    return gone
-
-
 async def delete(client: AsyncClient, obj: KubeObject) -> None:
     meta = obj["metadata"]
-    with contextlib.suppress(NotFound), _calling(f"Deleting {_describe(obj)}"):
+    with contextlib.suppress(NotFound), _calling(f"Deleting {describe(obj)}"):
         await client.delete(resource_type(obj), meta["name"], namespace=meta.get("namespace"))
 
 
@@ -372,40 +358,3 @@ async def delete_namespace(client: AsyncClient, namespace: str, timeout: float =
             raise PlatformError(f"Namespace {namespace} is still being deleted after {timeout:g} s.",
                                 hint=f"`kubectl get all -n {namespace}` and its finalizers show what holds it.")
         await asyncio.sleep(poll)
-
-
-async def deploy(client: AsyncClient, release: KubeRelease, previous: KubeRelease | None = None,
-                 say: Say = _quiet, poll: float = POLL, release_output: Say = _quiet) -> Rendered:
-    """A release, as locally: foundation, then the release command (its failure changes nothing serving; its
-    output goes to `release_output` line by line), then the Deployments until live; a rollout that fails puts
-    `previous` back; what is left over is pruned."""
-    rendered = render(release)
-    for note in rendered.notes:
-        await say(f"-----> {note}")
-    await apply(client, rendered.foundation)
-    if rendered.release_job is not None:
-        await say(f"-----> Running release command: {release.release_phase_command}")
-        await apply_one(client, rendered.release_job)
-        # The Job's own activeDeadlineSeconds stops it first, with the clearer message; this is the backstop.
-        await wait_job(client, rendered.release_job, release.release_timeout + FETCH_ALLOWANCE, poll, say)
-        job = rendered.release_job["metadata"]
-        for pod in await pods(client, job["namespace"], {"job-name": job["name"]}):
-            for line in await tail(client, job["namespace"], pod["metadata"]["name"], process_name("release"),
-                                   RELEASE_OUTPUT_LINES):
-                await release_output(line)
-        await say("-----> Release command succeeded")
-    applied = await apply(client, rendered.runtime)
-    try:
-        await wait_rollouts(client, applied, release.boot_timeout + FETCH_ALLOWANCE, poll, say)
-    except DeployError:
-        if previous is not None:
-            await say(f"-----> Putting v{previous.version} back")
-            before = render(previous)
-            await apply(client, before.runtime)
-            # A process type only the failed release has would crash-loop on.
-            await prune(client, release.namespace, release.app, [*before.foundation, *before.runtime])
-        raise
-    for gone in await prune(client, release.namespace, release.app, [*rendered.foundation, *rendered.runtime]):
-        await say(f"       removed {gone}")
-    await say(f"-----> v{release.version} is live at {release.external_url}")
-    return rendered
