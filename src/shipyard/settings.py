@@ -48,6 +48,8 @@ class KubeSettings:
     ingress_class: str = field(default_factory=lambda: _env("SHIPYARD_KUBE_INGRESS_CLASS"))
     ingress_namespace: str = field(default_factory=lambda: _env("SHIPYARD_KUBE_INGRESS_NAMESPACE", "ingress-nginx"))
     keda: bool = field(default_factory=lambda: _env("SHIPYARD_KUBE_KEDA") == "1")
+    # A cert-manager ClusterIssuer: every app hostname and custom domain gets its certificate from it (HTTPS).
+    cert_issuer: str = field(default_factory=lambda: _env("SHIPYARD_KUBE_CERT_ISSUER"))
     # Pods may reach private addresses (a slug server or database on a private network).
     open_egress: bool = field(default_factory=lambda: _env("SHIPYARD_KUBE_OPEN_EGRESS") == "1")
     # The PostgreSQL add-on where CloudNativePG is installed (and SHIPYARD_POSTGRES_ADMIN_URL is not set): one
@@ -183,8 +185,8 @@ class Settings:
 
     def app_url(self, app: str, https: bool = False) -> str:
         """The app's URL; https: the one its plain-HTTP requests are redirected to."""
-        if self.backend == "kubernetes":  # the cluster's ingress controller, on its own ports (80)
-            return f"http://{self.app_hostname(app)}/"
+        if self.backend == "kubernetes":  # the cluster's ingress controller, on its own ports (80, 443)
+            return f"{'https' if self.kube.cert_issuer else 'http'}://{self.app_hostname(app)}/"
         if https and self.https_port:
             return f"https://{self.app_hostname(app)}{'' if self.https_port == 443 else f':{self.https_port}'}/"
         port = "" if self.edge_port == 80 else f":{self.edge_port}"

@@ -1,5 +1,6 @@
 """The PostgreSQL add-on on the Kubernetes backend, through CloudNativePG, against the fake API server with its
-fake operator (tests/e2e/fake_cnpg.py): the real `shipyard up --backend kubernetes`, CLI and `git push`.
+fake operator (tests/e2e/fake_cnpg.py): the real `shipyard up --backend kubernetes`, CLI and `git push`; and
+HTTPS through a cert-manager ClusterIssuer.
 
 What the fake cannot show (a pod connecting to the server with verify-full, CloudNativePG really making the
 role) is for a real cluster: tests/e2e/test_kubernetes.py.
@@ -50,9 +51,9 @@ class Cloud:
     def config(self, app: str) -> dict[str, str]:
         return self.platform.api("GET", f"/apps/{app}/config", params={"reveal": "true"}).json()["config"]
 
-    def deploy(self, app: str) -> None:
+    def deploy(self, app: str) -> str:
         self.platform.cli("apps", "create", app)
-        self.platform.push(self.platform.checkout("flask-hello", app))
+        return self.platform.push(self.platform.checkout("flask-hello", app)).text
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,8 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
             platform.env.pop(name)
         platform.env |= {"SHIPYARD_BACKEND": "kubernetes", "KUBECONFIG": str(fake.kubeconfig),
                          "SHIPYARD_KUBE_SLUG_LISTEN": f"127.0.0.1:{slugs}",
-                         "SHIPYARD_KUBE_SLUG_URL": f"https://127.0.0.1:{slugs}"}
+                         "SHIPYARD_KUBE_SLUG_URL": f"https://127.0.0.1:{slugs}",
+                         "SHIPYARD_KUBE_CERT_ISSUER": "letsencrypt"}
         platform.start(timeout=90)
         try:
             yield Cloud(platform, fake)
@@ -79,7 +81,14 @@ def test_a_database_is_made_by_cloudnative_pg_and_reaches_the_apps_pods(cloud: C
     # On Kubernetes the platform's own server is not started: no pod could reach it.
     assert not (platform.data_dir / "postgres").exists()
     assert "PostgreSQL add-on is unavailable" not in platform.up_log(), platform.up_log()
-    cloud.deploy(FIRST)
+    pushed = cloud.deploy(FIRST)
+    # With a cert-manager ClusterIssuer named, the app is served over HTTPS: its Ingress asks for a certificate.
+    assert f"v1 is live at https://{FIRST}.localhost/" in pushed, pushed
+    ingress = fake.get(f"/apis/networking.k8s.io/v1/namespaces/shipyard-{FIRST}/ingresses/web")
+    assert ingress is not None
+    assert ingress["metadata"]["annotations"] == {"cert-manager.io/cluster-issuer": "letsencrypt"}
+    assert ingress["spec"]["tls"] == [{"hosts": [f"{FIRST}.localhost"], "secretName": f"tls-{FIRST}.localhost"}]
+    assert f"https://{FIRST}.localhost/" in platform.cli("apps", "info", FIRST).out
 
     created = platform.cli("addons", "create", FIRST, "postgres")
     assert "DATABASE_URL" in created.text, created.text

@@ -11,7 +11,7 @@ import pytest
 from shipyard.errors import InvalidInput
 from shipyard.proc import free_port
 from shipyard.runtime.kubernetes import Autoscale, Cluster, Hostname, KubeRelease, Peer, release_objects, render
-from shipyard.runtime.kubernetes.names import process_name
+from shipyard.runtime.kubernetes.names import process_name, tls_secret_name
 from shipyard.runtime.kubernetes.probes import HTTP_CHECK
 from shipyard.runtime.limits import SIZES
 from shipyard.runtime.readiness import LivenessRules, ReadinessRules
@@ -363,6 +363,15 @@ def test_service_and_ingress_route_every_hostname():
     assert ing["spec"]["tls"] == [{"hosts": ["todo.apps.example.com"], "secretName": "todo-apps-tls"},
                                   {"hosts": ["todo.example.org", "www.todo.example.org"], "secretName": "todo-org-tls"}]
     assert "ingressClassName" not in ing["spec"]  # the cluster's default class
+    assert "annotations" not in ing["metadata"]  # no issuer named: the TLS Secrets are someone else's
+    issued = one(release_objects(flask_todo(cluster=Cluster(cert_issuer="letsencrypt"))), "Ingress")
+    assert issued["metadata"]["annotations"] == {"cert-manager.io/cluster-issuer": "letsencrypt"}
+    assert issued["spec"]["tls"] == ing["spec"]["tls"]
+    no_tls = one(release_objects(django_static(cluster=Cluster(cert_issuer="letsencrypt"))), "Ingress")
+    assert "annotations" not in no_tls["metadata"]  # nothing to certify
+    assert tls_secret_name("WWW.Todo.example.org") == "tls-www.todo.example.org"
+    longest = ".".join(["a" * 63] * 3 + ["b" * 61])  # 253 characters, as long as a hostname gets
+    assert len(tls_secret_name(longest)) <= 253 and tls_secret_name(longest) != tls_secret_name(longest[:-1] + "c")
     plain = one(release_objects(django_static()), "Ingress")
     assert "tls" not in plain["spec"] and plain["spec"]["ingressClassName"] == "nginx"
     workers_only = release_objects(flask_todo(process_types={"worker": "python worker.py"}))

@@ -32,7 +32,7 @@ from shipyard.errors import DeployError, PlatformError, ShipyardError
 from shipyard.release.kube_release import kube_release, pod_commands
 from shipyard.release.plan import ReleaseTarget
 from shipyard.runtime.kubernetes import Cluster, KubeRelease, cluster, render, rollout
-from shipyard.runtime.kubernetes.names import app_labels, process_name
+from shipyard.runtime.kubernetes.names import app_labels, process_name, tls_secret_name
 from shipyard.runtime.kubernetes.postgres import PostgresCluster
 from shipyard.runtime.kubernetes.slug_archive import archive_for, slug_python
 from shipyard.runtime.kubernetes.slug_tokens import slug_token
@@ -195,7 +195,7 @@ class KubernetesBackend:
         kube = self._settings.kube
         blocked = () if kube.open_egress else Cluster().blocked_cidrs
         return Cluster(keda=kube.keda, ingress_class=kube.ingress_class, ingress_namespace=kube.ingress_namespace,
-                       blocked_cidrs=blocked)
+                       blocked_cidrs=blocked, cert_issuer=kube.cert_issuer)
 
     def kube_release(self, app: records.App, release: records.Release) -> KubeRelease:
         """The release as the cluster runs it (packs its slug for the pods the first time: call in a thread)."""
@@ -205,11 +205,14 @@ class KubernetesBackend:
         image = self._settings.kube.runner_image or f"python:{slug_python(slug)}-slim"
         url = f"{self._settings.kube.slug_url.rstrip('/')}/slugs/{app.name}/v{release.version}.tar.gz"
         target = dataclasses.replace(target, process_types=pod_commands(target.process_types))
-        domains = [d.hostname for d in self._store.list_domains(app.name)]  # certificates: not yet
+        domains = [d.hostname for d in self._store.list_domains(app.name)]
+        # With a cert-manager issuer every name gets a certificate; without one, the app is served over HTTP.
+        tls = {name: tls_secret_name(name) for name in (target.hostname, *domains)} if self._settings.kube.cert_issuer \
+            else {}
         files = {str(path): path.read_text() for path in self._shared_files() if path.is_file()}
         pg = self.postgres_cluster()
         database = self._store.get_addon(app.name, KIND)
-        return kube_release(target, image=image, slug_url=url, domains=domains,
+        return kube_release(target, image=image, slug_url=url, domains=domains, tls_secrets=tls,
                             slug_token=slug_token(self.slug_secret, app.name, release.version),
                             # The build's own release command is in the target's process types (a release
                             # never runs another release's migrations: control/releases.py).

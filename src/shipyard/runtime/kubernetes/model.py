@@ -64,6 +64,7 @@ class Cluster:
 
     namespace_prefix: str = "shipyard-"  # each app gets a namespace of its own: `shipyard-todo`
     keda: bool = False  # KEDA installed: web can scale to zero
+    cert_issuer: str = ""  # a cert-manager ClusterIssuer that certifies every hostname with a TLS Secret
     prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"  # what KEDA queries
     ingress_class: str = ""  # "": the cluster's default IngressClass
     ingress_namespace: str = "ingress-nginx"  # the only namespace whose pods may connect to web pods

@@ -69,6 +69,15 @@ def files_secret_name(version: int) -> str:
     return f"files-v{version}"
 
 
+def tls_secret_name(hostname: str) -> str:
+    """Where cert-manager keeps a hostname's certificate (Secret names may hold dots, up to 253 characters: a
+    longer name keeps its start and a hash of the whole)."""
+    name = f"tls-{hostname.lower()}"
+    if len(name) <= 253:
+        return name
+    return f"{name[:240].rstrip('.-')}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
 def release_job_name(version: int) -> str:
     return f"release-v{version}"
 

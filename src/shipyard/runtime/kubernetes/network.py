@@ -48,10 +48,12 @@ def ingress(release: KubeRelease) -> KubeObject | None:
         spec["tls"] = [{"hosts": hosts, "secretName": secret} for secret, hosts in by_secret.items()]
     if release.cluster.ingress_class:
         spec = {"ingressClassName": release.cluster.ingress_class, **spec}
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-            "metadata": {"name": process_name(WEB), "namespace": release.namespace,
-                         "labels": app_labels(release.app)},
-            "spec": spec}
+    meta: dict[str, Any] = {"name": process_name(WEB), "namespace": release.namespace,
+                            "labels": app_labels(release.app)}
+    if by_secret and release.cluster.cert_issuer:
+        # cert-manager's ingress-shim makes a Certificate for each TLS entry, from this issuer.
+        meta["annotations"] = {"cert-manager.io/cluster-issuer": release.cluster.cert_issuer}
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": meta, "spec": spec}
 
 
 def _policy(release: KubeRelease, name: str, spec: dict[str, Any]) -> KubeObject:
