@@ -72,25 +72,17 @@ class CloudNativePG:
             await self._copy_ca()
         except BaseException:
             with contextlib.suppress(ShipyardError):  # what went wrong first is what the user needs to read
-                await asyncio.shield(self._remove(app, [a for a in apps if a != app], wait=False))
+                await asyncio.shield(self.deprovision(app, [a for a in apps if a != app]))
             raise
         return Credentials(self.pg.host, objects.PORT, role_name(app), role_name(app), password)
 
     async def deprovision(self, app: str, others: Sequence[str]) -> None:
-        await self._remove(app, others)
-
-    async def _remove(self, app: str, others: Sequence[str], wait: bool = True) -> None:
-        """The database first (its owner cannot be dropped before it), then the role and its password."""
-        database = objects.database_object(self.pg, app)
-        await cluster.delete(self.client, database)
-        if wait:
-            await self._until(lambda: self._gone(database), f"the database of {app} to be dropped")
+        """Declared, not waited for: CloudNativePG drops the database once no pod of the app is connected to it
+        (it retries until then), and the role once the database is gone."""
+        await cluster.delete(self.client, objects.database_object(self.pg, app))
         if await cluster.read(self.client, objects.cluster_object(self.pg, [])) is not None:
             await cluster.apply_one(self.client, objects.cluster_object(self.pg, others, removed=[app]))
         await cluster.delete(self.client, objects.password_secret(self.pg, app, ""))
-
-    async def _gone(self, obj: dict[str, Any]) -> bool:
-        return await cluster.read(self.client, obj) is None
 
     async def _until_ready(self, say: Say) -> None:
         said = ""
