@@ -126,7 +126,7 @@ def free_port(host: str = "127.0.0.1") -> int:
     connection between the pick and the listener's bind: a CI run lost `shipyard up`
     to exactly that. Ports below the range are only ever taken by a bind.
     """
-    low = _ephemeral_ports()[0]
+    low = _first_ephemeral_port()
     for _ in range(64):
         port = random.randrange(max(1024, low - 12_000), low) if low > 2048 else 0
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -138,12 +138,11 @@ def free_port(host: str = "127.0.0.1") -> int:
     raise PlatformError(f"No free TCP port was found on {host}.", hint="Stop some of the servers listening there.")
 
 
-def _ephemeral_ports() -> tuple[int, int]:
+def _first_ephemeral_port() -> int:
     try:
-        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return 32768, 60999
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def bwrap_system_args() -> list[str]:

@@ -211,6 +211,11 @@ class Settings:
         return self.data_dir / "token"
 
     @property
+    def kube_dir(self) -> Path:
+        """The Kubernetes backend's files: the slug server's certificate, the copy of CloudNativePG's CA."""
+        return self.data_dir / "kube"
+
+    @property
     def secret_key_file(self) -> Path:
         return self.data_dir / "secret.key"
 

@@ -128,8 +128,7 @@ class PlatformServer:
                         platform.shared_files = (Path(target.sslrootcert),)
                     await asyncio.to_thread(databases.addon.check)
             except PlatformError as exc:
-                databases.unavailable = exc.message.splitlines()[0]
-                self.announce(f"Warning: the PostgreSQL add-on is unavailable: {exc.message}")
+                self.database_unavailable(databases, exc)
             network = await self.filter_tenant_network(confinement, databases)
             for layer in confinement.layers:
                 if not layer.active:
@@ -172,7 +171,7 @@ class PlatformServer:
         host of SHIPYARD_KUBE_SLUG_URL (the pods are given the CA)."""
         kube = self.settings.kube
         host, _, port = kube.slug_listen.rpartition(":")
-        folder = self.settings.data_dir / "kube"
+        folder = self.settings.kube_dir
         folder.mkdir(mode=0o700, exist_ok=True)
         name = urlsplit(kube.slug_url).hostname or "localhost"
         await asyncio.to_thread(ca.issue, folder / "slugs.crt", folder / "slugs.key", [name])
@@ -185,21 +184,21 @@ class PlatformServer:
     async def attach_cloud_databases(self, platform: Platform, backend: KubernetesBackend,
                                      databases: Databases) -> None:
         """The PostgreSQL add-on through the cluster's CloudNativePG, where that operator is installed."""
-        cloud = CloudNativePG(backend.client, backend.postgres_cluster(),
-                              self.settings.data_dir / "kube" / "postgres-ca.crt")
+        cloud = CloudNativePG(backend.client, backend.postgres_cluster(), self.settings.kube_dir / "postgres-ca.crt")
         try:
             if not await cloud.installed():
-                databases.unavailable = ("CloudNativePG is not installed on the cluster, and "
-                                         "SHIPYARD_POSTGRES_ADMIN_URL names no server")
-                self.announce(f"Warning: the PostgreSQL add-on is unavailable: {databases.unavailable}.")
-                return
+                raise PlatformError("CloudNativePG is not installed on the cluster, and SHIPYARD_POSTGRES_ADMIN_URL "
+                                    "names no server.")
             await cloud.check()
         except PlatformError as exc:
-            databases.unavailable = exc.message.splitlines()[0]
-            self.announce(f"Warning: the PostgreSQL add-on is unavailable: {exc.message}")
+            self.database_unavailable(databases, exc)
             return
         databases.cloud = cloud
         platform.shared_files = (cloud.ca_file,)
+
+    def database_unavailable(self, databases: Databases, exc: PlatformError) -> None:
+        databases.unavailable = exc.message.splitlines()[0]
+        self.announce(f"Warning: the PostgreSQL add-on is unavailable: {exc.message}")
 
     async def stop_everything(self, platform: Platform, confinement: Confinement,
                               network: netfilter.TenantNetwork | None, postgres: PostgresServer,
@@ -243,17 +242,15 @@ class PlatformServer:
     def announce_ready(self, token: str) -> None:
         s = self.settings
         if s.backend == "kubernetes":
-            self.announce(f"Shipyard is up, running apps on Kubernetes.\n"
-                          f"  Dashboard: {s.api_url}/dashboard  (sign in with the token)\n"
-                          f"  API:   {s.api_url}  (OpenAPI: {s.api_url}/docs)\n"
-                          f"  Apps:  {s.app_url('<app>')} through the cluster's ingress controller\n"
-                          f"  Token: {s.token_file}\n  Data:  {s.data_dir}\nPress Ctrl-C to stop.")
-            return
-        self.announce(f"Shipyard is up.\n  Dashboard: {s.api_url}/dashboard  (sign in with the token)\n"
-                      f"  API:   {s.api_url}  (OpenAPI: {s.api_url}/docs)\n"
-                      f"  Edge:  {s.edge_url}  (apps at http://<app>.{s.base_domain}:{s.edge_port}/"
-                      + (f", and at {s.app_url('<app>', https=True)} with the platform's CA: `shipyard ca`" if s.https_port
-                         else "") + ")\n"
+            title = "Shipyard is up, running apps on Kubernetes."
+            apps = f"  Apps:  {s.app_url('<app>')} through the cluster's ingress controller\n"
+        else:
+            title = "Shipyard is up."
+            apps = (f"  Edge:  {s.edge_url}  (apps at http://<app>.{s.base_domain}:{s.edge_port}/"
+                    + (f", and at {s.app_url('<app>', https=True)} with the platform's CA: `shipyard ca`"
+                       if s.https_port else "") + ")\n")
+        self.announce(f"{title}\n  Dashboard: {s.api_url}/dashboard  (sign in with the token)\n"
+                      f"  API:   {s.api_url}  (OpenAPI: {s.api_url}/docs)\n{apps}"
                       f"  Token: {s.token_file}\n  Data:  {s.data_dir}\nPress Ctrl-C to stop.")
 
 

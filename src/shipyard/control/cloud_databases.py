@@ -24,13 +24,8 @@ from shipyard.runtime.kubernetes import cluster
 from shipyard.runtime.kubernetes import postgres as objects
 from shipyard.runtime.kubernetes.postgres import PostgresCluster
 
-Say = Callable[[str], Awaitable[None]]
 SSLMODE = "verify-full"
 READY_TIMEOUT = 900.0  # a first Cluster pulls PostgreSQL's image and runs initdb: minutes on a slow cluster
-
-
-async def _quiet(line: str) -> None:
-    return None
 
 
 class CloudNativePG:
@@ -53,11 +48,11 @@ class CloudNativePG:
 
     async def check(self) -> None:
         """At start: refresh the copy of the server's CA, which CloudNativePG renews before it expires."""
-        live = await cluster.read(self.client, objects.cluster_object(self.pg, []))
+        live = await self._live_cluster()
         if live is not None and objects.cluster_ready(live):
             await self._copy_ca()
 
-    async def provision(self, app: str, others: Sequence[str], say: Say = _quiet) -> Credentials:
+    async def provision(self, app: str, others: Sequence[str], say: cluster.Say) -> Credentials:
         """The app's role (with a new password) and database; `others` are the apps that keep theirs."""
         password = secrets.token_urlsafe(24)
         apps = sorted({*others, app})
@@ -80,16 +75,19 @@ class CloudNativePG:
         """Declared, not waited for: CloudNativePG drops the database once no pod of the app is connected to it
         (it retries until then), and the role once the database is gone."""
         await cluster.delete(self.client, objects.database_object(self.pg, app))
-        if await cluster.read(self.client, objects.cluster_object(self.pg, [])) is not None:
+        if await self._live_cluster() is not None:
             await cluster.apply_one(self.client, objects.cluster_object(self.pg, others, removed=[app]))
         await cluster.delete(self.client, objects.password_secret(self.pg, app, ""))
 
-    async def _until_ready(self, say: Say) -> None:
+    async def _live_cluster(self) -> dict[str, Any] | None:
+        return await cluster.read(self.client, objects.cluster_object(self.pg, []))
+
+    async def _until_ready(self, say: cluster.Say) -> None:
         said = ""
 
         async def ready() -> bool:
             nonlocal said
-            live = await cluster.read(self.client, objects.cluster_object(self.pg, []))
+            live = await self._live_cluster()
             if live is not None and objects.cluster_ready(live):
                 return True
             phase = objects.cluster_phase(live or {})
@@ -103,7 +101,7 @@ class CloudNativePG:
 
     async def _until_role(self, app: str) -> None:
         async def made() -> bool:
-            live = await cluster.read(self.client, objects.cluster_object(self.pg, [])) or {}
+            live = await self._live_cluster() or {}
             if problem := objects.role_problem(live, app):
                 raise PlatformError(f"CloudNativePG could not make the role {role_name(app)}: {problem}")
             return objects.role_reconciled(live, app)

@@ -85,31 +85,28 @@ class Databases:
 
     async def destroy(self, app: str, log: Log) -> records.Release | None:
         self.credentials(app)
-        if self.cloud is not None:
-            async with self._cluster_change:
-                await self.cloud.deprovision(app, self._others(app))
-                self.platform.store.delete_addon(app, KIND)
-        else:
-            await asyncio.to_thread(self._require().deprovision, app)
-            self.platform.store.delete_addon(app, KIND)
+        await self._deprovision(app)
         present = [k for k in ENV_KEYS if k in self.platform.store.get_config(app)]
         return await self.platform.update_config(app, {}, present, log, reason="Detach PostgreSQL")
 
     async def before_app_destroyed(self, app: str) -> Backup | None:
         """An app's database goes with it, but a final backup stays in the data directory (CloudNativePG's
         own backups, where the Cluster has them, are the only copy of a database there)."""
-        if self.platform.store.get_addon(app, KIND) is None:
+        if self.platform.store.get_addon(app, KIND) is None or not self.available:
             return None
+        backup = await self.addon.backup(app) if self.addon is not None else None
+        await self._deprovision(app)
+        return backup
+
+    async def _deprovision(self, app: str) -> None:
+        """Drop the app's database and role, and forget its credentials."""
         if self.cloud is not None:
             async with self._cluster_change:
                 await self.cloud.deprovision(app, self._others(app))
                 self.platform.store.delete_addon(app, KIND)
-            return None
-        if self.addon is None:
-            return None
-        backup = await self.addon.backup(app)
-        await asyncio.to_thread(self.addon.deprovision, app)
-        return backup
+            return
+        await asyncio.to_thread(self._require().deprovision, app)
+        self.platform.store.delete_addon(app, KIND)
 
     async def scheduled_backups(self, interval: float, keep: int, check_every: float = 600) -> None:
         """The daily automatic backup of every database, keeping the newest `keep` of them."""

@@ -207,8 +207,8 @@ class KubernetesBackend:
         target = dataclasses.replace(target, process_types=pod_commands(target.process_types))
         domains = [d.hostname for d in self._store.list_domains(app.name)]
         # With a cert-manager issuer every name gets a certificate; without one, the app is served over HTTP.
-        tls = {name: tls_secret_name(name) for name in (target.hostname, *domains)} if self._settings.kube.cert_issuer \
-            else {}
+        issued = self._settings.kube.cert_issuer
+        tls = {name: tls_secret_name(name) for name in (target.hostname, *domains)} if issued else {}
         files = {str(path): path.read_text() for path in self._shared_files() if path.is_file()}
         pg = self.postgres_cluster()
         database = self._store.get_addon(app.name, KIND)

@@ -63,7 +63,7 @@ CUSTOM_KINDS = {("keda.sh/v1alpha1", "ScaledObject"): "scaledobjects",
 Say = Callable[[str], Awaitable[None]]  # a line for the deploy log, as rollout.py's `log`
 
 
-async def _quiet(line: str) -> None:
+async def quiet(line: str) -> None:
     return None
 
 
@@ -268,7 +268,7 @@ async def stream_logs(client: AsyncClient, namespace: str, pod: str, container: 
 
 
 async def wait_job(client: AsyncClient, job: KubeObject, timeout: float, poll: float = POLL,
-                   say: Say = _quiet) -> Verdict:
+                   say: Say = quiet) -> Verdict:
     """Wait for the release-phase Job to succeed; raises ReleasePhaseFailed when it fails or outlives `timeout`."""
     meta = job["metadata"]
     deadline = time.monotonic() + timeout
@@ -299,7 +299,7 @@ async def wait_job(client: AsyncClient, job: KubeObject, timeout: float, poll: f
 
 
 async def wait_rollout(client: AsyncClient, applied: Applied, deadline: float, poll: float = POLL,
-                       say: Say = _quiet) -> Verdict:
+                       say: Say = quiet) -> Verdict:
     """Wait until a Deployment's applied generation is live or has failed (the verdict says which)."""
     meta = applied.live["metadata"]
     selector = applied.live["spec"]["selector"]["matchLabels"]
@@ -326,7 +326,7 @@ async def wait_rollout(client: AsyncClient, applied: Applied, deadline: float, p
 
 
 async def wait_rollouts(client: AsyncClient, applied: Sequence[Applied], deadline: float, poll: float = POLL,
-                        say: Say = _quiet) -> None:
+                        say: Say = quiet) -> None:
     """Every Deployment at once (web and workers boot together, as locally); the first failure raises."""
     waits = [asyncio.ensure_future(wait_rollout(client, a, deadline, poll, say))
              for a in applied if a.live.get("kind") == "Deployment"]

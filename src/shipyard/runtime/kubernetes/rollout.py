@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from shipyard.errors import DeployError
 from shipyard.runtime.kubernetes.cluster import (POLL, Say, apply, apply_one, delete, describe, list_objects, pods,
-                                                 tail, wait_job, wait_rollouts)
+                                                 quiet, tail, wait_job, wait_rollouts)
 from shipyard.runtime.kubernetes.model import KubeObject, KubeRelease
 from shipyard.runtime.kubernetes.names import MANAGED_BY, process_name
 from shipyard.runtime.kubernetes.objects import Rendered, render
@@ -17,10 +17,6 @@ from shipyard.runtime.kubernetes.workloads import FETCH_ALLOWANCE
 
 if TYPE_CHECKING:
     from lightkube import AsyncClient
-
-
-async def _quiet(line: str) -> None:
-    return None
 
 
 RELEASE_OUTPUT_LINES = 1000  # of a release command that succeeded: what a migration prints, bounded
@@ -52,7 +48,7 @@ async def prune(client: AsyncClient, namespace: str, app: str, desired: Sequence
 
 
 async def deploy(client: AsyncClient, release: KubeRelease, previous: KubeRelease | None = None,
-                 say: Say = _quiet, poll: float = POLL, release_output: Say = _quiet) -> Rendered:
+                 say: Say = quiet, poll: float = POLL, release_output: Say = quiet) -> Rendered:
     """A release, as locally: foundation, then the release command (its failure changes nothing serving; its
     output goes to `release_output` line by line), then the Deployments until live; a rollout that fails puts
     `previous` back; what is left over is pruned."""
