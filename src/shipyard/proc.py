@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import itertools
 import os
 import random
 import shutil
@@ -124,11 +125,15 @@ def free_port(host: str = "127.0.0.1") -> int:
 
     A port from that range (what binding port 0 gives) can be taken by an outgoing
     connection between the pick and the listener's bind: a CI run lost `shipyard up`
-    to exactly that. Ports below the range are only ever taken by a bind.
+    to exactly that. Ports below the range are only ever taken by a bind. They are tried
+    from a random one on, all of them if need be (an app may hold many: it can bind any
+    port on loopback), and only when every one is taken does the kernel pick.
     """
     low = _first_ephemeral_port()
-    for _ in range(64):
-        port = random.randrange(max(1024, low - 12_000), low) if low > 2048 else 0
+    first = max(1024, low - 12_000)
+    span = low - first
+    start = random.randrange(span) if span > 0 else 0
+    for port in itertools.chain((first + (start + i) % span for i in range(span)), [0]):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             try:
                 s.bind((host, port))
